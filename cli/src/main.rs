@@ -1,0 +1,53 @@
+//! `ltf`: the LaTeChforce event pipeline command.
+//!
+//! Subcommands: `schemas` (register, check, list), `topics` (ensure), `demo` (the main
+//! job: a realistic stream of every event type, published and consumed back), `bench`
+//! (throughput against Kafka's own tools, driven by `scripts/bench`).
+
+mod bench;
+mod demo;
+mod sample;
+mod schemas;
+mod settings;
+mod topics;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use settings::Common;
+
+#[derive(Debug, Parser)]
+#[command(name = "ltf", version, about = "LaTeChforce event pipeline")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register, check and list the Avro schemas of the event contract.
+    #[command(subcommand)]
+    Schemas(schemas::SchemasCmd),
+    /// Create the event topics.
+    #[command(subcommand)]
+    Topics(topics::TopicsCmd),
+    /// Publish a realistic stream of every event type and show it consumed.
+    Demo(demo::DemoArgs),
+    /// Throughput benchmarks (see scripts/bench).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    cli.common.init_tracing();
+    match cli.command {
+        Command::Schemas(c) => schemas::run(&cli.common, c).await,
+        Command::Topics(c) => topics::run(&cli.common, c).await,
+        Command::Demo(a) => demo::run(&cli.common, a).await,
+        Command::Bench(c) => bench::run(&cli.common, c).await,
+    }
+}

@@ -1,0 +1,53 @@
+//! Options every subcommand shares; each can also come from an environment variable.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ltf_schemas::{EventCodec, TopicNames};
+use ltf_producers::{EventPublisher, PublisherConfig};
+
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Kafka bootstrap servers.
+    #[arg(long, global = true, env = "LTF_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Confluent-compatible schema registry API base URL.
+    #[arg(long, global = true, env = "LTF_REGISTRY_URL", default_value = "http://127.0.0.1:8081/apis/ccompat/v7")]
+    pub registry: String,
+    /// Topic prefix: topics are `<prefix>.<aggregate>.events`.
+    #[arg(long, global = true, env = "LTF_TOPIC_PREFIX", default_value = "latechforce")]
+    pub topic_prefix: String,
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "LTF_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl Common {
+    pub fn init_tracing(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("LTF_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        if self.log_format == "json" {
+            builder.json().init();
+        } else {
+            builder.init();
+        }
+    }
+
+    pub fn topics(&self) -> TopicNames {
+        TopicNames::new(&self.topic_prefix)
+    }
+
+    pub fn codec(&self) -> Result<Arc<EventCodec>> {
+        Ok(Arc::new(EventCodec::new(&self.registry, self.topics()).context("schema registry settings")?))
+    }
+
+    pub fn publisher_config(&self) -> PublisherConfig {
+        PublisherConfig::with_bootstrap(&self.bootstrap)
+    }
+
+    pub fn publisher(&self, config: &PublisherConfig) -> Result<EventPublisher> {
+        Ok(EventPublisher::new(config, self.codec()?)?)
+    }
+}

@@ -1,0 +1,36 @@
+use rdkafka::error::KafkaError;
+use thiserror::Error;
+
+/// Errors of the consumer side.
+#[derive(Debug, Error)]
+pub enum ConsumeError {
+    /// A configuration value is invalid; `key` names it.
+    #[error("invalid configuration `{key}`: {reason}")]
+    Config { key: String, reason: String },
+
+    /// librdkafka refused to create the consumer.
+    #[error("creating the Kafka consumer failed: {0}")]
+    Create(#[source] KafkaError),
+
+    /// Subscribing to the topics failed.
+    #[error("subscribing to {topics:?} failed: {source}")]
+    Subscribe {
+        topics: Vec<String>,
+        #[source]
+        source: KafkaError,
+    },
+
+    /// Polling the broker failed.
+    #[error("receiving from Kafka failed: {0}")]
+    Receive(#[source] KafkaError),
+
+    /// Storing or committing an offset failed.
+    #[error("storing offset {offset} of {topic}[{partition}] failed: {source}")]
+    Store {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        #[source]
+        source: KafkaError,
+    },
+}

@@ -1,0 +1,124 @@
+use std::sync::Arc;
+
+use ltf_schemas::{DomainEvent, EventCodec, SchemaError};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Duration;
+
+use crate::{ConsumeError, ReaderConfig};
+
+/// One message as read: Kafka metadata plus the decoded event or why it did not decode.
+#[derive(Debug)]
+pub struct ReceivedEvent {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    /// Broker or create timestamp, milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    pub headers: Vec<(String, String)>,
+    /// The raw value, kept for dead-lettering.
+    pub value: Vec<u8>,
+    pub event: Result<DomainEvent, SchemaError>,
+}
+
+impl ReceivedEvent {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A consumer-group reader of decoded events.
+pub struct EventReader {
+    consumer: StreamConsumer,
+    codec: Arc<EventCodec>,
+}
+
+impl std::fmt::Debug for EventReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReader").finish_non_exhaustive()
+    }
+}
+
+impl EventReader {
+    /// Joins `config.group_id` and subscribes to `topics`.
+    pub fn subscribe(config: &ReaderConfig, codec: Arc<EventCodec>, topics: &[String]) -> Result<EventReader, ConsumeError> {
+        let consumer: StreamConsumer = config.client_config()?.create().map_err(ConsumeError::Create)?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|source| ConsumeError::Subscribe { topics: topics.to_vec(), source })?;
+        Ok(EventReader { consumer, codec })
+    }
+
+    /// Reads `topics` from their current ends (messages written after this call), with
+    /// manual assignment instead of group membership: for tools that must see exactly
+    /// what they are about to write.
+    pub fn from_end_of(config: &ReaderConfig, codec: Arc<EventCodec>, topics: &[String]) -> Result<EventReader, ConsumeError> {
+        let consumer: StreamConsumer = config.client_config()?.create().map_err(ConsumeError::Create)?;
+        let timeout = Duration::from_secs(10);
+        let mut tpl = TopicPartitionList::new();
+        for topic in topics {
+            let md = consumer.fetch_metadata(Some(topic), timeout).map_err(ConsumeError::Receive)?;
+            for t in md.topics() {
+                for p in t.partitions() {
+                    let (_low, high) = consumer.fetch_watermarks(topic, p.id(), timeout).map_err(ConsumeError::Receive)?;
+                    tpl.add_partition_offset(topic, p.id(), Offset::Offset(high)).map_err(ConsumeError::Receive)?;
+                }
+            }
+        }
+        consumer.assign(&tpl).map_err(|source| ConsumeError::Subscribe { topics: topics.to_vec(), source })?;
+        Ok(EventReader { consumer, codec })
+    }
+
+    /// The next message, decoded.
+    pub async fn next(&self) -> Result<ReceivedEvent, ConsumeError> {
+        let msg = self.consumer.recv().await.map_err(ConsumeError::Receive)?;
+        let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
+        let event = self.codec.decode(&value).await;
+        Ok(ReceivedEvent {
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            timestamp_ms: msg.timestamp().to_millis(),
+            headers: headers_of(&msg),
+            value,
+            event,
+        })
+    }
+
+    /// Marks `ev` as done: its offset + 1 is committed with the next auto-commit.
+    pub fn store(&self, ev: &ReceivedEvent) -> Result<(), ConsumeError> {
+        self.consumer.store_offset(&ev.topic, ev.partition, ev.offset).map_err(|source| ConsumeError::Store {
+            topic: ev.topic.clone(),
+            partition: ev.partition,
+            offset: ev.offset,
+            source,
+        })
+    }
+
+    /// Commits stored offsets now (synchronously).
+    pub fn commit(&self) -> Result<(), ConsumeError> {
+        match self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(source) => Err(ConsumeError::Store { topic: "*".into(), partition: -1, offset: -1, source }),
+        }
+    }
+
+    /// The partitions currently assigned to this member.
+    pub fn assignment(&self) -> Result<TopicPartitionList, ConsumeError> {
+        self.consumer.assignment().map_err(ConsumeError::Receive)
+    }
+}
+
+fn headers_of(msg: &BorrowedMessage<'_>) -> Vec<(String, String)> {
+    msg.headers()
+        .map(|h| {
+            h.iter()
+                .map(|x| (x.key.to_owned(), x.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,136 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use ltf_schemas::{DomainEvent, EncodedEvent, EventCodec, Headers};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tracing::debug;
+
+use crate::{PublishError, PublisherConfig};
+
+/// Where the broker stored an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The idempotent event producer. Cheap to clone; clones share one librdkafka producer.
+#[derive(Clone)]
+pub struct EventPublisher {
+    producer: FutureProducer,
+    codec: Arc<EventCodec>,
+}
+
+impl std::fmt::Debug for EventPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventPublisher").field("codec", &self.codec).finish_non_exhaustive()
+    }
+}
+
+fn event_id_of(msg: &EncodedEvent) -> String {
+    msg.header(Headers::EVENT_ID).unwrap_or("<none>").to_owned()
+}
+
+impl EventPublisher {
+    pub fn new(config: &PublisherConfig, codec: Arc<EventCodec>) -> Result<EventPublisher, PublishError> {
+        let producer: FutureProducer = config.client_config()?.create().map_err(PublishError::Create)?;
+        Ok(EventPublisher { producer, codec })
+    }
+
+    pub fn codec(&self) -> &Arc<EventCodec> {
+        &self.codec
+    }
+
+    /// Encodes `event` for its topic.
+    pub async fn encode(&self, event: &DomainEvent) -> Result<EncodedEvent, PublishError> {
+        self.codec.encode(event).await.map_err(|source| PublishError::Encode {
+            topic: event.topic(self.codec.topics()),
+            event_id: event.event_id().to_string(),
+            source,
+        })
+    }
+
+    /// Publishes one event; resolves once the broker acknowledged it.
+    pub async fn publish(&self, event: &DomainEvent) -> Result<Delivery, PublishError> {
+        let msg = self.encode(event).await?;
+        self.publish_encoded(&msg).await
+    }
+
+    /// Publishes many events: all are encoded and enqueued before any acknowledgement is
+    /// awaited. Fails with the first error, after every send has settled.
+    pub async fn publish_batch(&self, events: &[DomainEvent]) -> Result<Vec<Delivery>, PublishError> {
+        let mut encoded = Vec::with_capacity(events.len());
+        for e in events {
+            encoded.push(self.encode(e).await?);
+        }
+        self.publish_encoded_batch(&encoded).await.into_iter().collect()
+    }
+
+    /// Publishes an already-encoded value with its key and headers (outbox relay,
+    /// dead-lettering, replay).
+    pub async fn publish_encoded(&self, msg: &EncodedEvent) -> Result<Delivery, PublishError> {
+        let fut = self.enqueue(msg).await?;
+        settle(msg, fut).await
+    }
+
+    /// Publishes already-encoded values; one result per message, in order.
+    pub async fn publish_encoded_batch(&self, msgs: &[EncodedEvent]) -> Vec<Result<Delivery, PublishError>> {
+        let mut pending = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            pending.push(self.enqueue(m).await);
+        }
+        join_all(msgs.iter().zip(pending).map(|(m, p)| async move {
+            match p {
+                Ok(fut) => settle(m, fut).await,
+                Err(e) => Err(e),
+            }
+        }))
+        .await
+    }
+
+    /// Hands a message to librdkafka, waiting (without blocking the runtime) while its
+    /// queue is full.
+    async fn enqueue(&self, msg: &EncodedEvent) -> Result<DeliveryFuture, PublishError> {
+        let mut headers = OwnedHeaders::new_with_capacity(msg.headers.len());
+        for (k, v) in &msg.headers {
+            headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+        }
+        let mut record = FutureRecord::to(&msg.topic).key(&msg.key).payload(&msg.value).headers(headers);
+        let mut backoff = Duration::from_micros(200);
+        loop {
+            match self.producer.send_result(record) {
+                Ok(fut) => return Ok(fut),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    debug!(topic = %msg.topic, "producer queue full; waiting");
+                    record = r;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(20));
+                }
+                Err((source, _)) => {
+                    return Err(PublishError::Kafka { topic: msg.topic.clone(), event_id: event_id_of(msg), source })
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued message was delivered or failed.
+    pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
+        self.producer.flush(timeout).map_err(|source| PublishError::Kafka {
+            topic: "*".into(),
+            event_id: "*".into(),
+            source,
+        })
+    }
+}
+
+async fn settle(msg: &EncodedEvent, fut: DeliveryFuture) -> Result<Delivery, PublishError> {
+    let err = |source| PublishError::Kafka { topic: msg.topic.clone(), event_id: event_id_of(msg), source };
+    match fut.await {
+        Ok(Ok(d)) => Ok(Delivery { partition: d.partition, offset: d.offset }),
+        Ok(Err((e, _))) => Err(err(e)),
+        Err(_canceled) => Err(err(KafkaError::Canceled)),
+    }
+}

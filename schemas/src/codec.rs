@@ -1,0 +1,329 @@
+//! The Confluent wire-format codec with cached registry look-ups.
+//!
+//! Encoding: the schema of `(event type, envelope.version)` is registered under
+//! `<topic>-<record full name>` (TopicRecordNameStrategy) through
+//! schema_registry_converter on first use; the id is cached, so later encodes make no
+//! HTTP call. Decoding: the writer schema is fetched by id once and cached; the body is
+//! decoded with it and resolved to this build's newest reader schema of the event type.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use apache_avro::{from_avro_datum, to_avro_datum, Schema};
+use schema_registry_converter::async_impl::schema_registry::{
+    get_schema_by_id, post_schema, SrSettings,
+};
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+
+use crate::catalog::{self, EventType, SchemaDef};
+use crate::contract::{subject, Headers, TopicNames, CONTENT_TYPE};
+use crate::event::DomainEvent;
+use crate::value;
+use crate::SchemaError;
+
+/// Magic byte of the Confluent wire format.
+pub const MAGIC_BYTE: u8 = 0;
+
+/// An event ready for Kafka: topic, key, framed value and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent {
+    pub topic: String,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl EncodedEvent {
+    /// Adds or replaces a header (e.g. `traceparent`).
+    pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.headers.iter_mut().find(|(k, _)| k == name) {
+            Some(h) => h.1 = value,
+            None => self.headers.push((name.to_owned(), value)),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The contract's headers for `event` (without `traceparent`, which the caller adds when a
+/// trace is active).
+pub fn headers_for(event: &DomainEvent) -> Vec<(String, String)> {
+    let env = &event.envelope;
+    let mut h = vec![
+        (Headers::EVENT_ID.to_owned(), env.event_id.to_string()),
+        (Headers::EVENT_TYPE.to_owned(), event.event_type().as_str().to_owned()),
+        (Headers::EVENT_VERSION.to_owned(), env.version.to_string()),
+        (Headers::CONTENT_TYPE.to_owned(), CONTENT_TYPE.to_owned()),
+        (Headers::CORRELATION_ID.to_owned(), env.correlation_id.clone()),
+        (Headers::ORDERING_KEY.to_owned(), event.ordering_key().to_owned()),
+    ];
+    if let Some(c) = &env.causation_id {
+        h.push((Headers::CAUSATION_ID.to_owned(), c.clone()));
+    }
+    h
+}
+
+/// Splits a Confluent-framed value into schema id and Avro body.
+pub fn split_frame(bytes: &[u8]) -> Result<(u32, &[u8]), SchemaError> {
+    match bytes {
+        [] => Err(SchemaError::NotConfluentFramed { reason: "empty value".into() }),
+        [m, ..] if *m != MAGIC_BYTE => Err(SchemaError::NotConfluentFramed {
+            reason: format!("magic byte is {m:#04x}, expected 0x00"),
+        }),
+        [_, a, b, c, d, body @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), body)),
+        _ => Err(SchemaError::NotConfluentFramed {
+            reason: format!("{} bytes is shorter than the 5-byte header", bytes.len()),
+        }),
+    }
+}
+
+/// Frames an Avro body with the magic byte and schema id.
+pub fn frame(id: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + body.len());
+    out.push(MAGIC_BYTE);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Encodes and decodes events; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct EventCodec {
+    sr: SrSettings,
+    topics: TopicNames,
+    /// (topic, event type, version) -> schema id.
+    ids: RwLock<HashMap<(String, EventType, i32), u32>>,
+    /// schema id -> writer schema.
+    writers: RwLock<HashMap<u32, Arc<Schema>>>,
+}
+
+pub(crate) fn sr_settings(registry_url: &str) -> Result<SrSettings, SchemaError> {
+    SrSettings::new_builder(registry_url.trim_end_matches('/').to_owned())
+        .set_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| registry_error(registry_url, e))
+}
+
+pub(crate) fn registry_error(subject: &str, e: SRCError) -> SchemaError {
+    SchemaError::Registry {
+        subject: subject.to_owned(),
+        reason: match &e.cause {
+            Some(c) => format!("{}: {c}", e.error),
+            None => e.error.clone(),
+        },
+        retryable: e.retriable,
+    }
+}
+
+pub(crate) fn supplied(def: &SchemaDef) -> SuppliedSchema {
+    supplied_text(def.event_type, def.text)
+}
+
+pub(crate) fn supplied_text(ty: EventType, text: &str) -> SuppliedSchema {
+    SuppliedSchema {
+        name: Some(ty.full_name()),
+        schema_type: SchemaType::Avro,
+        schema: text.to_owned(),
+        references: vec![],
+        properties: None,
+        tags: None,
+    }
+}
+
+impl EventCodec {
+    /// A codec against the Confluent-compatible API at `registry_url`
+    /// (for Apicurio: `http://host:port/apis/ccompat/v7`).
+    pub fn new(registry_url: &str, topics: TopicNames) -> Result<EventCodec, SchemaError> {
+        Ok(EventCodec {
+            sr: sr_settings(registry_url)?,
+            topics,
+            ids: RwLock::default(),
+            writers: RwLock::default(),
+        })
+    }
+
+    pub fn topics(&self) -> &TopicNames {
+        &self.topics
+    }
+
+    /// The registry id of `def` under `topic`; registers it on first use (the registry
+    /// returns the existing id when it already has the schema).
+    pub async fn schema_id(&self, topic: &str, def: &SchemaDef) -> Result<u32, SchemaError> {
+        let key = (topic.to_owned(), def.event_type, def.version);
+        if let Some(id) = self.ids.read().expect("codec cache poisoned").get(&key) {
+            return Ok(*id);
+        }
+        let subj = subject(topic, &def.event_type.full_name());
+        let registered = post_schema(&self.sr, subj.clone(), supplied(def))
+            .await
+            .map_err(|e| registry_error(&subj, e))?;
+        self.ids.write().expect("codec cache poisoned").insert(key, registered.id);
+        self.writers
+            .write()
+            .expect("codec cache poisoned")
+            .entry(registered.id)
+            .or_insert_with(|| Arc::new(def.schema().clone()));
+        Ok(registered.id)
+    }
+
+    /// Encodes `event` for its topic: key = aggregateId, Confluent-framed Avro value, and
+    /// the contract's headers.
+    pub async fn encode(&self, event: &DomainEvent) -> Result<EncodedEvent, SchemaError> {
+        let ty = event.event_type();
+        let def = catalog::schema_def(ty, event.envelope.version)?;
+        let topic = event.topic(&self.topics);
+        let id = self.schema_id(&topic, def).await?;
+        let record = value::to_avro(event)?;
+        let body = to_avro_datum(def.schema(), record).map_err(|e| SchemaError::Encode {
+            event_type: ty.as_str(),
+            subject: subject(&topic, &ty.full_name()),
+            reason: e.to_string(),
+        })?;
+        Ok(EncodedEvent {
+            topic,
+            key: event.aggregate_id().to_owned(),
+            value: frame(id, &body),
+            headers: headers_for(event),
+        })
+    }
+
+    /// The writer schema of `id`, fetched once.
+    pub async fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, SchemaError> {
+        if let Some(s) = self.writers.read().expect("codec cache poisoned").get(&id) {
+            return Ok(s.clone());
+        }
+        let registered = get_schema_by_id(id, &self.sr).await.map_err(|e| {
+            if e.retriable {
+                registry_error(&format!("schema id {id}"), e)
+            } else {
+                SchemaError::UnknownSchemaId { id, reason: e.to_string() }
+            }
+        })?;
+        let schema = Schema::parse_str(&registered.schema)
+            .map_err(|e| SchemaError::UnknownSchemaId { id, reason: format!("unparsable schema: {e}") })?;
+        let schema = Arc::new(schema);
+        self.writers.write().expect("codec cache poisoned").insert(id, schema.clone());
+        Ok(schema)
+    }
+
+    /// Decodes a Confluent-framed value into an event, resolving older versions to this
+    /// build's newest reader schema.
+    pub async fn decode(&self, bytes: &[u8]) -> Result<DomainEvent, SchemaError> {
+        let (id, body) = split_frame(bytes)?;
+        let writer = self.writer_schema(id).await?;
+        decode_with(id, &writer, body)
+    }
+}
+
+/// Decodes an Avro body written with `writer` (schema id `id`).
+pub fn decode_with(id: u32, writer: &Schema, body: &[u8]) -> Result<DomainEvent, SchemaError> {
+    let name = match writer {
+        Schema::Record(r) => r.name.fullname(None),
+        other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)),
+    };
+    let ty = EventType::from_full_name(&name)
+        .ok_or_else(|| SchemaError::UnknownEventType { id, record_name: name.clone() })?;
+    let mut cursor = Cursor::new(body);
+    let value = from_avro_datum(writer, &mut cursor, None)
+        .map_err(|e| SchemaError::BadAvro { id, reason: e.to_string() })?;
+    let rest = body.len() as u64 - cursor.position();
+    if rest != 0 {
+        return Err(SchemaError::BadAvro { id, reason: format!("{rest} bytes left after the record") });
+    }
+    let version = value::version_of(ty, &value)?;
+    let supported = ty.versions();
+    if !supported.contains(&version) {
+        return Err(SchemaError::UnsupportedVersion { event_type: ty.as_str(), version, supported });
+    }
+    let reader = catalog::latest(ty);
+    let value = if reader.version == version {
+        value
+    } else {
+        value
+            .resolve(reader.schema())
+            .map_err(|e| SchemaError::BadAvro { id, reason: format!("cannot resolve to v{}: {e}", reader.version) })?
+    };
+    value::from_avro(ty, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::examples::samples;
+    use crate::EventPayload;
+
+    fn encode_local(e: &DomainEvent) -> Vec<u8> {
+        let def = catalog::schema_def(e.event_type(), e.envelope.version).unwrap();
+        to_avro_datum(def.schema(), value::to_avro(e).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_event_type_round_trips_through_avro() {
+        for e in samples() {
+            let def = catalog::schema_def(e.event_type(), e.envelope.version).unwrap();
+            let back = decode_with(7, def.schema(), &encode_local(&e)).unwrap();
+            assert_eq!(back, e, "{}", e.event_type());
+        }
+    }
+
+    #[test]
+    fn v1_record_created_is_read_with_the_v2_reader() {
+        let v1 = samples().remove(0);
+        assert_eq!(v1.envelope.version, 1);
+        let writer = catalog::schema_def(EventType::RecordCreated, 1).unwrap().schema();
+        let back = decode_with(1, writer, &encode_local(&v1)).unwrap();
+        let EventPayload::RecordCreated(p) = &back.payload else { panic!() };
+        assert_eq!(p.created_by, None);
+        assert_eq!(back.envelope.version, 1);
+        assert_eq!(back, v1);
+    }
+
+    #[test]
+    fn created_by_on_v1_is_refused() {
+        let mut e = samples().remove(1);
+        e.envelope.version = 1;
+        assert!(matches!(value::to_avro(&e), Err(SchemaError::InvalidEvent { version: 1, .. })));
+    }
+
+    #[test]
+    fn framing_errors_are_typed() {
+        assert!(matches!(split_frame(&[]), Err(SchemaError::NotConfluentFramed { .. })));
+        assert!(matches!(split_frame(&[1, 0, 0, 0, 1, 2]), Err(SchemaError::NotConfluentFramed { .. })));
+        assert!(matches!(split_frame(&[0, 0, 1]), Err(SchemaError::NotConfluentFramed { .. })));
+        assert_eq!(split_frame(&[0, 0, 0, 1, 2, 9]).unwrap(), (258, &[9u8][..]));
+        assert_eq!(frame(258, &[9]), vec![0, 0, 0, 1, 2, 9]);
+    }
+
+    #[test]
+    fn truncated_and_trailing_bodies_are_bad_avro() {
+        let e = samples().remove(2);
+        let writer = catalog::schema_def(e.event_type(), 1).unwrap().schema();
+        let body = encode_local(&e);
+        let cut = decode_with(3, writer, &body[..body.len() / 2]).unwrap_err();
+        assert!(matches!(cut, SchemaError::BadAvro { id: 3, .. }), "{cut}");
+        let mut long = body.clone();
+        long.push(0);
+        assert!(matches!(decode_with(3, writer, &long), Err(SchemaError::BadAvro { .. })));
+    }
+
+    #[test]
+    fn headers_carry_the_contract() {
+        let e = samples().remove(1);
+        let h = headers_for(&e);
+        let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("event-id"), Some(e.event_id().to_string().as_str()));
+        assert_eq!(get("event-type"), Some("record-created"));
+        assert_eq!(get("event-version"), Some("2"));
+        assert_eq!(get("content-type"), Some(CONTENT_TYPE));
+        assert_eq!(get("ordering-key"), Some("rec_1"));
+        assert_eq!(get("causation-id"), e.envelope.causation_id.as_deref());
+        assert_eq!(get("correlation-id"), Some(e.envelope.correlation_id.as_str()));
+    }
+}
