@@ -1,6 +1,6 @@
 //! Creating the event topics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -47,12 +47,37 @@ pub async fn ensure_topics(bootstrap_servers: &str, specs: &[TopicSpec]) -> Resu
         .create_topics(new.iter(), &opts)
         .await
         .map_err(|e| PublishError::Topic { topic: "*".into(), reason: e.to_string() })?;
-    results
+    let outcome = results
         .into_iter()
         .map(|r| match r {
             Ok(name) => Ok((name, Ensured::Created)),
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => Ok((name, Ensured::AlreadyExisted)),
             Err((name, code)) => Err(PublishError::Topic { topic: name, reason: code.to_string() }),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    for s in specs {
+        wait_for_leaders(&admin, &s.name).await?;
+    }
+    Ok(outcome)
+}
+
+/// Waits until every partition of a new topic has a leader, so producers and consumers
+/// that start right after `ensure_topics` do not meet "not leader" errors.
+async fn wait_for_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<(), PublishError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = match admin.inner().fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(md) => md.topics().iter().all(|t| {
+                t.error().is_none() && !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+            }),
+            Err(_) => false,
+        };
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(PublishError::Topic { topic: topic.into(), reason: "partitions have no leader after 30 s".into() });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
