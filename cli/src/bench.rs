@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
+
 use clap::{Args, Subcommand};
 use futures::{StreamExt, TryStreamExt};
 use ltf_producers::topics::{ensure_topics, TopicSpec};
@@ -44,6 +45,9 @@ pub struct ProduceArgs {
     /// Batches in flight at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Only encode (no Kafka): the codec's share of the cost.
+    #[arg(long)]
+    pub encode_only: bool,
 }
 
 pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
@@ -69,11 +73,24 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
     }
     let sampled = events.len().min(1000).max(1);
 
+    if a.encode_only {
+        let started = Instant::now();
+        let mut total = 0usize;
+        for e in &events {
+            total += publisher.encode(e).await?.value.len();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("RESULT side=encode events={} seconds={secs:.3} events_per_sec={:.0} bytes={total}", events.len(), events.len() as f64 / secs);
+        return Ok(());
+    }
+    let chunks: Vec<Vec<_>> = events.chunks(a.batch.max(1)).map(<[_]>::to_vec).collect();
+    drop(events);
     let started = Instant::now();
-    let published: usize = futures::stream::iter(events.chunks(a.batch.max(1)))
+    // Each batch is its own task, so encoding runs on every core.
+    let published: usize = futures::stream::iter(chunks)
         .map(|chunk| {
             let p = publisher.clone();
-            async move { p.publish_batch(chunk).await.map(|d| d.len()) }
+            async move { anyhow::Ok(tokio::spawn(async move { p.publish_batch(&chunk).await.map(|d| d.len()) }).await??) }
         })
         .buffer_unordered(a.concurrency.max(1))
         .try_fold(0usize, |acc, n| async move { Ok(acc + n) })

@@ -11,7 +11,7 @@ use std::io::Cursor;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use apache_avro::{from_avro_datum, to_avro_datum, Schema};
+use apache_avro::{from_avro_datum, Schema};
 use schema_registry_converter::async_impl::schema_registry::{
     get_schema_by_id, post_schema, SrSettings,
 };
@@ -179,12 +179,7 @@ impl EventCodec {
         let def = catalog::schema_def(ty, event.envelope.version)?;
         let topic = event.topic(&self.topics);
         let id = self.schema_id(&topic, def).await?;
-        let record = value::to_avro(event)?;
-        let body = to_avro_datum(def.schema(), record).map_err(|e| SchemaError::Encode {
-            event_type: ty.as_str(),
-            subject: subject(&topic, &ty.full_name()),
-            reason: e.to_string(),
-        })?;
+        let body = encode_body(event)?;
         Ok(EncodedEvent {
             topic,
             key: event.aggregate_id().to_owned(),
@@ -219,6 +214,16 @@ impl EventCodec {
         let writer = self.writer_schema(id).await?;
         decode_with(id, &writer, body)
     }
+}
+
+/// The Avro body of `event` with its schema at `envelope.version` (no framing).
+pub fn encode_body(event: &DomainEvent) -> Result<Vec<u8>, SchemaError> {
+    let ty = event.event_type();
+    catalog::schema_def(ty, event.envelope.version)?;
+    value::check_encodable(event)?;
+    let mut body = Vec::with_capacity(512);
+    crate::binary::write_event(event, &mut body);
+    Ok(body)
 }
 
 /// Decodes an Avro body written with `writer` (schema id `id`).
@@ -260,8 +265,7 @@ mod tests {
     use crate::EventPayload;
 
     fn encode_local(e: &DomainEvent) -> Vec<u8> {
-        let def = catalog::schema_def(e.event_type(), e.envelope.version).unwrap();
-        to_avro_datum(def.schema(), value::to_avro(e).unwrap()).unwrap()
+        encode_body(e).unwrap()
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //!   (e.g. RecordCreated v1 read as v2 gets `createdBy = null`);
 //! * registry look-ups are cached: one HTTP call per (subject, schema) and per schema id.
 
+mod binary;
 pub mod catalog;
 pub mod codec;
 pub mod contract;
