@@ -71,7 +71,7 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
         value_bytes += m.value.len();
         bytes += m.value.len() + m.key.len() + m.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     }
-    let sampled = events.len().min(1000).max(1);
+    let sampled = events.len().clamp(1, 1000);
 
     if a.encode_only {
         let started = Instant::now();

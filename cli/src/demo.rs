@@ -30,12 +30,22 @@ pub struct DemoArgs {
     pub timeout_secs: u64,
 }
 
+/// What the demo saw of one event type.
 #[derive(Default)]
 struct Row {
     published: u64,
     consumed: u64,
     versions: BTreeMap<i32, u64>,
     latency_ms: Option<Histogram<u64>>,
+}
+
+impl Row {
+    fn record_consumed(&mut self, version: i32, latency_ms: u64) {
+        self.consumed += 1;
+        *self.versions.entry(version).or_default() += 1;
+        let h = self.latency_ms.get_or_insert_with(|| Histogram::new(3).expect("3 significant figures is valid"));
+        h.record(latency_ms).ok();
+    }
 }
 
 fn bar(mp: &MultiProgress, len: u64, label: &str) -> ProgressBar {
@@ -83,7 +93,7 @@ pub async fn run(common: &Common, args: DemoArgs) -> Result<()> {
     let started = Instant::now();
     let consume = async {
         let mut seen: HashSet<Uuid> = HashSet::with_capacity(expected.len());
-        let mut stats: BTreeMap<EventType, (u64, BTreeMap<i32, u64>, Histogram<u64>)> = BTreeMap::new();
+        let mut stats: BTreeMap<EventType, Row> = BTreeMap::new();
         let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
         let mut bad = 0u64;
         while seen.len() < expected.len() {
@@ -93,10 +103,7 @@ pub async fn run(common: &Common, args: DemoArgs) -> Result<()> {
             match msg.event {
                 Ok(ev) if expected.contains(&ev.event_id()) && seen.insert(ev.event_id()) => {
                     let lat = (chrono::Utc::now() - ev.envelope.occurred_on).num_milliseconds().max(0) as u64;
-                    let s = stats.entry(ev.event_type()).or_insert_with(|| (0, BTreeMap::new(), Histogram::new(3).expect("histogram")));
-                    s.0 += 1;
-                    *s.1.entry(ev.envelope.version).or_default() += 1;
-                    s.2.record(lat).ok();
+                    stats.entry(ev.event_type()).or_default().record_consumed(ev.envelope.version, lat);
                     con_bar.inc(1);
                 }
                 Ok(_) => {}
@@ -129,14 +136,14 @@ pub async fn run(common: &Common, args: DemoArgs) -> Result<()> {
     con_bar.finish();
     let elapsed = started.elapsed();
 
-    for (ty, (n, versions, h)) in stats {
+    for (ty, seen) in stats {
         let r = rows.entry(ty).or_default();
-        r.consumed = n;
-        r.versions = versions;
-        r.latency_ms = Some(h);
+        r.consumed = seen.consumed;
+        r.versions = seen.versions;
+        r.latency_ms = seen.latency_ms;
     }
     println!();
-    println!("{:<24}{:>10}{:>10}{:>12}{:>12}   {}", "event type", "published", "consumed", "e2e p50 ms", "e2e p99 ms", "by schema version");
+    println!("{:<24}{:>10}{:>10}{:>12}{:>12}   by schema version", "event type", "published", "consumed", "e2e p50 ms", "e2e p99 ms");
     let (mut p, mut c) = (0, 0);
     for (ty, r) in &rows {
         let (p50, p99) = r.latency_ms.as_ref().map_or((0, 0), |h| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)));

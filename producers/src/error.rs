@@ -18,7 +18,7 @@ pub enum PublishError {
         topic: String,
         event_id: String,
         #[source]
-        source: ltf_schemas::SchemaError,
+        source: Box<ltf_schemas::SchemaError>,
     },
 
     /// The broker did not acknowledge the event.

@@ -49,7 +49,7 @@ impl EventPublisher {
         self.codec.encode(event).await.map_err(|source| PublishError::Encode {
             topic: event.topic(self.codec.topics()),
             event_id: event.event_id().to_string(),
-            source,
+            source: Box::new(source),
         })
     }
 
