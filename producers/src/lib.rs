@@ -12,12 +12,36 @@
 //! * every failure is a [`PublishError`] naming the topic and the event id.
 //!
 //! [`topics::ensure_topics`] creates the event topics (and is a no-op when they exist).
+//!
+//! The record use cases ([`usecases`]: [`CreateRecord`], [`CreateMultipleRecords`],
+//! [`UpdateRecord`], [`UpdateMultipleRecords`], [`DeleteRecord`], [`DeleteMultipleRecords`])
+//! write to the PostgreSQL domain store ([`store`], schema in the repository's
+//! `migrations/`, applied by [`store::migrate`]) through a transactional outbox.
+//! Guarantees:
+//! * a change and its events are written in one transaction: nothing is reported saved
+//!   whose event could be lost, and no event exists for a change that was rolled back;
+//! * a use case can run inside the caller's transaction (as a savepoint of it), so several
+//!   use cases and the caller's own writes commit or roll back together;
+//! * *Multiple* use cases are all-or-nothing, every row and every event or none;
+//! * each outbox row holds the encoded event, its headers (correlation and causation ids,
+//!   `traceparent` when given) and its aggregateSequence, taken under a row lock on the
+//!   aggregate held until commit: per aggregate, sequences are gap-free, unique and in
+//!   commit order;
+//! * every change bumps the record's version, carried as recordVersion; an expected
+//!   version that no longer matches is refused as a conflict ([`UseCaseError::is_conflict`])
+//!   and writes nothing; an update that changes nothing emits nothing.
 
 mod config;
 mod error;
 mod publisher;
+pub mod store;
 pub mod topics;
+pub mod usecases;
 
 pub use config::PublisherConfig;
 pub use error::PublishError;
 pub use publisher::{Delivery, EventPublisher};
+pub use usecases::{
+    CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, Outcome, RecordLimits, RequestContext,
+    UpdateMultipleRecords, UpdateRecord, UseCaseError,
+};

@@ -82,3 +82,92 @@ pub fn produce_raw(topic: &str, key: &str, values: &[Vec<u8>]) -> Result<()> {
     producer.flush(Duration::from_secs(30))?;
     Ok(())
 }
+
+/// PostgreSQL of the test stack: `DATABASE_URL`, or the local default. The role must be
+/// allowed to create databases.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://latechforce:latechforce@127.0.0.1:5432/latechforce".into())
+}
+
+/// A database of one test's own, created on the server of [`database_url`] and migrated.
+/// Drop it with [`TestDb::drop_database`] at the end of the test; a failing test leaves it
+/// for inspection.
+#[derive(Debug)]
+pub struct TestDb {
+    /// A pool on the new database.
+    pub pool: sqlx::PgPool,
+    /// Its name (`t_<uuid>`).
+    pub name: String,
+}
+
+/// Creates a fresh database and applies the repository's migrations to it.
+pub async fn fresh_database() -> Result<TestDb> {
+    use sqlx::Connection;
+    let server: sqlx::postgres::PgConnectOptions =
+        database_url().parse().context("DATABASE_URL is not a PostgreSQL URL")?;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect_with(&server)
+        .await
+        .context("connecting to PostgreSQL (DATABASE_URL); is the stack up?")?;
+    sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.context("CREATE DATABASE")?;
+    admin.close().await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(server.database(&name))
+        .await
+        .with_context(|| format!("connecting to the test database {name}"))?;
+    ltf_producers::store::migrate(&pool).await.context("migrating the test database")?;
+    Ok(TestDb { pool, name })
+}
+
+impl TestDb {
+    /// Closes the pool and drops the database.
+    pub async fn drop_database(self) -> Result<()> {
+        use sqlx::Connection;
+        self.pool.close().await;
+        let server: sqlx::postgres::PgConnectOptions = database_url().parse()?;
+        let mut admin = sqlx::PgConnection::connect_with(&server).await?;
+        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut admin).await?;
+        admin.close().await?;
+        Ok(())
+    }
+}
+
+/// One row of `ltf_outbox`, as the tests read it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub event_id: uuid::Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_sequence: i64,
+    pub event_type: String,
+    pub topic: String,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub headers: sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl OutboxRow {
+    /// A stored header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(serde_json::Value::as_str)
+    }
+}
+
+/// Every outbox row, in insertion (id) order.
+pub async fn outbox_rows(pool: &sqlx::PgPool) -> Result<Vec<OutboxRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, event_id, aggregate_type, aggregate_id, aggregate_sequence, event_type, topic, key, value,
+                headers, sent_at
+         FROM ltf_outbox ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// How many rows `table` holds.
+pub async fn count_rows(pool: &sqlx::PgPool, table: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(pool).await?)
+}

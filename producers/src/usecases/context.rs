@@ -1,0 +1,112 @@
+use ltf_schemas::DomainEvent;
+use uuid::Uuid;
+
+/// The event that caused a change (an automation acting on a record-created, a form
+/// submission becoming a record): its eventId becomes the causationId of the new events
+/// and its correlation id carries over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// eventId of the causing event.
+    pub event_id: Uuid,
+    /// Its correlation id.
+    pub correlation_id: String,
+}
+
+impl Cause {
+    /// The cause `event`.
+    pub fn of(event: &DomainEvent) -> Cause {
+        Cause { event_id: event.event_id(), correlation_id: event.envelope.correlation_id.clone() }
+    }
+}
+
+/// Who asks and in which flow: what a use case stamps on its events and outbox rows.
+///
+/// * correlation id: `correlation_id` when set, else the cause's, else the eventId of the
+///   first event the use case emits (one request, one correlation id for all its events);
+/// * causationId: the cause's eventId, `None` for a user action;
+/// * `traceparent` (W3C), when a trace is active, goes into every event's headers;
+/// * `user_id` becomes the record's `created_by` and RecordCreated's `createdBy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Correlation id of the flow (e.g. from an incoming request header).
+    pub correlation_id: Option<String>,
+    /// The event that caused this request; `None` for a user action.
+    pub cause: Option<Cause>,
+    /// W3C trace context of the active trace.
+    pub traceparent: Option<String>,
+    /// The acting user.
+    pub user_id: Option<String>,
+}
+
+impl RequestContext {
+    /// A user action with no trace and a fresh correlation id.
+    pub fn user(user_id: impl Into<String>) -> RequestContext {
+        RequestContext { user_id: Some(user_id.into()), ..Default::default() }
+    }
+
+    /// A change caused by `event`.
+    pub fn caused_by(event: &DomainEvent) -> RequestContext {
+        RequestContext { cause: Some(Cause::of(event)), ..Default::default() }
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> RequestContext {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the W3C `traceparent`.
+    pub fn with_traceparent(mut self, traceparent: impl Into<String>) -> RequestContext {
+        self.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// Stamps correlation and causation ids on the events of one use case run.
+    pub(crate) fn stamp(&self, mut events: Vec<DomainEvent>) -> Vec<DomainEvent> {
+        let correlation = self
+            .correlation_id
+            .clone()
+            .or_else(|| self.cause.as_ref().map(|c| c.correlation_id.clone()))
+            .or_else(|| events.first().map(|e| e.event_id().to_string()));
+        for e in &mut events {
+            if let Some(c) = &correlation {
+                e.envelope.correlation_id = c.clone();
+            }
+            e.envelope.causation_id = self.cause.as_ref().map(|c| c.event_id.to_string());
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ltf_schemas::{EventPayload, Fields, RecordDeleted};
+
+    fn event() -> DomainEvent {
+        DomainEvent::new(EventPayload::RecordDeleted(RecordDeleted {
+            table_id: "t".into(),
+            record_id: "r".into(),
+            record_version: 2,
+            deleted_fields: Fields::new(),
+        }))
+    }
+
+    #[test]
+    fn a_user_action_shares_one_correlation_id_and_has_no_cause() {
+        let (a, b) = (event(), event());
+        let first = a.event_id().to_string();
+        let out = RequestContext::user("u").stamp(vec![a, b]);
+        assert!(out.iter().all(|e| e.envelope.correlation_id == first && e.envelope.causation_id.is_none()));
+    }
+
+    #[test]
+    fn a_caused_change_carries_the_cause() {
+        let cause = event().with_correlation_id("flow-1");
+        let out = RequestContext::caused_by(&cause).stamp(vec![event()]);
+        assert_eq!(out[0].envelope.correlation_id, "flow-1");
+        assert_eq!(out[0].envelope.causation_id, Some(cause.event_id().to_string()));
+        let out = RequestContext::caused_by(&cause).with_correlation_id("req-9").stamp(vec![event()]);
+        assert_eq!(out[0].envelope.correlation_id, "req-9");
+    }
+}

@@ -1,0 +1,126 @@
+use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Fields, RecordCreated};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::store::{outbox, records, tables};
+use crate::usecases::{validate, Outcome, Record, RecordLimits, RequestContext, UseCaseError};
+
+/// Input of [`CreateRecord`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateRecordInput {
+    /// The table to add the record to.
+    pub table_id: String,
+    /// Its field values.
+    pub fields: Fields,
+}
+
+/// Input of [`CreateMultipleRecords`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateMultipleRecordsInput {
+    /// The table to add the records to.
+    pub table_id: String,
+    /// The field values of each new record.
+    pub records: Vec<Fields>,
+}
+
+/// Creates one record and its RecordCreated event (recordVersion 1, createdBy = the
+/// context's user).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateRecord;
+
+impl CreateRecord {
+    /// Validates and writes the record and its outbox row in one transaction (a savepoint
+    /// when `conn` is inside the caller's transaction).
+    pub async fn execute(
+        &self,
+        conn: &mut PgConnection,
+        codec: &EventCodec,
+        ctx: &RequestContext,
+        input: CreateRecordInput,
+    ) -> Result<Outcome<Record>, UseCaseError> {
+        create(conn, codec, ctx, &input.table_id, vec![input.fields]).await?.single()
+    }
+
+    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
+    pub async fn run(
+        &self,
+        pool: &PgPool,
+        codec: &EventCodec,
+        ctx: &RequestContext,
+        input: CreateRecordInput,
+    ) -> Result<Outcome<Record>, UseCaseError> {
+        self.execute(&mut *pool.acquire().await?, codec, ctx, input).await
+    }
+}
+
+/// Creates a batch of records of one table, all or none, one RecordCreated each; their
+/// aggregateSequences are consecutive, in the order given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateMultipleRecords {
+    /// The batch limit.
+    pub limits: RecordLimits,
+}
+
+impl CreateMultipleRecords {
+    /// A use case with these limits.
+    pub fn new(limits: RecordLimits) -> CreateMultipleRecords {
+        CreateMultipleRecords { limits }
+    }
+
+    /// Validates every record, then writes them and their outbox rows in one transaction
+    /// (a savepoint when `conn` is inside the caller's transaction).
+    pub async fn execute(
+        &self,
+        conn: &mut PgConnection,
+        codec: &EventCodec,
+        ctx: &RequestContext,
+        input: CreateMultipleRecordsInput,
+    ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
+        validate::batch(input.records.len(), &self.limits)?;
+        create(conn, codec, ctx, &input.table_id, input.records).await
+    }
+
+    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
+    pub async fn run(
+        &self,
+        pool: &PgPool,
+        codec: &EventCodec,
+        ctx: &RequestContext,
+        input: CreateMultipleRecordsInput,
+    ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
+        self.execute(&mut *pool.acquire().await?, codec, ctx, input).await
+    }
+}
+
+async fn create(
+    conn: &mut PgConnection,
+    codec: &EventCodec,
+    ctx: &RequestContext,
+    table_id: &str,
+    records: Vec<Fields>,
+) -> Result<Outcome<Vec<Record>>, UseCaseError> {
+    let mut tx = conn.begin().await?;
+    let table = tables::find_for_share(&mut tx, table_id)
+        .await?
+        .ok_or_else(|| UseCaseError::UnknownTable(table_id.to_owned()))?;
+    for (index, fields) in records.iter().enumerate() {
+        validate::fields(&table, fields, index)?;
+    }
+    let rows: Vec<(String, Fields)> = records.into_iter().map(|f| (Uuid::new_v4().to_string(), f)).collect();
+    let written = records::insert_many(&mut tx, table_id, &rows, ctx.user_id.as_deref()).await?;
+    let events = written
+        .iter()
+        .map(|r| {
+            DomainEvent::new(EventPayload::RecordCreated(RecordCreated {
+                table_id: r.table_id.clone(),
+                record_id: r.id.clone(),
+                record_version: r.version,
+                fields: r.fields.clone(),
+                created_by: r.created_by.clone(),
+            }))
+        })
+        .collect();
+    let events = outbox::append(&mut tx, codec, ctx.traceparent.as_deref(), ctx.stamp(events)).await?;
+    tx.commit().await?;
+    Ok(Outcome { value: written, events })
+}

@@ -1,0 +1,72 @@
+//! The record use cases: create, update and delete one record or a batch.
+//!
+//! Each is a type with one `execute` method taking a `&mut PgConnection`. It wraps its work
+//! in a transaction of its own on that connection, or, when the connection is already
+//! inside the caller's transaction, in a savepoint of it: either way the records and their
+//! outbox rows are written together or not at all, and a refused use case leaves the
+//! caller's transaction usable. `run` does the same on a connection of a pool and returns
+//! once committed.
+//!
+//! Guarantees:
+//! * input is validated before anything is written, with a typed [`UseCaseError`] per
+//!   fault (unknown table, unknown field, wrong field type, empty or oversized batch,
+//!   missing record, stale version);
+//! * *Multiple* use cases are all-or-nothing: every row and every event, or none;
+//! * every change bumps the record's version, carried by its event as recordVersion;
+//!   RecordUpdated's previousFields, currentFields and changedFields come from the stored
+//!   row locked for update, not from the request, and an update that changes nothing
+//!   writes nothing and emits nothing;
+//! * an expected version that does not match is [`UseCaseError::StaleVersion`] (409) and
+//!   nothing is written.
+
+mod changes;
+mod config;
+mod context;
+mod create_record;
+mod delete_record;
+mod error;
+mod update_record;
+pub mod validate;
+
+use ltf_schemas::DomainEvent;
+
+pub use changes::{changed_fields, merge};
+pub use config::RecordLimits;
+pub use context::{Cause, RequestContext};
+pub use create_record::{CreateMultipleRecords, CreateMultipleRecordsInput, CreateRecord, CreateRecordInput};
+pub use delete_record::{DeleteMultipleRecords, DeleteMultipleRecordsInput, DeleteRecord, DeleteRecordInput, RecordRef};
+pub use error::UseCaseError;
+pub use update_record::{RecordPatch, UpdateMultipleRecords, UpdateMultipleRecordsInput, UpdateRecord, UpdateRecordInput};
+
+pub use crate::store::records::Record;
+
+/// What a use case wrote: its result and the events it appended to the outbox, in order,
+/// with their aggregateSequence set. Committed once `execute` returned outside a caller's
+/// transaction (or `run` returned); otherwise when the caller commits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome<T> {
+    /// The records as written (or, for deletes, as they were).
+    pub value: T,
+    /// The events appended to the outbox; empty for an update that changed nothing.
+    pub events: Vec<DomainEvent>,
+}
+
+impl<T> Outcome<Vec<T>> {
+    /// The single value of a one-record run.
+    pub(crate) fn single(self) -> Result<Outcome<T>, UseCaseError> {
+        let Outcome { value, events } = self;
+        let value = value.into_iter().next().ok_or(UseCaseError::Db(sqlx::Error::RowNotFound))?;
+        Ok(Outcome { value, events })
+    }
+}
+
+/// Distinct record ids in first-appearance order.
+pub(crate) fn distinct<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
