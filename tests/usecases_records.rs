@@ -6,6 +6,7 @@
 use anyhow::{bail, Result};
 use ltf_producers::store::tables::{self, FieldDef, FieldType, TableDef};
 use ltf_producers::usecases::{
+    UseCase,
     CreateMultipleRecordsInput, CreateRecordInput, DeleteMultipleRecordsInput, DeleteRecordInput, RecordPatch, RecordRef,
     UpdateMultipleRecordsInput, UpdateRecordInput,
 };

@@ -43,5 +43,5 @@ pub use error::PublishError;
 pub use publisher::{Delivery, EventPublisher};
 pub use usecases::{
     CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, Outcome, RecordLimits, RequestContext,
-    UpdateMultipleRecords, UpdateRecord, UseCaseError,
+    UpdateMultipleRecords, UpdateRecord, UseCase, UseCaseError,
 };

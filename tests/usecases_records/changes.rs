@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use ltf_producers::usecases::{
+    UseCase,
     CreateMultipleRecordsInput, DeleteMultipleRecordsInput, DeleteRecordInput, RecordPatch, RecordRef,
     UpdateMultipleRecordsInput,
 };

@@ -1,9 +1,9 @@
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Fields, RecordCreated};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::store::{outbox, records, tables};
-use crate::usecases::{validate, Outcome, Record, RecordLimits, RequestContext, UseCaseError};
+use crate::usecases::{validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
 
 /// Input of [`CreateRecord`].
 #[derive(Debug, Clone, PartialEq)]
@@ -28,10 +28,13 @@ pub struct CreateMultipleRecordsInput {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CreateRecord;
 
-impl CreateRecord {
+impl UseCase for CreateRecord {
+    type Input = CreateRecordInput;
+    type Output = Record;
+
     /// Validates and writes the record and its outbox row in one transaction (a savepoint
     /// when `conn` is inside the caller's transaction).
-    pub async fn execute(
+    async fn execute(
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
@@ -39,17 +42,6 @@ impl CreateRecord {
         input: CreateRecordInput,
     ) -> Result<Outcome<Record>, UseCaseError> {
         create(conn, codec, ctx, &input.table_id, vec![input.fields]).await?.single()
-    }
-
-    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
-    pub async fn run(
-        &self,
-        pool: &PgPool,
-        codec: &EventCodec,
-        ctx: &RequestContext,
-        input: CreateRecordInput,
-    ) -> Result<Outcome<Record>, UseCaseError> {
-        self.execute(&mut *pool.acquire().await?, codec, ctx, input).await
     }
 }
 
@@ -66,10 +58,15 @@ impl CreateMultipleRecords {
     pub fn new(limits: RecordLimits) -> CreateMultipleRecords {
         CreateMultipleRecords { limits }
     }
+}
+
+impl UseCase for CreateMultipleRecords {
+    type Input = CreateMultipleRecordsInput;
+    type Output = Vec<Record>;
 
     /// Validates every record, then writes them and their outbox rows in one transaction
     /// (a savepoint when `conn` is inside the caller's transaction).
-    pub async fn execute(
+    async fn execute(
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
@@ -78,17 +75,6 @@ impl CreateMultipleRecords {
     ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
         validate::batch(input.records.len(), &self.limits)?;
         create(conn, codec, ctx, &input.table_id, input.records).await
-    }
-
-    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
-    pub async fn run(
-        &self,
-        pool: &PgPool,
-        codec: &EventCodec,
-        ctx: &RequestContext,
-        input: CreateMultipleRecordsInput,
-    ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
-        self.execute(&mut *pool.acquire().await?, codec, ctx, input).await
     }
 }
 

@@ -1,10 +1,10 @@
 use std::collections::HashMap;
 
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, RecordDeleted};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 
 use crate::store::{outbox, records, tables};
-use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCaseError};
+use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
 
 /// A record to delete and, optionally, the version the client last read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +46,14 @@ pub struct DeleteMultipleRecordsInput {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DeleteRecord;
 
-impl DeleteRecord {
+impl UseCase for DeleteRecord {
+    type Input = DeleteRecordInput;
+    type Output = Record;
+
     /// Locks the record, checks the expected version, then deletes it and writes its
     /// outbox row in one transaction (a savepoint inside the caller's transaction).
     /// Returns the record as it was.
-    pub async fn execute(
+    async fn execute(
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
@@ -58,17 +61,6 @@ impl DeleteRecord {
         input: DeleteRecordInput,
     ) -> Result<Outcome<Record>, UseCaseError> {
         delete(conn, codec, ctx, &input.table_id, vec![input.record]).await?.single()
-    }
-
-    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
-    pub async fn run(
-        &self,
-        pool: &PgPool,
-        codec: &EventCodec,
-        ctx: &RequestContext,
-        input: DeleteRecordInput,
-    ) -> Result<Outcome<Record>, UseCaseError> {
-        self.execute(&mut *pool.acquire().await?, codec, ctx, input).await
     }
 }
 
@@ -85,10 +77,15 @@ impl DeleteMultipleRecords {
     pub fn new(limits: RecordLimits) -> DeleteMultipleRecords {
         DeleteMultipleRecords { limits }
     }
+}
+
+impl UseCase for DeleteMultipleRecords {
+    type Input = DeleteMultipleRecordsInput;
+    type Output = Vec<Record>;
 
     /// As [`DeleteRecord::execute`], for every record. Returns the records as they were,
     /// in request order.
-    pub async fn execute(
+    async fn execute(
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
@@ -97,17 +94,6 @@ impl DeleteMultipleRecords {
     ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
         validate::batch(input.records.len(), &self.limits)?;
         delete(conn, codec, ctx, &input.table_id, input.records).await
-    }
-
-    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
-    pub async fn run(
-        &self,
-        pool: &PgPool,
-        codec: &EventCodec,
-        ctx: &RequestContext,
-        input: DeleteMultipleRecordsInput,
-    ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
-        self.execute(&mut *pool.acquire().await?, codec, ctx, input).await
     }
 }
 

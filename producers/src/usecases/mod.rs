@@ -28,7 +28,10 @@ mod error;
 mod update_record;
 pub mod validate;
 
-use ltf_schemas::DomainEvent;
+use std::future::Future;
+
+use ltf_schemas::{DomainEvent, EventCodec};
+use sqlx::{PgConnection, PgPool};
 
 pub use changes::{changed_fields, merge};
 pub use config::RecordLimits;
@@ -39,6 +42,38 @@ pub use error::UseCaseError;
 pub use update_record::{RecordPatch, UpdateMultipleRecords, UpdateMultipleRecordsInput, UpdateRecord, UpdateRecordInput};
 
 pub use crate::store::records::Record;
+
+/// One use case: validate the input, then write the rows and their outbox rows in one
+/// transaction (a savepoint of the caller's when `conn` is inside one).
+pub trait UseCase {
+    /// What the caller asks for.
+    type Input: Send;
+    /// What was written (the records, or for deletes the records as they were).
+    type Output;
+
+    /// Runs the use case on `conn`.
+    fn execute(
+        &self,
+        conn: &mut PgConnection,
+        codec: &EventCodec,
+        ctx: &RequestContext,
+        input: Self::Input,
+    ) -> impl Future<Output = Result<Outcome<Self::Output>, UseCaseError>> + Send;
+
+    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
+    fn run(
+        &self,
+        pool: &PgPool,
+        codec: &EventCodec,
+        ctx: &RequestContext,
+        input: Self::Input,
+    ) -> impl Future<Output = Result<Outcome<Self::Output>, UseCaseError>> + Send
+    where
+        Self: Sync,
+    {
+        async move { self.execute(&mut *pool.acquire().await?, codec, ctx, input).await }
+    }
+}
 
 /// What a use case wrote: its result and the events it appended to the outbox, in order,
 /// with their aggregateSequence set. Committed once `execute` returned outside a caller's

@@ -1,11 +1,11 @@
 use std::collections::HashMap;
 
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Fields, RecordUpdated};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 
 use crate::store::{outbox, records, tables};
 use crate::usecases::changes::{changed_fields, merge};
-use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCaseError};
+use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
 
 /// One record's change: the fields to set (a `null` value removes the field; fields not
 /// named keep their value) and, optionally, the version the client last read.
@@ -44,11 +44,14 @@ pub struct UpdateMultipleRecordsInput {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UpdateRecord;
 
-impl UpdateRecord {
+impl UseCase for UpdateRecord {
+    type Input = UpdateRecordInput;
+    type Output = Record;
+
     /// Validates, locks the record, checks the expected version, then writes the change and
     /// its outbox row in one transaction (a savepoint inside the caller's transaction).
     /// Returns the record as stored afterwards.
-    pub async fn execute(
+    async fn execute(
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
@@ -56,17 +59,6 @@ impl UpdateRecord {
         input: UpdateRecordInput,
     ) -> Result<Outcome<Record>, UseCaseError> {
         update(conn, codec, ctx, &input.table_id, vec![input.patch]).await?.single()
-    }
-
-    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
-    pub async fn run(
-        &self,
-        pool: &PgPool,
-        codec: &EventCodec,
-        ctx: &RequestContext,
-        input: UpdateRecordInput,
-    ) -> Result<Outcome<Record>, UseCaseError> {
-        self.execute(&mut *pool.acquire().await?, codec, ctx, input).await
     }
 }
 
@@ -83,10 +75,15 @@ impl UpdateMultipleRecords {
     pub fn new(limits: RecordLimits) -> UpdateMultipleRecords {
         UpdateMultipleRecords { limits }
     }
+}
+
+impl UseCase for UpdateMultipleRecords {
+    type Input = UpdateMultipleRecordsInput;
+    type Output = Vec<Record>;
 
     /// As [`UpdateRecord::execute`], for every patch. Returns each distinct record once, in
     /// request order, as stored afterwards.
-    pub async fn execute(
+    async fn execute(
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
@@ -95,17 +92,6 @@ impl UpdateMultipleRecords {
     ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
         validate::batch(input.patches.len(), &self.limits)?;
         update(conn, codec, ctx, &input.table_id, input.patches).await
-    }
-
-    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
-    pub async fn run(
-        &self,
-        pool: &PgPool,
-        codec: &EventCodec,
-        ctx: &RequestContext,
-        input: UpdateMultipleRecordsInput,
-    ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
-        self.execute(&mut *pool.acquire().await?, codec, ctx, input).await
     }
 }
 
