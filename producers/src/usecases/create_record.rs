@@ -2,7 +2,7 @@ use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Fields, RecordCreated};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::store::{outbox, records, tables};
+use crate::store::{outbox, records};
 use crate::usecases::{validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
 
 /// Input of [`CreateRecord`].
@@ -86,9 +86,7 @@ async fn create(
     records: Vec<Fields>,
 ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
     let mut tx = conn.begin().await?;
-    let table = tables::find_for_share(&mut tx, table_id)
-        .await?
-        .ok_or_else(|| UseCaseError::UnknownTable(table_id.to_owned()))?;
+    let table = validate::table(&mut tx, table_id).await?;
     for (index, fields) in records.iter().enumerate() {
         validate::fields(&table, fields, index)?;
     }

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, RecordDeleted};
 use sqlx::{Connection, PgConnection};
 
-use crate::store::{outbox, records, tables};
+use crate::store::{outbox, records};
 use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
 
 /// A record to delete and, optionally, the version the client last read.
@@ -105,9 +105,7 @@ async fn delete(
     targets: Vec<RecordRef>,
 ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
     let mut tx = conn.begin().await?;
-    if tables::find_for_share(&mut tx, table_id).await?.is_none() {
-        return Err(UseCaseError::UnknownTable(table_id.to_owned()));
-    }
+    validate::table(&mut tx, table_id).await?;
     let ids = distinct(targets.iter().map(|t| t.record_id.as_str()));
     let mut rows: HashMap<String, Record> =
         records::lock_many(&mut tx, table_id, &ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect();

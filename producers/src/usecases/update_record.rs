@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Fields, RecordUpdated};
 use sqlx::{Connection, PgConnection};
 
-use crate::store::{outbox, records, tables};
+use crate::store::{outbox, records};
 use crate::usecases::changes::{changed_fields, merge};
 use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
 
@@ -103,9 +103,7 @@ async fn update(
     patches: Vec<RecordPatch>,
 ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
     let mut tx = conn.begin().await?;
-    let table = tables::find_for_share(&mut tx, table_id)
-        .await?
-        .ok_or_else(|| UseCaseError::UnknownTable(table_id.to_owned()))?;
+    let table = validate::table(&mut tx, table_id).await?;
     for (index, p) in patches.iter().enumerate() {
         validate::fields(&table, &p.fields, index)?;
     }
