@@ -33,6 +33,7 @@
 
 mod config;
 mod error;
+pub mod metrics;
 mod publisher;
 pub mod store;
 pub mod topics;
