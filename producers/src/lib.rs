@@ -31,6 +31,7 @@
 //!   version that no longer matches is refused as a conflict ([`UseCaseError::is_conflict`])
 //!   and writes nothing; an update that changes nothing emits nothing.
 
+pub mod api;
 mod config;
 mod error;
 pub mod metrics;

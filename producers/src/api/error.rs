@@ -1,0 +1,239 @@
+//! [`ApiError`], the one error of the HTTP API, and its JSON body.
+//!
+//! Every refusal answers `{"error": {"code", "message", "requestId", "details"?}}` with its
+//! status: `code` is a stable snake_case string clients can branch on, `message` is for
+//! humans, `requestId` is the request's `X-Request-Id`. Server-side failures (5xx) are
+//! logged with their cause and the request id; their body says only what class of failure
+//! it was, never internal details.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::api::context::current_request_id;
+use crate::usecases::UseCaseError;
+
+/// An HTTP error: status, stable code, message and optional structured details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<Value>,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `unknown_table`, `stale_version`, `invalid_json`.
+    #[schema(example = "unknown_table")]
+    pub code: String,
+    /// Human-readable explanation.
+    #[schema(example = "table tbl_x does not exist")]
+    pub message: String,
+    /// The request's `X-Request-Id`.
+    pub request_id: String,
+    /// Structured facts about the error (field name, record index, versions…), when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), details: None }
+    }
+
+    /// Adds structured details.
+    pub fn with_details(mut self, details: Value) -> ApiError {
+        self.details = Some(details);
+        self
+    }
+
+    /// 400 with `code`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: no or unknown API key.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 404 for a path no route matches.
+    pub fn no_route() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+
+    /// 405 for a route that exists with other methods.
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept this method")
+    }
+
+    /// 500; `cause` is logged, not returned.
+    pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(request_id = %current_request_id(), error = %cause, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log for this request id")
+    }
+
+    /// 503; `cause` is logged, not returned.
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::warn!(request_id = %current_request_id(), error = %cause, "dependency unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "a dependency (database or schema registry) is unavailable; nothing was written, retry later",
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                request_id: current_request_id(),
+                details: self.details,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<UseCaseError> for ApiError {
+    fn from(e: UseCaseError) -> ApiError {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            return if status == StatusCode::SERVICE_UNAVAILABLE { ApiError::unavailable(&e) } else { ApiError::internal(&e) };
+        }
+        let message = e.to_string();
+        let (code, details) = match &e {
+            UseCaseError::UnknownTable(table) => ("unknown_table", json!({ "tableId": table })),
+            UseCaseError::UnknownField { table, field, index } => {
+                ("unknown_field", json!({ "tableId": table, "field": field, "index": index }))
+            }
+            UseCaseError::WrongFieldType { field, expected, got, index } => (
+                "wrong_field_type",
+                json!({ "field": field, "expected": expected.as_str(), "got": got, "index": index }),
+            ),
+            UseCaseError::EmptyBatch => ("empty_batch", Value::Null),
+            UseCaseError::BatchTooLarge { size, limit } => ("batch_too_large", json!({ "size": size, "limit": limit })),
+            UseCaseError::RecordNotFound { table, record_id } => {
+                ("record_not_found", json!({ "tableId": table, "recordId": record_id }))
+            }
+            UseCaseError::StaleVersion { record_id, expected, actual } => (
+                "stale_version",
+                json!({ "recordId": record_id, "expectedVersion": expected, "actualVersion": actual }),
+            ),
+            _ => ("invalid_request", Value::Null),
+        };
+        let err = ApiError::new(status, code, message);
+        if details.is_null() {
+            err
+        } else {
+            err.with_details(details)
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        match &r {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with `Content-Type: application/json`",
+            ),
+            JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("invalid_json", r.body_text()),
+            JsonRejection::JsonDataError(_) => ApiError::bad_request("invalid_body", r.body_text()),
+            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than the configured limit",
+            ),
+            _ => ApiError::bad_request("invalid_body", r.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> ApiError {
+        if r.status().is_server_error() {
+            return ApiError::internal(&r.body_text());
+        }
+        ApiError::bad_request("invalid_path", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::bad_request("invalid_query", r.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tables::FieldType;
+
+    #[test]
+    fn use_case_errors_keep_their_status_and_get_a_code() {
+        let e = ApiError::from(UseCaseError::UnknownTable("x".into()));
+        assert_eq!((e.status(), e.code(), e.message()), (StatusCode::NOT_FOUND, "unknown_table", "table x does not exist"));
+        let e = ApiError::from(UseCaseError::StaleVersion { record_id: "r".into(), expected: 1, actual: 2 });
+        assert_eq!((e.status(), e.code()), (StatusCode::CONFLICT, "stale_version"));
+        assert_eq!(e.details, Some(json!({"recordId": "r", "expectedVersion": 1, "actualVersion": 2})));
+        let e = ApiError::from(UseCaseError::BatchTooLarge { size: 3, limit: 2 });
+        assert_eq!((e.status(), e.code()), (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"));
+        let e = ApiError::from(UseCaseError::WrongFieldType {
+            field: "n".into(),
+            expected: FieldType::Integer,
+            got: "string".into(),
+            index: 4,
+        });
+        assert_eq!((e.status(), e.code()), (StatusCode::BAD_REQUEST, "wrong_field_type"));
+        assert_eq!(e.details.as_ref().and_then(|d| d.get("index")), Some(&json!(4)));
+    }
+
+    #[test]
+    fn server_errors_hide_their_cause() {
+        let e = ApiError::from(UseCaseError::Db(sqlx::Error::RowNotFound));
+        assert_eq!((e.status(), e.code()), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+        assert!(!e.message().contains("row"), "{}", e.message());
+        let e = ApiError::from(UseCaseError::Db(sqlx::Error::PoolTimedOut));
+        assert_eq!((e.status(), e.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+    }
+}

@@ -1,0 +1,76 @@
+//! Per-request observation: the request id scope, request metrics and the tracing span.
+//!
+//! Guarantees:
+//! * every response (handler, refusal, 404, 405) is counted in
+//!   [`API_REQUESTS_TOTAL`](crate::metrics::API_REQUESTS_TOTAL) and timed in
+//!   [`API_REQUEST_DURATION_SECONDS`](crate::metrics::API_REQUEST_DURATION_SECONDS) by
+//!   `route` = the matched route template (`unmatched` when no route matched), `method`
+//!   (the standard methods, else `other`) and `status`: never a raw path, so ids never
+//!   become labels;
+//! * error bodies produced while the request is handled carry its `X-Request-Id`;
+//! * the request's span holds the method, the route template and the request id.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Span;
+
+use crate::api::context::{with_request_id, REQUEST_ID_HEADER};
+use crate::metrics::{labels, API_REQUESTS_TOTAL, API_REQUEST_DURATION_SECONDS};
+
+/// The route label of an unmatched request.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The `route` label of a request.
+pub fn route_of<B>(req: &axum::http::Request<B>) -> String {
+    req.extensions().get::<MatchedPath>().map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned())
+}
+
+/// The `method` label: a standard method's name, `other` for extension methods.
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// The request id tower-http's request-id layer set (the client's or a new UUID).
+pub fn request_id_of<B>(req: &axum::http::Request<B>) -> String {
+    req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// The span of one request (used by tower-http's trace layer).
+pub fn make_span<B>(req: &axum::http::Request<B>) -> Span {
+    tracing::info_span!(
+        "http_request",
+        method = method_label(req.method()),
+        route = %route_of(req),
+        request_id = %request_id_of(req),
+    )
+}
+
+/// Middleware: runs the request in its request id's scope, then counts and times it.
+pub async fn observe(req: Request, next: Next) -> Response {
+    let route = route_of(&req);
+    let method = method_label(req.method());
+    let request_id = request_id_of(&req);
+    let started = Instant::now();
+    let response = with_request_id(request_id, next.run(req)).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(API_REQUESTS_TOTAL, labels::ROUTE => route.clone(), labels::METHOD => method, labels::STATUS => status)
+        .increment(1);
+    metrics::histogram!(API_REQUEST_DURATION_SECONDS, labels::ROUTE => route, labels::METHOD => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
