@@ -2,10 +2,14 @@
 //!
 //! Subcommands: `schemas` (register, check, list), `topics` (ensure), `demo` (the main
 //! job: a realistic stream of every event type, published and consumed back), `bench`
-//! (throughput against Kafka's own tools, driven by `scripts/bench`).
+//! (throughput against Kafka's own tools, driven by `scripts/bench`), `api` (the HTTP API),
+//! `migrate` (apply the database migrations).
 
+mod api;
 mod bench;
+mod database;
 mod demo;
+mod migrate;
 mod sample;
 mod schemas;
 mod settings;
@@ -35,6 +39,10 @@ enum Command {
     Topics(topics::TopicsCmd),
     /// Publish a realistic stream of every event type and show it consumed.
     Demo(demo::DemoArgs),
+    /// Serve the HTTP API over the use cases.
+    Api(api::ApiArgs),
+    /// Apply the database migrations and print those applied.
+    Migrate(migrate::MigrateArgs),
     /// Throughput benchmarks (see scripts/bench).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -49,5 +57,7 @@ async fn main() -> Result<()> {
         Command::Topics(c) => topics::run(&cli.common, c).await,
         Command::Demo(a) => demo::run(&cli.common, a).await,
         Command::Bench(c) => bench::run(&cli.common, c).await,
+        Command::Api(a) => api::run(&cli.common, a).await,
+        Command::Migrate(a) => migrate::run(a).await,
     }
 }
