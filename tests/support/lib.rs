@@ -4,6 +4,8 @@
 //! The stack is started by `scripts/test` (`scripts/stack up`); a test whose service is
 //! unreachable fails with a message naming the service. Nothing is skipped.
 
+pub mod api;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
