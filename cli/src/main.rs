@@ -1,11 +1,14 @@
 //! `ltf`: the LaTeChforce event pipeline command.
 //!
-//! Subcommands: `schemas` (register, check, list), `topics` (ensure), `demo` (the main
+//! Subcommands: `schemas` (register, check, list), `topics` (ensure), `relay` (the
+//! outbox relay), `demo` (the main
 //! job: a realistic stream of every event type, published and consumed back), `bench`
 //! (throughput against Kafka's own tools, driven by `scripts/bench`).
 
 mod bench;
 mod demo;
+mod ops;
+mod relay;
 mod sample;
 mod schemas;
 mod settings;
@@ -35,6 +38,8 @@ enum Command {
     Topics(topics::TopicsCmd),
     /// Publish a realistic stream of every event type and show it consumed.
     Demo(demo::DemoArgs),
+    /// Publish the transactional outbox to Kafka, in order, until stopped.
+    Relay(relay::RelayArgs),
     /// Throughput benchmarks (see scripts/bench).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -48,6 +53,7 @@ async fn main() -> Result<()> {
         Command::Schemas(c) => schemas::run(&cli.common, c).await,
         Command::Topics(c) => topics::run(&cli.common, c).await,
         Command::Demo(a) => demo::run(&cli.common, a).await,
+        Command::Relay(a) => relay::run(&cli.common, a).await,
         Command::Bench(c) => bench::run(&cli.common, c).await,
     }
 }

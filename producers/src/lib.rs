@@ -35,6 +35,7 @@ mod config;
 mod error;
 pub mod metrics;
 mod publisher;
+pub mod relay;
 pub mod store;
 pub mod topics;
 pub mod usecases;
