@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
 use oauth2::{
     AsyncHttpClient, AuthType, AuthorizationCode, ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpRequest, HttpResponse,
@@ -137,7 +137,8 @@ fn token_set(response: &BasicTokenResponse, kept_refresh: Option<Secret>) -> Tok
     let expires_at = response
         .expires_in()
         .and_then(|d| chrono::Duration::from_std(d).ok())
-        .and_then(|d| Utc::now().checked_add_signed(d));
+        // Whole seconds, like `expires_in`: the blob and the column then hold the same value.
+        .and_then(|d| Utc::now().trunc_subsecs(0).checked_add_signed(d));
     TokenSet {
         access_token: Secret::new(response.access_token().secret().clone()),
         refresh_token: response.refresh_token().map(|t| Secret::new(t.secret().clone())).or(kept_refresh),
