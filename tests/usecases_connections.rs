@@ -18,11 +18,12 @@ use axum::routing::post;
 use axum::{Form, Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chrono::SubsecRound;
 use ltf_producers::connections::{ClientAuth, Secret};
-use ltf_producers::usecases::OAuthGrant;
+use ltf_producers::usecases::{OAuthGrant, ServiceConnection};
 use ltf_producers::{
-    AuthenticateConnection, AuthenticateConnectionInput, ConnectionsConfig, OAuthServiceConfig, RequestContext, UseCase,
-    UseCaseError,
+    AuthenticateConnection, AuthenticateConnectionInput, ConnectionsConfig, OAuthServiceConfig, Outcome, RequestContext,
+    UseCase, UseCaseError,
 };
 use ltf_schemas::{AggregateType, EventCodec, EventPayload, TopicNames};
 use ltf_tests::{count_rows as count, fresh_database, outbox_rows as outbox, registry_url, unique_prefix, TestDb};
@@ -65,7 +66,8 @@ fn client_ok(headers: &HeaderMap, form: &HashMap<String, String>, basic: bool) -
 /// services, echo what they were sent in `error_description`).
 fn token_response(endpoint: &Endpoint, headers: &HeaderMap, form: &HashMap<String, String>, basic: bool) -> Response {
     endpoint.requests.fetch_add(1, Ordering::SeqCst);
-    let form_encoded = headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/x-www-form-urlencoded");
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let form_encoded = content_type == Some("application/x-www-form-urlencoded");
     if !form_encoded {
         return error(StatusCode::BAD_REQUEST, "invalid_request", "not form-encoded");
     }
@@ -74,11 +76,11 @@ fn token_response(endpoint: &Endpoint, headers: &HeaderMap, form: &HashMap<Strin
     }
     let get = |k: &str| form.get(k).map(String::as_str);
     match get("grant_type") {
-        Some("authorization_code") if get("code") == Some(GOOD_CODE) && get("redirect_uri") == Some(REDIRECT) => Json(json!({
-            "access_token": ACCESS_TOKEN, "token_type": "bearer", "expires_in": 3600,
-            "refresh_token": REFRESH_TOKEN, "scope": "repo user"
-        }))
-        .into_response(),
+        Some("authorization_code") if get("code") == Some(GOOD_CODE) && get("redirect_uri") == Some(REDIRECT) => {
+            let token = json!({"access_token": ACCESS_TOKEN, "token_type": "bearer", "expires_in": 3600,
+                               "refresh_token": REFRESH_TOKEN, "scope": "repo user"});
+            Json(token).into_response()
+        }
         Some("authorization_code") => {
             error(StatusCode::BAD_REQUEST, "invalid_grant", &format!("code {} expired", get("code").unwrap_or("")))
         }
@@ -94,14 +96,15 @@ fn token_response(endpoint: &Endpoint, headers: &HeaderMap, form: &HashMap<Strin
 /// Starts the token endpoint on 127.0.0.1:0; returns its address.
 async fn start_endpoint(endpoint: Arc<Endpoint>) -> Result<SocketAddr> {
     type Ctx = State<Arc<Endpoint>>;
+    type Params = HashMap<String, String>;
     let app = Router::new()
         .route(
             "/token",
-            post(|State(e): Ctx, h: HeaderMap, Form(f): Form<HashMap<String, String>>| async move { token_response(&e, &h, &f, true) }),
+            post(|State(e): Ctx, h: HeaderMap, Form(f): Form<Params>| async move { token_response(&e, &h, &f, true) }),
         )
         .route(
             "/token-post",
-            post(|State(e): Ctx, h: HeaderMap, Form(f): Form<HashMap<String, String>>| async move { token_response(&e, &h, &f, false) }),
+            post(|State(e): Ctx, h: HeaderMap, Form(f): Form<Params>| async move { token_response(&e, &h, &f, false) }),
         )
         .route(
             "/broken",
@@ -137,6 +140,13 @@ struct Setup {
     config: ConnectionsConfig,
     usecase: AuthenticateConnection,
     endpoint: Arc<Endpoint>,
+}
+
+impl Setup {
+    /// Runs the use case as `user_1`.
+    async fn run(&self, input: AuthenticateConnectionInput) -> Result<Outcome<ServiceConnection>, UseCaseError> {
+        self.usecase.run(&self.db.pool, &self.codec, &ctx(), input).await
+    }
 }
 
 async fn setup(test: &str) -> Result<Setup> {
@@ -203,13 +213,14 @@ fn assert_no_secret(err: &UseCaseError) {
 async fn an_authorization_code_is_exchanged_and_the_tokens_stored_encrypted_with_one_connection_established() -> Result<()> {
     let s = setup("uc-conn-code").await?;
     let started = chrono::Utc::now();
-    let out = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(None, "acme", "user_1", code(GOOD_CODE))).await?;
+    let out = s.run(input(None, "acme", "user_1", code(GOOD_CODE))).await?;
     let c = &out.value;
     assert!(c.id.starts_with("conn_"), "{}", c.id);
     assert_eq!((c.service.as_str(), c.user_id.as_str(), c.authenticated), ("acme", "user_1", true));
     assert_eq!(c.scope.as_deref(), Some("repo user"));
     let expires = c.token_expires_at.context("no expiry")?;
-    assert!(expires >= started + chrono::Duration::seconds(3599) && expires <= chrono::Utc::now() + chrono::Duration::seconds(3601));
+    let hour = chrono::Duration::seconds(3600);
+    assert!(expires >= started.trunc_subsecs(0) + hour && expires <= chrono::Utc::now() + hour, "{expires}");
     assert_eq!(s.endpoint.requests.load(Ordering::SeqCst), 1);
     let output = serde_json::to_string(&out.value)?;
     assert!(!output.contains(ACCESS_TOKEN) && !output.contains(REFRESH_TOKEN), "{output}");
@@ -245,10 +256,12 @@ async fn an_authorization_code_is_exchanged_and_the_tokens_stored_encrypted_with
 
     // client_secret_post, a chosen id, and `execute` on a plain connection.
     let mut conn = s.db.pool.acquire().await?;
-    let out = s.usecase.execute(&mut conn, &s.codec, &ctx(), input(Some("conn_post"), "acme_post", "user_2", code(GOOD_CODE))).await?;
+    let post = input(Some("conn_post"), "acme_post", "user_2", code(GOOD_CODE));
+    let out = s.usecase.execute(&mut conn, &s.codec, &ctx(), post).await?;
     drop(conn);
     assert_eq!((out.value.id.as_str(), out.events.len()), ("conn_post", 1));
-    assert_eq!(cipher.open("conn_post", &stored_credentials(&s.db.pool, "conn_post").await?)?.access_token.expose(), ACCESS_TOKEN);
+    let tokens = cipher.open("conn_post", &stored_credentials(&s.db.pool, "conn_post").await?)?;
+    assert_eq!(tokens.access_token.expose(), ACCESS_TOKEN);
     assert_eq!(outbox(&s.db.pool).await?.len(), 2);
     s.db.drop_database().await
 }
@@ -256,9 +269,9 @@ async fn an_authorization_code_is_exchanged_and_the_tokens_stored_encrypted_with
 #[tokio::test]
 async fn re_authenticating_an_established_connection_replaces_its_credentials_and_emits_nothing() -> Result<()> {
     let s = setup("uc-conn-reauth").await?;
-    let first = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(Some("conn_1"), "acme", "user_1", code(GOOD_CODE))).await?;
+    let first = s.run(input(Some("conn_1"), "acme", "user_1", code(GOOD_CODE))).await?;
     let refresh = OAuthGrant::RefreshToken { refresh_token: Secret::new(REFRESH_TOKEN), scopes: vec![] };
-    let again = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(Some("conn_1"), "acme", "user_1", refresh)).await?;
+    let again = s.run(input(Some("conn_1"), "acme", "user_1", refresh)).await?;
     assert!(again.events.is_empty(), "already established");
     assert_eq!(again.value.created_at, first.value.created_at);
     assert!(again.value.updated_at >= first.value.updated_at);
@@ -270,10 +283,10 @@ async fn re_authenticating_an_established_connection_replaces_its_credentials_an
 
     // The id of another user's (or service's) connection: refused before any exchange.
     let asked = s.endpoint.requests.load(Ordering::SeqCst);
-    let err = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(Some("conn_1"), "acme", "user_2", code(GOOD_CODE))).await.unwrap_err();
+    let err = s.run(input(Some("conn_1"), "acme", "user_2", code(GOOD_CODE))).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::ConnectionMismatch { connection_id } if connection_id == "conn_1"), "{err:?}");
     assert_eq!((err.status(), err.is_conflict()), (409, true));
-    let err = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(Some("conn_1"), "acme_post", "user_1", code(GOOD_CODE))).await.unwrap_err();
+    let err = s.run(input(Some("conn_1"), "acme_post", "user_1", code(GOOD_CODE))).await.unwrap_err();
     assert!(matches!(err, UseCaseError::ConnectionMismatch { .. }), "{err:?}");
     assert_eq!(s.endpoint.requests.load(Ordering::SeqCst), asked, "no code spent");
     let unchanged = s.config.cipher()?.open("conn_1", &stored_credentials(&s.db.pool, "conn_1").await?)?;
@@ -284,7 +297,7 @@ async fn re_authenticating_an_established_connection_replaces_its_credentials_an
 #[tokio::test]
 async fn a_refused_exchange_is_exchange_refused_and_writes_nothing() -> Result<()> {
     let s = setup("uc-conn-refused").await?;
-    let err = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(None, "acme", "user_1", code(BAD_CODE))).await.unwrap_err();
+    let err = s.run(input(None, "acme", "user_1", code(BAD_CODE))).await.unwrap_err();
     let UseCaseError::ExchangeRefused { service, status, error } = &err else { bail!("not ExchangeRefused: {err:?}") };
     assert_eq!((service.as_str(), *status, error.as_deref()), ("acme", 400, Some("invalid_grant")));
     assert_eq!(err.status(), 422);
@@ -292,17 +305,18 @@ async fn a_refused_exchange_is_exchange_refused_and_writes_nothing() -> Result<(
     assert_no_secret(&err);
 
     let refresh = OAuthGrant::RefreshToken { refresh_token: Secret::new("rt-revoked"), scopes: vec![] };
-    let err = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(None, "acme", "user_1", refresh)).await.unwrap_err();
+    let err = s.run(input(None, "acme", "user_1", refresh)).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::ExchangeRefused { error: Some(e), .. } if e == "invalid_grant"), "{err:?}");
 
     // The deployment's client secret is wrong: the operator's fault, 502.
-    let err = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(None, "acme_wrong_secret", "user_1", code(GOOD_CODE))).await.unwrap_err();
+    let err = s.run(input(None, "acme_wrong_secret", "user_1", code(GOOD_CODE))).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::ExchangeRefused { status: 401, error: Some(e), .. } if e == "invalid_client"), "{err:?}");
     assert_eq!(err.status(), 502);
     assert_no_secret(&err);
 
-    let bad_redirect = OAuthGrant::AuthorizationCode { code: Secret::new(GOOD_CODE), redirect_uri: Some("not a url".into()), code_verifier: None };
-    let err = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(None, "acme", "user_1", bad_redirect)).await.unwrap_err();
+    let bad_redirect =
+        OAuthGrant::AuthorizationCode { code: Secret::new(GOOD_CODE), redirect_uri: Some("not a url".into()), code_verifier: None };
+    let err = s.run(input(None, "acme", "user_1", bad_redirect)).await.unwrap_err();
     assert!(matches!(err, UseCaseError::MalformedCredentials(_)), "{err:?}");
     assert_eq!(err.status(), 400);
     assert_no_secret(&err);
@@ -316,7 +330,7 @@ async fn an_unavailable_token_endpoint_is_a_retryable_error_and_writes_nothing()
     let s = setup("uc-conn-unavailable").await?;
     for (service, reason) in [("broken", "HTTP 500"), ("closed", "could not connect"), ("slow", "timed out")] {
         let started = Instant::now();
-        let err = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(None, service, "user_1", code(GOOD_CODE))).await.unwrap_err();
+        let err = s.run(input(None, service, "user_1", code(GOOD_CODE))).await.unwrap_err();
         let UseCaseError::TokenEndpointUnavailable { service: sv, reason: r } = &err else {
             bail!("{service}: not TokenEndpointUnavailable: {err:?}")
         };
@@ -335,10 +349,10 @@ async fn an_unavailable_token_endpoint_is_a_retryable_error_and_writes_nothing()
 #[tokio::test]
 async fn an_unknown_service_or_user_is_refused_before_any_request() -> Result<()> {
     let s = setup("uc-conn-unknown").await?;
-    let err = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(None, "github", "user_1", code(GOOD_CODE))).await.unwrap_err();
+    let err = s.run(input(None, "github", "user_1", code(GOOD_CODE))).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::UnknownService(name) if name == "github"), "{err:?}");
     assert_eq!(err.status(), 404);
-    let err = s.usecase.run(&s.db.pool, &s.codec, &ctx(), input(None, "acme", " ", code(GOOD_CODE))).await.unwrap_err();
+    let err = s.run(input(None, "acme", " ", code(GOOD_CODE))).await.unwrap_err();
     assert!(matches!(err, UseCaseError::InvalidId { entity: "user", .. }), "{err:?}");
     assert_eq!(s.endpoint.requests.load(Ordering::SeqCst), 0);
     assert_nothing_written(&s.db.pool).await?;

@@ -103,13 +103,16 @@ async fn creating_a_table_and_a_form_with_a_mapping_stores_both_and_emits_nothin
     db.drop_database().await
 }
 
+/// Whether an error is the one a case expects.
+type Expect = fn(&UseCaseError) -> bool;
+
 #[tokio::test]
 async fn bad_table_definitions_are_refused_with_their_error_and_write_nothing() -> Result<()> {
     let (db, codec) = setup("uc-forms-bad-table").await?;
     let with = |name: &str, fields: Vec<FieldDef>| CreateTableInput { id: None, name: name.into(), fields };
     let text = |n: &str| FieldDef::new(n, FieldType::Text);
     let many: Vec<FieldDef> = (0..201).map(|i| text(&format!("f{i}"))).collect();
-    let cases: Vec<(CreateTableInput, fn(&UseCaseError) -> bool)> = vec![
+    let cases: Vec<(CreateTableInput, Expect)> = vec![
         (with(" ", vec![]), |e| matches!(e, UseCaseError::InvalidName { entity: "table", .. })),
         (with("T", vec![text("a"), text("b"), text("a")]), |e| matches!(e, UseCaseError::DuplicateField(f) if f == "a")),
         (with("T", vec![text("a"), text("")]), |e| matches!(e, UseCaseError::InvalidFieldName { index: 1, .. })),

@@ -121,7 +121,9 @@ impl TokenEndpoint {
         let status = status.load(Ordering::Relaxed);
         match result {
             Ok(response) => Ok(token_set(&response, kept_refresh)),
-            Err(RequestTokenError::ServerResponse(e)) => Err(ExchangeError::Refused { status, error: Some(error_code(e.error())) }),
+            Err(RequestTokenError::ServerResponse(e)) => {
+                Err(ExchangeError::Refused { status, error: Some(error_code(e.error())) })
+            }
             Err(RequestTokenError::Request(Transport::TooLarge)) => Err(ExchangeError::InvalidResponse { status }),
             Err(RequestTokenError::Request(t)) => Err(ExchangeError::Unavailable { reason: t.reason() }),
             Err(RequestTokenError::Parse(..) | RequestTokenError::Other(_)) => match status {
