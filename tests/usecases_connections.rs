@@ -262,7 +262,14 @@ async fn an_authorization_code_is_exchanged_and_the_tokens_stored_encrypted_with
     assert_eq!((out.value.id.as_str(), out.events.len()), ("conn_post", 1));
     let tokens = cipher.open("conn_post", &stored_credentials(&s.db.pool, "conn_post").await?)?;
     assert_eq!(tokens.access_token.expose(), ACCESS_TOKEN);
-    assert_eq!(outbox(&s.db.pool).await?.len(), 2);
+
+    // client_credentials: no refresh token, no expiry given.
+    let machine = OAuthGrant::ClientCredentials { scopes: vec!["read".into()] };
+    let out = s.run(input(Some("conn_machine"), "acme", "svc_bot", machine)).await?;
+    assert_eq!((out.value.token_expires_at, out.events.len()), (None, 1));
+    let tokens = cipher.open("conn_machine", &stored_credentials(&s.db.pool, "conn_machine").await?)?;
+    assert_eq!((tokens.access_token.expose(), tokens.refresh_token), ("at-machine", None));
+    assert_eq!(outbox(&s.db.pool).await?.len(), 3);
     s.db.drop_database().await
 }
 
