@@ -16,10 +16,12 @@ mod handler;
 pub mod metrics;
 pub mod middleware;
 mod reader;
+mod router;
 pub mod runner;
 
 pub use config::ReaderConfig;
 pub use error::ConsumeError;
 pub use handler::{Event, Handler, HandlerContext, HandlerError, Meta};
 pub use reader::{EventReader, ReceivedEvent};
+pub use router::Router;
 pub use runner::{Blocker, Health, Incoming, Process, RunReport, Runner, WorkerConfig};

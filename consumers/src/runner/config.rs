@@ -24,6 +24,11 @@ pub struct WorkerConfig {
     /// Whether the group also consumes its `<topic>.<group>.retry` topics (where
     /// replayed dead letters arrive). Default true.
     pub consume_retry_topics: bool,
+    /// Partitions of the group's retry and dead-letter topics, created at start when
+    /// missing. Default 6.
+    pub side_topic_partitions: i32,
+    /// Replication factor of the retry and dead-letter topics. Default 1.
+    pub side_topic_replication: i32,
 }
 
 impl Default for WorkerConfig {
@@ -34,6 +39,8 @@ impl Default for WorkerConfig {
             shutdown_deadline: Duration::from_secs(20),
             stats_interval: Duration::from_secs(5),
             consume_retry_topics: true,
+            side_topic_partitions: 6,
+            side_topic_replication: 1,
         }
     }
 }
@@ -51,6 +58,12 @@ impl WorkerConfig {
         }
         if self.shutdown_deadline.is_zero() {
             return bad("shutdown_deadline_ms", "must be positive");
+        }
+        if self.side_topic_partitions < 1 {
+            return bad("side_topic_partitions", "must be at least 1");
+        }
+        if self.side_topic_replication < 1 {
+            return bad("side_topic_replication", "must be at least 1");
         }
         if self.stats_interval < Duration::from_millis(100) {
             return bad("stats_interval_ms", "must be at least 100");

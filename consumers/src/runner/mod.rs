@@ -29,6 +29,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ltf_producers::topics::{ensure_topics, TopicSpec};
+use ltf_schemas::TopicNames;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers as _, Message};
 use tokio::sync::Semaphore;
@@ -101,9 +103,30 @@ impl Runner {
     pub fn subscriptions(&self) -> Vec<String> {
         let mut all = self.topics.clone();
         if self.config.consume_retry_topics {
-            all.extend(self.topics.iter().map(|t| ltf_schemas::TopicNames::retry(t, &self.config.consumer.group_id)));
+            all.extend(self.topics.iter().map(|t| TopicNames::retry(t, &self.config.consumer.group_id)));
         }
         all
+    }
+
+    /// Creates the group's retry and dead-letter topics of every subscribed event topic
+    /// when missing (before anything is published to them: an idempotent producer can
+    /// lose the first records of an auto-created topic).
+    pub async fn ensure_side_topics(&self) -> Result<(), ConsumeError> {
+        let group = &self.config.consumer.group_id;
+        let specs: Vec<TopicSpec> = self
+            .topics
+            .iter()
+            .flat_map(|t| [TopicNames::retry(t, group), TopicNames::dlq(t, group)])
+            .map(|name| TopicSpec {
+                name,
+                partitions: self.config.side_topic_partitions,
+                replication_factor: self.config.side_topic_replication,
+            })
+            .collect();
+        ensure_topics(&self.config.consumer.bootstrap_servers, &specs)
+            .await
+            .map_err(|e| ConsumeError::Topics(e.to_string()))?;
+        Ok(())
     }
 
     /// The worker's health, to serve while it runs.
@@ -115,6 +138,7 @@ impl Runner {
     /// until `shutdown`).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<RunReport, ConsumeError> {
         tokio::pin!(shutdown);
+        self.ensure_side_topics().await?;
         let mut client = self.config.consumer.client_config()?;
         client.set("statistics.interval.ms", self.config.stats_interval.as_millis().to_string());
         let context = RunnerContext { shared: self.shared.clone() };
