@@ -1,6 +1,7 @@
 //! `ltf`: the LaTeChforce event pipeline command.
 //!
-//! Subcommands: `schemas` (register, check, list), `topics` (ensure), `demo` (the main
+//! Subcommands: `schemas` (register, check, list), `topics` (ensure), `relay` (the
+//! outbox relay), `demo` (the main
 //! job: a realistic stream of every event type, published and consumed back), `bench`
 //! (throughput against Kafka's own tools, driven by `scripts/bench`), `api` (the HTTP API),
 //! `migrate` (apply the database migrations).
@@ -10,6 +11,8 @@ mod bench;
 mod database;
 mod demo;
 mod migrate;
+mod ops;
+mod relay;
 mod sample;
 mod schemas;
 mod settings;
@@ -43,6 +46,8 @@ enum Command {
     Api(api::ApiArgs),
     /// Apply the database migrations and print those applied.
     Migrate(migrate::MigrateArgs),
+    /// Publish the transactional outbox to Kafka, in order, until stopped.
+    Relay(relay::RelayArgs),
     /// Throughput benchmarks (see scripts/bench).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -56,6 +61,7 @@ async fn main() -> Result<()> {
         Command::Schemas(c) => schemas::run(&cli.common, c).await,
         Command::Topics(c) => topics::run(&cli.common, c).await,
         Command::Demo(a) => demo::run(&cli.common, a).await,
+        Command::Relay(a) => relay::run(&cli.common, a).await,
         Command::Bench(c) => bench::run(&cli.common, c).await,
         Command::Api(a) => api::run(&cli.common, a).await,
         Command::Migrate(a) => migrate::run(a).await,

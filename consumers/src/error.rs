@@ -33,4 +33,8 @@ pub enum ConsumeError {
         #[source]
         source: KafkaError,
     },
+
+    /// The group's retry or dead-letter topics could not be created.
+    #[error("creating the retry and dead-letter topics failed: {0}")]
+    Topics(String),
 }

@@ -1,9 +1,6 @@
-//! Consuming LaTeChforce domain events from Kafka.
+//! Consuming LaTeChforce domain events from Kafka: the worker runtime.
 //!
-//! This crate is where the worker runtime (router, middleware, dedup, retries, dead
-//! letters, circuit breaker) lives. Today it provides the [`EventReader`]: a plain
-//! consumer-group reader that decodes each message through the registry and hands back
-//! the typed event with its Kafka metadata.
+//! Work in progress (issue 4): handler API ([`Handler`]), dedup store, middleware.
 //!
 //! Guarantees of [`EventReader`]:
 //! * a message that does not decode is returned as a [`ReceivedEvent`] whose `event` is
@@ -13,9 +10,18 @@
 //! * librdkafka's prefetch is bounded (`queued.max.messages.kbytes`).
 
 mod config;
+pub mod dedup;
 mod error;
+mod handler;
+pub mod metrics;
+pub mod middleware;
 mod reader;
+mod router;
+pub mod runner;
 
 pub use config::ReaderConfig;
 pub use error::ConsumeError;
+pub use handler::{Event, Handler, HandlerContext, HandlerError, Meta};
 pub use reader::{EventReader, ReceivedEvent};
+pub use router::Router;
+pub use runner::{Blocker, Health, Incoming, Process, RunReport, Runner, WorkerConfig};

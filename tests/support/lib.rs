@@ -8,6 +8,8 @@ pub mod api;
 
 use std::time::{Duration, Instant};
 
+pub mod delivery;
+
 use anyhow::{bail, Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -123,6 +125,14 @@ pub async fn fresh_database() -> Result<TestDb> {
 }
 
 impl TestDb {
+    /// A PostgreSQL URL of this database (for a child process such as `ltf relay`).
+    pub fn url(&self) -> String {
+        let server = database_url();
+        let base = server.split('?').next().unwrap_or(&server);
+        let head = base.rsplit_once('/').map_or(base, |(head, _)| head);
+        format!("{head}/{}", self.name)
+    }
+
     /// Closes the pool and drops the database.
     pub async fn drop_database(self) -> Result<()> {
         use sqlx::Connection;

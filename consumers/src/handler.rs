@@ -1,0 +1,161 @@
+//! The handler API: what a worker's handler implements and what it is given.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ltf_schemas::{DomainEvent, EventType, Headers};
+use uuid::Uuid;
+
+use crate::dedup::DedupStore;
+
+/// Kafka metadata of the message an event came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// The topic it was read from (an event topic or the group's retry topic).
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The Kafka key (the aggregateId).
+    pub key: Option<String>,
+    /// Broker or create timestamp, milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    /// The headers, as (name, UTF-8 value).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Meta {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A decoded event as a handler sees it: the typed event with its envelope, and where it
+/// came from.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The event.
+    pub event: DomainEvent,
+    /// Kafka metadata.
+    pub meta: Meta,
+}
+
+impl Event {
+    /// The eventId.
+    pub fn event_id(&self) -> Uuid {
+        self.event.event_id()
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> EventType {
+        self.event.event_type()
+    }
+
+    /// The ordering key (DESIGN.md): recordId for record events, else the aggregateId;
+    /// taken from the `ordering-key` header when present.
+    pub fn ordering_key(&self) -> String {
+        self.meta.header(Headers::ORDERING_KEY).map_or_else(|| self.event.ordering_key().to_owned(), str::to_owned)
+    }
+}
+
+/// Why a handler failed, and what the runtime should do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    /// Whether trying again may succeed (a timeout, a dependency down). Only retryable
+    /// errors are retried; others are dead-lettered at once.
+    pub retryable: bool,
+    /// A short, bounded class for metrics and the `dlq-error-class` header
+    /// (`validation`, `timeout`, `http_5xx`, …).
+    pub class: String,
+    /// What went wrong, for logs and the `dlq-error-message` header. Never secrets.
+    pub message: String,
+    /// The downstream dependency that failed (`postgres`, `smtp`, a webhook host): its
+    /// circuit breaker counts the failure, and while it is open the runtime pauses
+    /// instead of retrying or dead-lettering.
+    pub dependency: Option<String>,
+}
+
+impl HandlerError {
+    /// A failure that may heal on a later attempt.
+    pub fn retryable(class: impl Into<String>, message: impl fmt::Display) -> HandlerError {
+        HandlerError { retryable: true, class: class.into(), message: message.to_string(), dependency: None }
+    }
+
+    /// A failure that will not heal by trying again (invalid data, a refused request).
+    pub fn permanent(class: impl Into<String>, message: impl fmt::Display) -> HandlerError {
+        HandlerError { retryable: false, class: class.into(), message: message.to_string(), dependency: None }
+    }
+
+    /// Marks the failure as an outage of `dependency` (retryable, counted by its breaker).
+    pub fn from_dependency(mut self, dependency: impl Into<String>) -> HandlerError {
+        self.dependency = Some(dependency.into());
+        self.retryable = true;
+        self
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.class, self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<sqlx::Error> for HandlerError {
+    /// A database error: an outage of `postgres` when the connection failed, else a
+    /// retryable `database` error (deadlocks and serialization failures heal).
+    fn from(e: sqlx::Error) -> HandlerError {
+        let err = HandlerError::retryable("database", &e);
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                err.from_dependency("postgres")
+            }
+            _ => err,
+        }
+    }
+}
+
+/// What the runtime gives a handler besides the event.
+#[derive(Debug, Clone)]
+pub struct HandlerContext {
+    /// The consumer group id.
+    pub group: String,
+    /// The handler's name.
+    pub handler: String,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    /// The group's dedup store, when configured.
+    pub dedup: Option<Arc<DedupStore>>,
+}
+
+impl HandlerContext {
+    /// An idempotency key for side effects outside PostgreSQL (a webhook's
+    /// `Idempotency-Key`, an email header): the same for every delivery of the event to
+    /// this handler.
+    pub fn idempotency_key(&self, event: &Event) -> String {
+        format!("{}:{}:{}", self.group, self.handler, event.event_id())
+    }
+}
+
+/// A handler of one worker. Registered on the worker's [`Router`](crate::Router); the
+/// runtime calls [`handle`](Handler::handle) for every event it [`can_handle`](Handler::can_handle).
+///
+/// `handle` must be idempotent: the runtime delivers at least once. Record the event in
+/// the dedup store in the transaction of the side effect
+/// ([`DedupStore::begin`](crate::dedup::DedupStore::begin)), or use
+/// [`HandlerContext::idempotency_key`] with an external system.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// A stable name: metrics label, `dlq-handler` header, dedup key part.
+    fn name(&self) -> &str;
+
+    /// Whether this handler wants events of `event_type`.
+    fn can_handle(&self, event_type: EventType) -> bool;
+
+    /// Handles one event.
+    async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError>;
+}

@@ -1,0 +1,1 @@
+//! Failure handling, one module per concern (helper to implement).

@@ -1,0 +1,228 @@
+//! The consumer-group runner: fetches, schedules per ordering key, stores offsets.
+//!
+//! Guarantees:
+//! * at-least-once: an offset is stored only after its message was processed to the end
+//!   (handled, skipped as a duplicate, or dead-lettered), and the stored offset of a
+//!   partition is the lowest one not finished, so a restart re-reads every unfinished
+//!   message and nothing finished is lost;
+//! * per ordering key (the `ordering-key` header, else the Kafka key) messages of a
+//!   partition are processed one at a time in offset order; different keys and
+//!   partitions run concurrently, at most `max_in_flight` messages at once;
+//! * memory is bounded: librdkafka's prefetch (`consumer.prefetch_kbytes`) and the
+//!   in-flight bound;
+//! * before partitions are revoked, the finished offsets are committed synchronously;
+//!   work still running for a revoked partition stores nothing (the new owner handles
+//!   it again; dedup keeps its side effects single);
+//! * a partition whose lane waits on an open circuit is paused, and resumed from the
+//!   first message not yet dispatched;
+//! * on shutdown the runner stops fetching, lets in-flight work finish within
+//!   `shutdown_deadline`, commits exactly what finished, and abandons the rest.
+
+mod config;
+mod context;
+mod lanes;
+mod offsets;
+mod process;
+mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ltf_producers::topics::{ensure_topics, TopicSpec};
+use ltf_schemas::TopicNames;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Headers as _, Message};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+pub use config::WorkerConfig;
+pub use offsets::PartitionOffsets;
+pub use process::{Blocker, Incoming, Process};
+
+use crate::runner::context::RunnerContext;
+use crate::runner::lanes::{Job, Lanes};
+use crate::runner::state::Shared;
+use crate::{ConsumeError, Meta};
+
+/// What a run ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunReport {
+    /// In-flight messages abandoned at the shutdown deadline (handled again after a
+    /// restart).
+    pub abandoned: usize,
+}
+
+/// Health of a running worker, for `/healthz` and `/readyz`.
+#[derive(Debug, Clone)]
+pub struct Health {
+    shared: Arc<Shared>,
+}
+
+impl Health {
+    /// Alive: the poll loop went round within `stuck_after`.
+    pub fn is_alive(&self, stuck_after: Duration) -> bool {
+        self.shared.since_heartbeat() < stuck_after
+    }
+
+    /// Ready: partitions assigned and the worker not stopped by its fuse or shutdown.
+    pub fn is_ready(&self) -> bool {
+        self.shared.assigned() > 0 && !self.shared.is_stopped()
+    }
+
+    /// Whether the worker stopped consuming (fuse tripped or shutting down).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.is_stopped()
+    }
+
+    /// Messages in flight.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight()
+    }
+}
+
+/// A consumer-group runner for one worker.
+#[derive(Debug)]
+pub struct Runner {
+    config: WorkerConfig,
+    topics: Vec<String>,
+    process: Arc<dyn Process>,
+    shared: Arc<Shared>,
+}
+
+impl Runner {
+    /// A runner of `config.consumer.group_id` over `topics` (plus the group's retry topic
+    /// of each, when configured), handing every message to `process`.
+    pub fn new(config: WorkerConfig, topics: Vec<String>, process: Arc<dyn Process>) -> Result<Runner, ConsumeError> {
+        config.validate()?;
+        let shared = Shared::new(config.consumer.group_id.clone());
+        Ok(Runner { config, topics, process, shared })
+    }
+
+    /// The topics subscribed: the event topics and, when configured, their retry topics.
+    pub fn subscriptions(&self) -> Vec<String> {
+        let mut all = self.topics.clone();
+        if self.config.consume_retry_topics {
+            all.extend(self.topics.iter().map(|t| TopicNames::retry(t, &self.config.consumer.group_id)));
+        }
+        all
+    }
+
+    /// Creates the group's retry and dead-letter topics of every subscribed event topic
+    /// when missing (before anything is published to them: an idempotent producer can
+    /// lose the first records of an auto-created topic).
+    pub async fn ensure_side_topics(&self) -> Result<(), ConsumeError> {
+        let group = &self.config.consumer.group_id;
+        let specs: Vec<TopicSpec> = self
+            .topics
+            .iter()
+            .flat_map(|t| [TopicNames::retry(t, group), TopicNames::dlq(t, group)])
+            .map(|name| TopicSpec {
+                name,
+                partitions: self.config.side_topic_partitions,
+                replication_factor: self.config.side_topic_replication,
+            })
+            .collect();
+        ensure_topics(&self.config.consumer.bootstrap_servers, &specs)
+            .await
+            .map_err(|e| ConsumeError::Topics(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The worker's health, to serve while it runs.
+    pub fn health(&self) -> Health {
+        Health { shared: self.shared.clone() }
+    }
+
+    /// Runs until `shutdown` resolves (or forever after the fuse tripped, not consuming,
+    /// until `shutdown`).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<RunReport, ConsumeError> {
+        tokio::pin!(shutdown);
+        self.ensure_side_topics().await?;
+        let mut client = self.config.consumer.client_config()?;
+        client.set("statistics.interval.ms", self.config.stats_interval.as_millis().to_string());
+        let context = RunnerContext { shared: self.shared.clone() };
+        let consumer: Arc<StreamConsumer<RunnerContext>> =
+            Arc::new(client.create_with_context(context).map_err(ConsumeError::Create)?);
+        self.shared.set_consumer(consumer.clone());
+        let topics = self.subscriptions();
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(|source| ConsumeError::Subscribe { topics: topics.clone(), source })?;
+        info!(group = %self.config.consumer.group_id, topics = ?topics, "worker consuming");
+
+        let permits = Arc::new(Semaphore::new(self.config.max_in_flight as usize));
+        let lanes = Lanes::new(self.shared.clone(), self.process.clone());
+        let tick = Duration::from_secs(1);
+        loop {
+            self.shared.beat();
+            if self.shared.is_stopped() {
+                // The fuse tripped: stop consuming, stay up (unready) until shutdown.
+                if let Ok(tpl) = consumer.assignment() {
+                    let _ = consumer.pause(&tpl);
+                }
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(tick) => continue,
+                }
+            }
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = tokio::time::sleep(tick) => continue,
+            };
+            let msg = tokio::select! {
+                _ = &mut shutdown => break,
+                m = consumer.recv() => m,
+                _ = tokio::time::sleep(tick) => continue,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(error = %e, "fetch failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let headers: Vec<(String, String)> = msg
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| (x.key.to_owned(), x.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let meta = Meta {
+                topic: msg.topic().to_owned(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+                key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                timestamp_ms: msg.timestamp().to_millis(),
+                headers,
+            };
+            let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
+            drop(msg);
+            let tp = (meta.topic.clone(), meta.partition);
+            let Some(generation) = self.shared.start(&tp, meta.offset, meta.timestamp_ms) else { continue };
+            let ordering = meta
+                .header(ltf_schemas::Headers::ORDERING_KEY)
+                .map(str::to_owned)
+                .or_else(|| meta.key.clone())
+                .unwrap_or_else(|| meta.offset.to_string());
+            lanes.push((tp.0, tp.1, ordering), Job { incoming: Incoming { meta, value }, generation, permit });
+        }
+
+        // Shutdown: stop fetching, let in-flight work finish within the deadline.
+        self.shared.stop();
+        let deadline = Instant::now() + self.config.shutdown_deadline;
+        while self.shared.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let abandoned = self.shared.in_flight();
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => warn!(error = %e, "final commit failed"),
+        }
+        info!(abandoned, "worker stopped");
+        Ok(RunReport { abandoned })
+    }
+}

@@ -1,0 +1,79 @@
+//! Which offset of a partition may be committed when events finish out of order.
+
+use std::collections::BTreeSet;
+
+/// The in-flight offsets of one partition. Events of different ordering keys finish in
+/// any order; the offset to commit is always the lowest one not finished yet (or one
+/// past the highest seen when nothing is in flight), so a restart re-reads every
+/// unfinished event and skips only finished ones.
+#[derive(Debug, Default, Clone)]
+pub struct PartitionOffsets {
+    in_flight: BTreeSet<i64>,
+    next: Option<i64>,
+    committed: Option<i64>,
+}
+
+impl PartitionOffsets {
+    /// Records that `offset` was dispatched.
+    pub fn start(&mut self, offset: i64) {
+        self.in_flight.insert(offset);
+        self.next = Some(self.next.map_or(offset + 1, |n| n.max(offset + 1)));
+    }
+
+    /// Records that `offset` finished (handled, skipped or dead-lettered); returns the
+    /// offset to store when it moved forward.
+    pub fn finish(&mut self, offset: i64) -> Option<i64> {
+        self.in_flight.remove(&offset);
+        let candidate = self.in_flight.first().copied().or(self.next)?;
+        if self.committed.is_some_and(|c| c >= candidate) {
+            return None;
+        }
+        self.committed = Some(candidate);
+        Some(candidate)
+    }
+
+    /// Events dispatched and not finished.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The lowest unfinished offset, if any.
+    pub fn lowest_unfinished(&self) -> Option<i64> {
+        self.in_flight.first().copied()
+    }
+
+    /// One past the highest offset dispatched.
+    pub fn next_offset(&self) -> Option<i64> {
+        self.next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_offset_is_the_lowest_unfinished_one() {
+        let mut p = PartitionOffsets::default();
+        for o in 10..15 {
+            p.start(o);
+        }
+        assert_eq!(p.finish(12), Some(10), "10 is still unfinished");
+        assert_eq!(p.finish(11), None, "10 is still unfinished, nothing moved");
+        assert_eq!(p.finish(10), Some(13));
+        assert_eq!(p.finish(14), None);
+        assert_eq!(p.finish(13), Some(15), "all done: one past the highest");
+        assert_eq!(p.in_flight(), 0);
+    }
+
+    #[test]
+    fn finishing_in_order_moves_one_by_one() {
+        let mut p = PartitionOffsets::default();
+        p.start(0);
+        p.start(1);
+        assert_eq!(p.finish(0), Some(1));
+        assert_eq!(p.lowest_unfinished(), Some(1));
+        assert_eq!(p.finish(1), Some(2));
+        assert_eq!(p.next_offset(), Some(2));
+    }
+}

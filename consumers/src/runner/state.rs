@@ -1,0 +1,229 @@
+//! State shared by the poll loop, the lanes and the rebalance callbacks: per-partition
+//! offsets, pauses, health.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metrics::{counter, gauge};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{debug, warn};
+
+use crate::metrics::{labels, IN_FLIGHT, REBALANCES_TOTAL};
+use crate::runner::context::RunnerContext;
+use crate::runner::offsets::PartitionOffsets;
+
+/// (topic, partition).
+pub type Tp = (String, i32);
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    /// Bumped on every revocation, so work of an earlier assignment never stores offsets.
+    generation: u64,
+    offsets: PartitionOffsets,
+    /// Lanes blocked on an open circuit; the partition is paused while > 0.
+    blocked: usize,
+    /// Where to seek before resuming: the first offset not dispatched when paused.
+    resume_at: Option<i64>,
+    /// Produce timestamps (ms) of in-flight offsets, for lag in seconds.
+    timestamps: std::collections::BTreeMap<i64, i64>,
+}
+
+/// Shared runner state. See the module documentation.
+pub struct Shared {
+    pub group: String,
+    consumer: OnceLock<Arc<StreamConsumer<RunnerContext>>>,
+    partitions: Mutex<HashMap<Tp, PartitionState>>,
+    generation: AtomicU64,
+    in_flight: AtomicUsize,
+    assigned: AtomicUsize,
+    heartbeat_ms: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("group", &self.group).field("in_flight", &self.in_flight).finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Shared {
+    pub fn new(group: String) -> Arc<Shared> {
+        Arc::new(Shared {
+            group,
+            consumer: OnceLock::new(),
+            partitions: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(1),
+            in_flight: AtomicUsize::new(0),
+            assigned: AtomicUsize::new(0),
+            heartbeat_ms: AtomicU64::new(now_ms()),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    pub fn set_consumer(&self, consumer: Arc<StreamConsumer<RunnerContext>>) {
+        let _ = self.consumer.set(consumer);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Tp, PartitionState>> {
+        self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a fetched offset. Returns its generation, or `None` when the message
+    /// must be dropped: its partition is paused and it will be fetched again on resume.
+    pub fn start(&self, tp: &Tp, offset: i64, timestamp_ms: Option<i64>) -> Option<u64> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut parts = self.lock();
+        let p = parts.entry(tp.clone()).or_insert_with(|| PartitionState { generation, ..Default::default() });
+        if p.resume_at.is_some_and(|r| offset >= r) {
+            return None;
+        }
+        p.offsets.start(offset);
+        if let Some(ts) = timestamp_ms {
+            p.timestamps.insert(offset, ts);
+        }
+        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        gauge!(IN_FLIGHT, labels::GROUP => self.group.clone()).set(n as f64);
+        Some(p.generation)
+    }
+
+    /// Marks `offset` finished and stores the partition's new commit position.
+    pub fn finish(&self, tp: &Tp, generation: u64, offset: i64) {
+        let n = self.in_flight.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+        gauge!(IN_FLIGHT, labels::GROUP => self.group.clone()).set(n as f64);
+        let store = {
+            let mut parts = self.lock();
+            match parts.get_mut(tp) {
+                Some(p) if p.generation == generation => {
+                    p.timestamps.remove(&offset);
+                    p.offsets.finish(offset)
+                }
+                _ => None,
+            }
+        };
+        if let (Some(next), Some(consumer)) = (store, self.consumer.get()) {
+            let mut tpl = TopicPartitionList::new();
+            if tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(next)).is_ok() {
+                // Fails harmlessly for a partition revoked meanwhile (at-least-once).
+                if let Err(e) = consumer.store_offsets(&tpl) {
+                    debug!(topic = %tp.0, partition = tp.1, error = %e, "offset not stored");
+                }
+            }
+        }
+    }
+
+    /// A lane of `tp` waits for an open circuit: pause fetching the partition.
+    pub fn block(&self, tp: &Tp) {
+        let pause = {
+            let mut parts = self.lock();
+            let Some(p) = parts.get_mut(tp) else { return };
+            p.blocked += 1;
+            if p.blocked == 1 {
+                p.resume_at = p.offsets.next_offset();
+                true
+            } else {
+                false
+            }
+        };
+        if pause {
+            self.pause_resume(tp, true, None);
+        }
+    }
+
+    /// The lane's circuit closed: when no lane of `tp` is blocked any more, seek to the
+    /// first offset not dispatched and resume.
+    pub fn unblock(&self, tp: &Tp) {
+        let resume = {
+            let mut parts = self.lock();
+            let Some(p) = parts.get_mut(tp) else { return };
+            p.blocked = p.blocked.saturating_sub(1);
+            if p.blocked == 0 {
+                Some(p.resume_at.take())
+            } else {
+                None
+            }
+        };
+        if let Some(at) = resume {
+            self.pause_resume(tp, false, at);
+        }
+    }
+
+    fn pause_resume(&self, tp: &Tp, pause: bool, seek: Option<i64>) {
+        let Some(consumer) = self.consumer.get() else { return };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&tp.0, tp.1);
+        let result = if pause {
+            consumer.pause(&tpl)
+        } else {
+            if let Some(at) = seek {
+                if let Err(e) = consumer.seek(&tp.0, tp.1, Offset::Offset(at), Duration::from_secs(10)) {
+                    warn!(topic = %tp.0, partition = tp.1, error = %e, "seek before resume failed");
+                }
+            }
+            consumer.resume(&tpl)
+        };
+        if let Err(e) = result {
+            warn!(topic = %tp.0, partition = tp.1, pause, error = %e, "pause/resume failed");
+        }
+    }
+
+    /// The partitions were revoked: work still running for them will not store offsets.
+    pub fn revoke(&self, tpl: &TopicPartitionList) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let mut parts = self.lock();
+        for e in tpl.elements() {
+            parts.remove(&(e.topic().to_owned(), e.partition()));
+        }
+        self.assigned.fetch_sub(tpl.count().min(self.assigned.load(Ordering::SeqCst)), Ordering::SeqCst);
+        counter!(REBALANCES_TOTAL, labels::GROUP => self.group.clone(), labels::KIND => "revoke").increment(1);
+    }
+
+    /// Partitions were assigned.
+    pub fn assign(&self, tpl: &TopicPartitionList) {
+        self.assigned.fetch_add(tpl.count(), Ordering::SeqCst);
+        counter!(REBALANCES_TOTAL, labels::GROUP => self.group.clone(), labels::KIND => "assign").increment(1);
+    }
+
+    /// Age in seconds of the oldest unfinished message of `tp`; 0 when none.
+    pub fn oldest_age_seconds(&self, tp: &Tp) -> f64 {
+        let parts = self.lock();
+        let oldest = parts.get(tp).and_then(|p| p.timestamps.values().min().copied());
+        oldest.map_or(0.0, |ts| (now_ms() as f64 - ts as f64).max(0.0) / 1000.0)
+    }
+
+    /// Events dispatched and not finished.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Partitions assigned now.
+    pub fn assigned(&self) -> usize {
+        self.assigned.load(Ordering::SeqCst)
+    }
+
+    /// The poll loop is alive.
+    pub fn beat(&self) {
+        self.heartbeat_ms.store(now_ms(), Ordering::SeqCst);
+    }
+
+    /// Time since the poll loop last went round.
+    pub fn since_heartbeat(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.heartbeat_ms.load(Ordering::SeqCst)))
+    }
+
+    /// Marks the worker stopped (shutdown or fuse).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the worker stopped consuming.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,43 @@
+//! The outbox relay: publishes the outbox rows the use cases wrote, in order, and marks
+//! them sent. Runs as `ltf relay` or embedded in any service ([`Relay::run`]).
+//!
+//! Guarantees:
+//! * every committed outbox row is published at least once; a row is marked sent only in
+//!   the transaction that ends after Kafka acknowledged it, so a relay that dies between
+//!   the two (SIGKILL, lost connection) leaves the row unsent and it is published again —
+//!   a duplicate with the same eventId, which consumers drop by their dedup record;
+//! * per aggregate, rows are published in aggregateSequence order and only after every
+//!   earlier row of the aggregate was marked sent: the relay selects *unsent rows* (never
+//!   "ids above a watermark", which skips rows of transactions that commit out of id
+//!   order), takes the lowest sequences of each aggregate it claims, and publishes them
+//!   through the idempotent producer with key = aggregateId (one partition, in order);
+//! * several relays may run at once: an aggregate is claimed with a transaction-scoped
+//!   PostgreSQL advisory lock (`pg_try_advisory_xact_lock`), so at most one relay
+//!   publishes a given aggregate at a time and the next one sees its rows as sent;
+//!   relays never wait for each other, they take other aggregates;
+//! * a failed batch (Kafka or PostgreSQL) is rolled back as a whole and retried with
+//!   exponential backoff; nothing is marked sent that was not acknowledged;
+//! * sent rows are deleted after [`RelayConfig::retention`]; unsent rows never are;
+//! * the backlog (unsent rows) and the age of its oldest row are exported as metrics
+//!   ([`crate::metrics::OUTBOX_BACKLOG`], [`crate::metrics::OUTBOX_OLDEST_AGE_SECONDS`]).
+//!
+//! New rows wake the relay at once: the outbox's insert trigger sends a PostgreSQL
+//! notification on [`CHANNEL`] when the writing transaction commits; without one the
+//! relay polls every [`RelayConfig::poll_interval`].
+
+mod batch;
+mod config;
+mod error;
+mod housekeeping;
+mod run;
+mod wait;
+
+pub use batch::BatchReport;
+pub use config::RelayConfig;
+pub use error::RelayError;
+pub use housekeeping::Backlog;
+pub use run::Relay;
+pub use wait::wait_published;
+
+/// The PostgreSQL notification channel the outbox's insert trigger notifies.
+pub const CHANNEL: &str = "ltf_outbox";
