@@ -30,9 +30,21 @@
 //! * every change bumps the record's version, carried as recordVersion; an expected
 //!   version that no longer matches is refused as a conflict ([`UseCaseError::is_conflict`])
 //!   and writes nothing; an update that changes nothing emits nothing.
+//!
+//! Tables, forms and connections ([`CreateTable`], [`CreateForm`], [`SubmitForm`],
+//! [`AuthenticateConnection`]) follow the same rules. Further guarantees:
+//! * a form submission is validated against the form's fields and stored with its
+//!   FormSubmitted (aggregateId = formId) in one transaction; a form's field mapping names
+//!   only existing fields of compatible types;
+//! * a connection's credentials are exchanged with the service's OAuth2 token endpoint
+//!   before any transaction is opened, never while one is held; a refused, failed or
+//!   timed-out exchange writes and emits nothing, with a typed error that holds no secret;
+//! * the granted tokens are stored only AES-256-GCM-encrypted, bound to their connection
+//!   id ([`connections`]); no secret or token appears in a log, an error or `Debug`.
 
 pub mod api;
 mod config;
+pub mod connections;
 mod error;
 pub mod metrics;
 mod publisher;
@@ -43,7 +55,9 @@ pub mod usecases;
 pub use config::PublisherConfig;
 pub use error::PublishError;
 pub use publisher::{Delivery, EventPublisher};
+pub use connections::{ConnectionsConfig, OAuthServiceConfig};
 pub use usecases::{
-    CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, Outcome, RecordLimits, RequestContext,
-    UpdateMultipleRecords, UpdateRecord, UseCase, UseCaseError,
+    AuthenticateConnection, AuthenticateConnectionInput, CreateForm, CreateFormInput, CreateMultipleRecords, CreateRecord,
+    CreateTable, CreateTableInput, DeleteMultipleRecords, DeleteRecord, Outcome, RecordLimits, RequestContext, SubmitForm,
+    SubmitFormInput, UpdateMultipleRecords, UpdateRecord, UseCase, UseCaseError,
 };

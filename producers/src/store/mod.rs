@@ -1,4 +1,5 @@
-//! The PostgreSQL domain store: embedded migrations, tables, records and the outbox.
+//! The PostgreSQL domain store: embedded migrations, tables, records, forms, connections
+//! and the outbox.
 //!
 //! Every function takes a `&mut PgConnection`, so it runs inside whatever transaction the
 //! caller holds; none of them begins or commits one. The use cases ([`crate::usecases`])
@@ -7,6 +8,8 @@
 //! The schema lives in `migrations/` at the repository root, one folder for every crate
 //! (DESIGN.md, "Database"), and is embedded in this crate at build time.
 
+pub mod connections;
+pub mod forms;
 pub mod outbox;
 pub mod records;
 pub mod tables;

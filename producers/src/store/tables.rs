@@ -66,7 +66,7 @@ impl FieldDef {
 }
 
 /// A table: its id, name and field definitions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableDef {
     /// The table id; the aggregateId of its records' events.
     pub id: String,

@@ -2,6 +2,7 @@ use ltf_schemas::SchemaError;
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::connections::CredentialsError;
 use crate::store::outbox::OutboxError;
 use crate::store::tables::FieldType;
 
@@ -71,6 +72,145 @@ pub enum UseCaseError {
         actual: i64,
     },
 
+    /// An id given for a table, form or connection, or a connection's user id, is unusable
+    /// (empty, too long, control characters).
+    #[error("the {entity} id is invalid: it {reason}")]
+    InvalidId {
+        /// `table`, `form`, `connection` or `user`.
+        entity: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A table or form name is unusable (empty or too long).
+    #[error("the {entity} name {reason}")]
+    InvalidName {
+        /// `table` or `form`.
+        entity: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A field definition's name is unusable (empty or too long).
+    #[error("field {index} of the definition: its name {reason}")]
+    InvalidFieldName {
+        /// Position of the field definition in the request.
+        index: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// Two field definitions share a name.
+    #[error("field `{0}` is defined twice")]
+    DuplicateField(String),
+
+    /// A table or form defines more fields than
+    /// [`MAX_FIELDS`](crate::usecases::MAX_FIELDS).
+    #[error("the definition has {count} fields, more than the limit of {limit}")]
+    TooManyFields {
+        /// Field definitions in the request.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A table, form or connection with this id exists already; a 409-class error.
+    #[error("{entity} {id} already exists")]
+    AlreadyExists {
+        /// `table`, `form` or `connection`.
+        entity: &'static str,
+        /// The id.
+        id: String,
+    },
+
+    /// The form does not exist.
+    #[error("form {0} does not exist")]
+    UnknownForm(String),
+
+    /// A submission names a field its form does not define.
+    #[error("form {form} has no field `{field}`")]
+    UnknownFormField {
+        /// The form id.
+        form: String,
+        /// The unknown field name.
+        field: String,
+    },
+
+    /// An entry of a form's field mapping cannot be used.
+    #[error("field mapping `{form_field}` -> `{table_field}`: {fault}")]
+    InvalidMapping {
+        /// The form field (the mapping's key).
+        form_field: String,
+        /// The table field it maps to.
+        table_field: String,
+        /// What is wrong.
+        fault: MappingFault,
+    },
+
+    /// No OAuth2 service of this name is configured
+    /// ([`ConnectionsConfig::services`](crate::connections::ConnectionsConfig::services)).
+    /// 404, like an unknown table: the thing named does not exist in this deployment.
+    #[error("no service `{0}` is configured for connections")]
+    UnknownService(String),
+
+    /// The submitted credentials are malformed (e.g. `redirectUri` is not a URL); nothing
+    /// was sent to the service. The message never holds the credentials.
+    #[error("the submitted credentials are malformed: {0}")]
+    MalformedCredentials(&'static str),
+
+    /// The connection exists for another service or another user; a 409-class error.
+    /// Checked before the credentials are exchanged, so an authorization code is not spent.
+    #[error("connection {connection_id} belongs to another service or user")]
+    ConnectionMismatch {
+        /// The connection id.
+        connection_id: String,
+    },
+
+    /// The service's token endpoint refused the credentials (RFC 6749 §5.2). Carries the
+    /// HTTP status and the OAuth2 `error` code only, never the response body, the
+    /// credentials or the tokens. Nothing was written.
+    ///
+    /// Maps to 422, not 401: the caller's own authentication to this API is fine, what
+    /// failed is the grant it carried (an expired or reused code, a revoked refresh
+    /// token), and a 401 would make API clients drop their session. `invalid_client` and
+    /// `unauthorized_client` map to 502 instead: the deployment's client id or secret is
+    /// wrong, which an operator must fix and the end user cannot.
+    #[error("{service} refused the credentials (HTTP {status}, error {})", .error.as_deref().unwrap_or("not given"))]
+    ExchangeRefused {
+        /// The service name.
+        service: String,
+        /// The token endpoint's HTTP status.
+        status: u16,
+        /// The OAuth2 `error` code (`invalid_grant`, …): one of RFC 6749's codes or a short
+        /// lowercase extension code; anything else is reported as `unrecognised`.
+        error: Option<String>,
+    },
+
+    /// The token endpoint could not be reached, timed out, or answered 5xx or 429; nothing
+    /// was written and a retry may succeed (with a fresh authorization code: the service
+    /// may have spent the one sent).
+    #[error("the token endpoint of {service} is unavailable: {reason}")]
+    TokenEndpointUnavailable {
+        /// The service name.
+        service: String,
+        /// `timed out`, `could not connect`, `HTTP 503`, … (never a URL or a body).
+        reason: String,
+    },
+
+    /// The token endpoint answered something that is neither a token response nor an
+    /// OAuth2 error (unparseable JSON, a redirect, an oversized body); nothing was written.
+    #[error("the token endpoint of {service} answered HTTP {status} with no usable token or error response")]
+    TokenEndpointInvalidResponse {
+        /// The service name.
+        service: String,
+        /// The HTTP status it answered.
+        status: u16,
+    },
+
+    /// Encrypting the credentials failed.
+    #[error("credentials: {0}")]
+    Credentials(#[from] CredentialsError),
+
     /// An event could not be encoded (registry unreachable, invalid event, …).
     #[error("encoding event {event_id} ({event_type}) failed: {source}")]
     Encode {
@@ -88,6 +228,31 @@ pub enum UseCaseError {
     Db(#[from] sqlx::Error),
 }
 
+/// What is wrong with one entry of a form's field mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum MappingFault {
+    /// The form does not define the mapped field.
+    #[error("the form has no such field")]
+    UnknownFormField,
+    /// The target table does not define the field mapped to.
+    #[error("the table has no such field")]
+    UnknownTableField,
+    /// Values of the form field cannot be stored in the table field.
+    #[error("values of type {from} cannot be stored in a field of type {to}")]
+    IncompatibleTypes {
+        /// The form field's type.
+        from: FieldType,
+        /// The table field's type.
+        to: FieldType,
+    },
+    /// The form has a mapping but no target table.
+    #[error("the form has no target table")]
+    NoTargetTable,
+    /// Another form field maps to the same table field.
+    #[error("another form field maps to the same table field")]
+    TargetMappedTwice,
+}
+
 impl From<OutboxError> for UseCaseError {
     fn from(e: OutboxError) -> UseCaseError {
         match e {
@@ -101,30 +266,58 @@ impl From<OutboxError> for UseCaseError {
 const TRANSIENT_SQLSTATES: [&str; 2] = ["40001", "40P01"];
 
 impl UseCaseError {
-    /// The HTTP status this error maps to: 400 for invalid input, 404 for a missing table
-    /// or record, 409 for a stale version, 413 for an oversized batch, 503 when a retry may
-    /// succeed, 500 otherwise.
+    /// The HTTP status this error maps to: 400 for invalid input, 404 for a missing table,
+    /// record, form or service, 409 for a stale version, an existing id or a connection of
+    /// another service or user, 413 for an oversized batch, 422 for credentials the service
+    /// refused, 502 for a token endpoint that refused the deployment's client or answered
+    /// nonsense, 503 when a retry may succeed, 500 otherwise.
     pub fn status(&self) -> u16 {
         match self {
-            UseCaseError::UnknownField { .. } | UseCaseError::WrongFieldType { .. } | UseCaseError::EmptyBatch => 400,
-            UseCaseError::UnknownTable(_) | UseCaseError::RecordNotFound { .. } => 404,
-            UseCaseError::StaleVersion { .. } => 409,
+            UseCaseError::UnknownField { .. }
+            | UseCaseError::WrongFieldType { .. }
+            | UseCaseError::EmptyBatch
+            | UseCaseError::InvalidId { .. }
+            | UseCaseError::InvalidName { .. }
+            | UseCaseError::InvalidFieldName { .. }
+            | UseCaseError::DuplicateField(_)
+            | UseCaseError::TooManyFields { .. }
+            | UseCaseError::UnknownFormField { .. }
+            | UseCaseError::InvalidMapping { .. }
+            | UseCaseError::MalformedCredentials(_) => 400,
+            UseCaseError::UnknownTable(_)
+            | UseCaseError::RecordNotFound { .. }
+            | UseCaseError::UnknownForm(_)
+            | UseCaseError::UnknownService(_) => 404,
+            UseCaseError::StaleVersion { .. }
+            | UseCaseError::AlreadyExists { .. }
+            | UseCaseError::ConnectionMismatch { .. } => 409,
             UseCaseError::BatchTooLarge { .. } => 413,
+            UseCaseError::ExchangeRefused { error, .. } => match error.as_deref() {
+                Some("invalid_client" | "unauthorized_client") => 502,
+                _ => 422,
+            },
+            UseCaseError::TokenEndpointInvalidResponse { .. } => 502,
             _ if self.is_retryable() => 503,
-            UseCaseError::Encode { .. } | UseCaseError::Db(_) => 500,
+            UseCaseError::TokenEndpointUnavailable { .. } => 503,
+            UseCaseError::Encode { .. } | UseCaseError::Db(_) | UseCaseError::Credentials(_) => 500,
         }
     }
 
-    /// Whether the request conflicts with the record's current state (409).
+    /// Whether the request conflicts with the current state (409): a stale record version,
+    /// an id that exists already, a connection of another service or user.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, UseCaseError::StaleVersion { .. })
+        matches!(
+            self,
+            UseCaseError::StaleVersion { .. } | UseCaseError::AlreadyExists { .. } | UseCaseError::ConnectionMismatch { .. }
+        )
     }
 
-    /// Whether running the same request again may succeed: the registry or the database
-    /// was unreachable, or PostgreSQL aborted the transaction for a deadlock or a
-    /// serialization failure.
+    /// Whether running the same request again may succeed: the registry, the database or a
+    /// service's token endpoint was unreachable, or PostgreSQL aborted the transaction for
+    /// a deadlock or a serialization failure.
     pub fn is_retryable(&self) -> bool {
         match self {
+            UseCaseError::TokenEndpointUnavailable { .. } => true,
             UseCaseError::Encode { source, .. } => source.is_retryable(),
             UseCaseError::Db(sqlx::Error::Database(db)) => {
                 db.code().is_some_and(|c| TRANSIENT_SQLSTATES.contains(&c.as_ref()))
@@ -152,5 +345,39 @@ mod tests {
         assert!(!UseCaseError::EmptyBatch.is_conflict());
         let e = UseCaseError::WrongFieldType { field: "age".into(), expected: FieldType::Integer, got: "string".into(), index: 3 };
         assert_eq!(e.to_string(), "field `age` is of type integer, got string (record 3 of the request)");
+    }
+
+    #[test]
+    fn form_and_connection_errors_map_to_http_classes() {
+        let exists = UseCaseError::AlreadyExists { entity: "table", id: "t".into() };
+        assert!(exists.is_conflict());
+        assert_eq!(exists.status(), 409);
+        assert_eq!(UseCaseError::UnknownForm("f".into()).status(), 404);
+        assert_eq!(UseCaseError::UnknownService("s".into()).status(), 404);
+        assert_eq!(UseCaseError::DuplicateField("a".into()).status(), 400);
+        assert_eq!(UseCaseError::TooManyFields { count: 201, limit: 200 }.status(), 400);
+        let mapping = UseCaseError::InvalidMapping {
+            form_field: "a".into(),
+            table_field: "b".into(),
+            fault: MappingFault::IncompatibleTypes { from: FieldType::Text, to: FieldType::Integer },
+        };
+        assert_eq!(mapping.status(), 400);
+        assert_eq!(mapping.to_string(), "field mapping `a` -> `b`: values of type text cannot be stored in a field of type integer");
+        let refused = |error: Option<&str>| UseCaseError::ExchangeRefused {
+            service: "github".into(),
+            status: 400,
+            error: error.map(str::to_owned),
+        };
+        assert_eq!(refused(Some("invalid_grant")).status(), 422);
+        assert_eq!(refused(None).status(), 422);
+        assert_eq!(refused(Some("invalid_client")).status(), 502);
+        assert!(!refused(Some("invalid_grant")).is_retryable());
+        assert_eq!(refused(Some("invalid_grant")).to_string(), "github refused the credentials (HTTP 400, error invalid_grant)");
+        let down = UseCaseError::TokenEndpointUnavailable { service: "github".into(), reason: "timed out".into() };
+        assert!(down.is_retryable());
+        assert_eq!(down.status(), 503);
+        assert_eq!(UseCaseError::TokenEndpointInvalidResponse { service: "s".into(), status: 302 }.status(), 502);
+        assert_eq!(UseCaseError::ConnectionMismatch { connection_id: "c".into() }.status(), 409);
+        assert_eq!(UseCaseError::MalformedCredentials("redirectUri is not a URL").status(), 400);
     }
 }

@@ -1,30 +1,42 @@
-//! The record use cases: create, update and delete one record or a batch.
+//! The use cases: create, update and delete one record or a batch; create tables and
+//! forms; submit a form; authenticate a connection to an external service.
 //!
 //! Each is a type with one `execute` method taking a `&mut PgConnection`. It wraps its work
 //! in a transaction of its own on that connection, or, when the connection is already
-//! inside the caller's transaction, in a savepoint of it: either way the records and their
+//! inside the caller's transaction, in a savepoint of it: either way the rows and their
 //! outbox rows are written together or not at all, and a refused use case leaves the
 //! caller's transaction usable. `run` does the same on a connection of a pool and returns
 //! once committed.
 //!
 //! Guarantees:
 //! * input is validated before anything is written, with a typed [`UseCaseError`] per
-//!   fault (unknown table, unknown field, wrong field type, empty or oversized batch,
-//!   missing record, stale version);
+//!   fault (unknown table, form or service, unknown field, wrong field type, empty or
+//!   oversized batch, missing record, stale version, bad definition or mapping, existing
+//!   id, refused or failed credential exchange);
 //! * *Multiple* use cases are all-or-nothing: every row and every event, or none;
 //! * every change bumps the record's version, carried by its event as recordVersion;
 //!   RecordUpdated's previousFields, currentFields and changedFields come from the stored
 //!   row locked for update, not from the request, and an update that changes nothing
 //!   writes nothing and emits nothing;
 //! * an expected version that does not match is [`UseCaseError::StaleVersion`] (409) and
-//!   nothing is written.
+//!   nothing is written;
+//! * [`CreateTable`] and [`CreateForm`] emit nothing (the contract has no table or form
+//!   definition events); [`SubmitForm`] stores the submission with its FormSubmitted;
+//! * [`AuthenticateConnection`] exchanges the credentials before opening any transaction,
+//!   stores the tokens only encrypted, and emits ConnectionEstablished when a connection
+//!   first holds credentials; a refused or failed exchange writes and emits nothing.
 
+mod authenticate_connection;
 mod changes;
 mod config;
 mod context;
+mod create_form;
 mod create_record;
+mod create_table;
+pub mod definitions;
 mod delete_record;
 mod error;
+mod submit_form;
 mod update_record;
 pub mod validate;
 
@@ -33,22 +45,31 @@ use std::future::Future;
 use ltf_schemas::{DomainEvent, EventCodec};
 use sqlx::{PgConnection, PgPool};
 
+pub use authenticate_connection::{AuthenticateConnection, AuthenticateConnectionInput};
 pub use changes::{changed_fields, merge};
 pub use config::RecordLimits;
 pub use context::{Cause, RequestContext};
+pub use create_form::{CreateForm, CreateFormInput};
 pub use create_record::{CreateMultipleRecords, CreateMultipleRecordsInput, CreateRecord, CreateRecordInput};
+pub use create_table::{CreateTable, CreateTableInput};
+pub use definitions::{MAX_FIELDS, MAX_NAME_CHARS};
 pub use delete_record::{DeleteMultipleRecords, DeleteMultipleRecordsInput, DeleteRecord, DeleteRecordInput, RecordRef};
-pub use error::UseCaseError;
+pub use error::{MappingFault, UseCaseError};
+pub use submit_form::{SubmitForm, SubmitFormInput};
 pub use update_record::{RecordPatch, UpdateMultipleRecords, UpdateMultipleRecordsInput, UpdateRecord, UpdateRecordInput};
 
+pub use crate::connections::{ConnectionsConfig, OAuthGrant, OAuthServiceConfig};
+pub use crate::store::connections::ServiceConnection;
+pub use crate::store::forms::{FormDef, FormSubmission};
 pub use crate::store::records::Record;
+pub use crate::store::tables::{FieldDef, FieldType, TableDef};
 
 /// One use case: validate the input, then write the rows and their outbox rows in one
 /// transaction (a savepoint of the caller's when `conn` is inside one).
 pub trait UseCase {
     /// What the caller asks for.
     type Input: Send;
-    /// What was written (the records, or for deletes the records as they were).
+    /// What was written (the rows, or for deletes the records as they were).
     type Output;
 
     /// Runs the use case on `conn`.
@@ -80,9 +101,10 @@ pub trait UseCase {
 /// transaction (or `run` returned); otherwise when the caller commits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome<T> {
-    /// The records as written (or, for deletes, as they were).
+    /// The rows as written (or, for deletes, as they were).
     pub value: T,
-    /// The events appended to the outbox; empty for an update that changed nothing.
+    /// The events appended to the outbox; empty for an update that changed nothing and for
+    /// the use cases that emit none.
     pub events: Vec<DomainEvent>,
 }
 

@@ -1,4 +1,5 @@
-//! Input validation: batch sizes and field values against a table's field definitions.
+//! Input validation: batch sizes, and field values against the field definitions of a
+//! table (records) or a form (submissions).
 
 use chrono::{DateTime, NaiveDate};
 use ltf_schemas::Fields;
@@ -6,7 +7,8 @@ use serde_json::Value;
 
 use sqlx::PgConnection;
 
-use crate::store::tables::{self, FieldType, TableDef};
+use crate::store::forms::{self, FormDef};
+use crate::store::tables::{self, FieldDef, FieldType, TableDef};
 use crate::usecases::{RecordLimits, UseCaseError};
 
 /// A batch must hold at least one record and at most `limits.max_batch`.
@@ -32,17 +34,62 @@ pub fn batch(size: usize, limits: &RecordLimits) -> Result<(), UseCaseError> {
 /// `null` is accepted for every type (an empty value). `index` is the record's position in
 /// the request, reported in the error.
 pub fn fields(table: &TableDef, fields: &Fields, index: usize) -> Result<(), UseCaseError> {
-    for (name, value) in fields {
-        let def = table.field(name).ok_or_else(|| UseCaseError::UnknownField {
-            table: table.id.clone(),
-            field: name.clone(),
-            index,
-        })?;
+    values(&table.fields, fields).map_err(|fault| match fault {
+        FieldFault::Unknown(field) => UseCaseError::UnknownField { table: table.id.clone(), field, index },
+        FieldFault::WrongType { field, expected, got } => UseCaseError::WrongFieldType { field, expected, got, index },
+    })
+}
+
+/// The form's definition, share-locked until the transaction ends; an unknown form is
+/// refused.
+pub async fn form(conn: &mut PgConnection, form_id: &str) -> Result<FormDef, UseCaseError> {
+    forms::find_for_share(conn, form_id).await?.ok_or_else(|| UseCaseError::UnknownForm(form_id.to_owned()))
+}
+
+/// A form submission: every key of `data` must be a field of `form` and its value of the
+/// field's type (`null` accepted for every type).
+pub fn submission(form: &FormDef, data: &Fields) -> Result<(), UseCaseError> {
+    values(&form.fields, data).map_err(|fault| match fault {
+        FieldFault::Unknown(field) => UseCaseError::UnknownFormField { form: form.id.clone(), field },
+        FieldFault::WrongType { field, expected, got } => UseCaseError::WrongFieldType { field, expected, got, index: 0 },
+    })
+}
+
+/// A value that does not fit a list of field definitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldFault {
+    /// No definition has this name.
+    Unknown(String),
+    /// The value does not have the field's type.
+    WrongType {
+        /// The field name.
+        field: String,
+        /// The defined type.
+        expected: FieldType,
+        /// What the value is instead ([`value_of_type`]'s description).
+        got: String,
+    },
+}
+
+/// Every key of `values` must name one of `defs` and its value be of that field's type;
+/// the first fault found is returned.
+pub fn values(defs: &[FieldDef], values: &Fields) -> Result<(), FieldFault> {
+    for (name, value) in values {
+        let def = defs.iter().find(|d| &d.name == name).ok_or_else(|| FieldFault::Unknown(name.clone()))?;
         if let Err(got) = value_of_type(def.field_type, value) {
-            return Err(UseCaseError::WrongFieldType { field: name.clone(), expected: def.field_type, got, index });
+            return Err(FieldFault::WrongType { field: name.clone(), expected: def.field_type, got });
         }
     }
     Ok(())
+}
+
+/// Whether every value valid for a field of type `from` is valid for one of type `to`
+/// (so a form field of type `from` may be mapped onto a table field of type `to`): the
+/// same type, any type into `json`, `integer` into `number`, `date` into `text`.
+pub fn storable_in(from: FieldType, to: FieldType) -> bool {
+    from == to
+        || to == FieldType::Json
+        || matches!((from, to), (FieldType::Integer, FieldType::Number) | (FieldType::Date, FieldType::Text))
 }
 
 /// Whether `value` is a value of `ty`; if not, a description of what it is.
@@ -159,6 +206,40 @@ mod tests {
             matches!(&e, UseCaseError::WrongFieldType { field, expected: FieldType::Integer, got, .. } if field == "points" && got == "string"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn submissions_are_checked_against_the_form() {
+        let form = FormDef {
+            id: "frm".into(),
+            name: "Contact".into(),
+            table_id: None,
+            fields: vec![FieldDef::new("email", FieldType::Text), FieldDef::new("age", FieldType::Integer)],
+            field_mapping: Default::default(),
+        };
+        assert!(submission(&form, &f(json!({"email": "a@b.c", "age": null}))).is_ok());
+        let e = submission(&form, &f(json!({"phone": "1"}))).unwrap_err();
+        assert!(matches!(&e, UseCaseError::UnknownFormField { form, field } if form == "frm" && field == "phone"), "{e}");
+        let e = submission(&form, &f(json!({"age": "old"}))).unwrap_err();
+        assert!(matches!(&e, UseCaseError::WrongFieldType { field, expected: FieldType::Integer, .. } if field == "age"), "{e}");
+    }
+
+    #[test]
+    fn storable_types_accept_every_value_of_the_source_type() {
+        use FieldType::*;
+        let samples = [json!("x"), json!(1.5), json!(3), json!(true), json!("2024-05-01"), json!({"a": 1}), json!(["r1"])];
+        let all = [Text, Number, Integer, Boolean, Date, Json, Link];
+        for from in all {
+            for to in all {
+                if storable_in(from, to) {
+                    for v in samples.iter().filter(|v| value_of_type(from, v).is_ok()) {
+                        assert_eq!(value_of_type(to, v), Ok(()), "{from} -> {to}: {v}");
+                    }
+                }
+            }
+        }
+        assert!(storable_in(Integer, Number) && storable_in(Link, Json) && storable_in(Date, Text));
+        assert!(!storable_in(Number, Integer) && !storable_in(Text, Date) && !storable_in(Text, Link));
     }
 
     #[test]
