@@ -214,6 +214,10 @@ async fn bad_query_parameters_and_headers_are_400_an_invalid_traceparent_is_igno
     error_with(r, StatusCode::BAD_REQUEST, "invalid_query").await?;
     let r = api.call(Method::POST, RECORDS).header("x-correlation-id", "c".repeat(129)).json(&body).send().await?;
     error_with(r, StatusCode::BAD_REQUEST, "invalid_correlation_id").await?;
+    let r = api.call(Method::POST, &format!("{RECORDS}?wait=true")).header("x-request-id", "r".repeat(200)).json(&body).send().await?;
+    let id = r.headers()["x-request-id"].to_str()?.to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "an oversized request id is replaced: {id}");
+    error_with(r, StatusCode::BAD_REQUEST, "invalid_query").await?;
     assert_unchanged(&api).await?;
 
     let r = api.call(Method::POST, RECORDS).header("traceparent", "00-not-a-trace-01").json(&body).send().await?;

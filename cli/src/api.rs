@@ -130,3 +130,55 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        api: ApiArgs,
+    }
+
+    fn parse(file: &str, flags: &[&str]) -> Result<ApiConfig> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("api.toml");
+        std::fs::write(&path, file)?;
+        let mut args = vec!["ltf", "--config", path.to_str().unwrap_or_default(), "--database-url", "postgres://db"];
+        args.extend_from_slice(flags);
+        Cli::try_parse_from(args)?.api.api_config()
+    }
+
+    const FILE: &str = r#"
+        body_limit_bytes = 1024
+        [records]
+        max_batch = 7
+        [[api_keys]]
+        principal = "svc"
+        key = "file-key-0123456789"
+    "#;
+
+    #[test]
+    fn the_file_is_read_and_flags_override_it() -> Result<()> {
+        let c = parse(FILE, &[])?;
+        assert_eq!((c.body_limit_bytes, c.records.max_batch, c.listen.port()), (1024, 7, 8080));
+        assert_eq!(c.api_keys, vec![ApiKey::new("svc", "file-key-0123456789")]);
+        let c = parse(FILE, &["--listen", "127.0.0.1:9999", "--api-keys", "ops:flag-key-0123456789", "--max-batch", "3"])?;
+        assert_eq!((c.listen.port(), c.records.max_batch), (9999, 3));
+        assert_eq!(c.api_keys, vec![ApiKey::new("ops", "flag-key-0123456789")]);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_files_and_values_are_refused_naming_the_key_never_the_secret() {
+        let e = format!("{:#}", parse("listen_on = \"x\"", &[]).unwrap_err());
+        assert!(e.contains("listen_on"), "{e}");
+        let e = format!("{:#}", parse(FILE, &["--api-keys", "ops:short"]).unwrap_err());
+        assert!(e.contains("api_keys[0].key") && !e.contains("short`"), "{e}");
+        let e = format!("{:#}", parse("", &[]).unwrap_err());
+        assert!(e.contains("api_keys"), "{e}");
+        assert!(!format!("{:?}", Secret("hidden".into())).contains("hidden"));
+    }
+}

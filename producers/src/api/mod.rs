@@ -127,5 +127,6 @@ pub fn router(state: ApiState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(observe::make_span::<axum::body::Body>))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::map_request(observe::drop_invalid_request_id))
         .with_state(state)
 }

@@ -7,7 +7,8 @@
 //!   `route` = the matched route template (`unmatched` when no route matched), `method`
 //!   (the standard methods, else `other`) and `status`: never a raw path, so ids never
 //!   become labels;
-//! * error bodies produced while the request is handled carry its `X-Request-Id`;
+//! * error bodies produced while the request is handled carry its `X-Request-Id` (the
+//!   client's when it is 1 to 128 visible ASCII characters, else a new UUID);
 //! * the request's span holds the method, the route template and the request id.
 
 use std::time::Instant;
@@ -43,6 +44,19 @@ pub fn method_label(m: &Method) -> &'static str {
         Method::CONNECT => "CONNECT",
         _ => "other",
     }
+}
+
+/// Drops a client `X-Request-Id` that is not 1 to 128 visible ASCII characters, so the
+/// request-id layer generates one instead: ids are echoed, logged and put in error bodies.
+pub async fn drop_invalid_request_id(mut req: Request) -> Request {
+    let valid = req.headers().get(REQUEST_ID_HEADER).map(|v| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
+    });
+    if valid == Some(false) {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    req
 }
 
 /// The request id tower-http's request-id layer set (the client's or a new UUID).
