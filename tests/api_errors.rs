@@ -138,14 +138,14 @@ async fn validation_errors_are_400_naming_the_field() -> Result<()> {
         error_with(r, StatusCode::BAD_REQUEST, "empty_batch").await.with_context(|| format!("{method} {path}"))?;
     }
     let r = api.call(Method::POST, "/v1/tables").json(&json!({"name": " ", "fields": []})).send().await?;
-    error_with(r, StatusCode::BAD_REQUEST, "invalid_table").await?;
+    error_with(r, StatusCode::BAD_REQUEST, "invalid_name").await?;
     let dup = json!({"name": "t", "fields": [{"name": "a", "type": "text"}, {"name": "a", "type": "date"}]});
     let r = api.call(Method::POST, "/v1/tables").json(&dup).send().await?;
-    error_with(r, StatusCode::BAD_REQUEST, "invalid_table").await?;
+    error_with(r, StatusCode::BAD_REQUEST, "duplicate_field").await?;
     let r = api.call(Method::POST, "/v1/tables").json(&json!({"name": "t", "fields": [{"name": "a", "type": "blob"}]})).send().await?;
     error_with(r, StatusCode::BAD_REQUEST, "invalid_body").await?;
     let r = api.call(Method::POST, "/v1/tables").json(&json!({"id": "tbl_tasks", "name": "again", "fields": []})).send().await?;
-    error_with(r, StatusCode::CONFLICT, "table_exists").await?;
+    error_with(r, StatusCode::CONFLICT, "already_exists").await?;
     assert_unchanged(&api).await?;
     api.stop().await
 }
@@ -296,6 +296,9 @@ async fn openapi_json_is_valid_json_listing_every_path_and_the_key_schemes() -> 
     let paths = doc["paths"].as_object().context("paths")?;
     for (path, method) in [
         ("/v1/tables", "post"),
+        ("/v1/forms", "post"),
+        ("/v1/forms/{formId}/submissions", "post"),
+        ("/v1/connections", "post"),
         ("/v1/tables/{tableId}/records", "post"),
         ("/v1/tables/{tableId}/records", "patch"),
         ("/v1/tables/{tableId}/records/batch", "post"),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::connections::ConnectionsConfig;
 use crate::usecases::RecordLimits;
 use crate::PublishError;
 
@@ -31,6 +32,9 @@ pub struct ApiConfig {
     /// Limits of the record use cases (`max_batch`: most records in one batch request;
     /// more is refused with 413).
     pub records: RecordLimits,
+    /// The OAuth2 services `POST /v1/connections` can connect and the key credentials are
+    /// encrypted with (see `ConnectionsConfig`). Default: no service.
+    pub connections: ConnectionsConfig,
 }
 
 /// Default listen address.
@@ -67,6 +71,7 @@ impl Default for ApiConfig {
             wait_for_publish_timeout_ms: default_wait_for_publish_timeout_ms(),
             readiness_timeout_ms: default_readiness_timeout_ms(),
             records: RecordLimits::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -106,7 +111,8 @@ impl ApiConfig {
                 return bad(&format!("api_keys[{i}].key"), "the same key is configured twice");
             }
         }
-        Ok(())
+        // Its keys are already named `connections.…`.
+        self.connections.validate().map_err(|e| PublishError::Config { key: e.key, reason: e.reason })
     }
 }
 

@@ -95,7 +95,8 @@ impl ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "a dependency (database or schema registry) is unavailable; nothing was written, retry later",
+            "a dependency (database, schema registry or a service's token endpoint) is unavailable; nothing was \
+             written, retry later",
         )
     }
 
@@ -136,6 +137,12 @@ impl IntoResponse for ApiError {
 impl From<UseCaseError> for ApiError {
     fn from(e: UseCaseError) -> ApiError {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status == StatusCode::BAD_GATEWAY {
+            // The token endpoint refused this deployment's client or answered nonsense: the
+            // message names the service and the HTTP status, no secret.
+            tracing::warn!(request_id = %current_request_id(), error = %e, "token endpoint failed");
+            return ApiError::new(status, "token_endpoint_failed", e.to_string());
+        }
         if status.is_server_error() {
             return if status == StatusCode::SERVICE_UNAVAILABLE { ApiError::unavailable(&e) } else { ApiError::internal(&e) };
         }
@@ -157,6 +164,26 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::StaleVersion { record_id, expected, actual } => (
                 "stale_version",
                 json!({ "recordId": record_id, "expectedVersion": expected, "actualVersion": actual }),
+            ),
+            UseCaseError::InvalidId { entity, .. } => ("invalid_id", json!({ "entity": entity })),
+            UseCaseError::InvalidName { entity, .. } => ("invalid_name", json!({ "entity": entity })),
+            UseCaseError::InvalidFieldName { index, .. } => ("invalid_field_name", json!({ "index": index })),
+            UseCaseError::DuplicateField(field) => ("duplicate_field", json!({ "field": field })),
+            UseCaseError::TooManyFields { count, limit } => ("too_many_fields", json!({ "count": count, "limit": limit })),
+            UseCaseError::AlreadyExists { entity, id } => ("already_exists", json!({ "entity": entity, "id": id })),
+            UseCaseError::UnknownForm(form) => ("unknown_form", json!({ "formId": form })),
+            UseCaseError::UnknownFormField { form, field } => ("unknown_field", json!({ "formId": form, "field": field })),
+            UseCaseError::InvalidMapping { form_field, table_field, .. } => {
+                ("invalid_mapping", json!({ "formField": form_field, "tableField": table_field }))
+            }
+            UseCaseError::UnknownService(service) => ("unknown_service", json!({ "service": service })),
+            UseCaseError::MalformedCredentials(_) => ("malformed_credentials", Value::Null),
+            UseCaseError::ConnectionMismatch { connection_id } => {
+                ("connection_mismatch", json!({ "connectionId": connection_id }))
+            }
+            UseCaseError::ExchangeRefused { service, status, error } => (
+                "credentials_refused",
+                json!({ "service": service, "tokenEndpointStatus": status, "oauthError": error }),
             ),
             _ => ("invalid_request", Value::Null),
         };

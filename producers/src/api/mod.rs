@@ -17,9 +17,11 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod context;
 pub mod error;
 pub mod extract;
+pub mod forms;
 pub mod health;
 pub mod observe;
 pub mod openapi;
@@ -44,6 +46,7 @@ pub use config::{ApiConfig, ApiKey};
 pub use error::ApiError;
 pub use health::Readiness;
 
+use crate::usecases::AuthenticateConnection;
 use crate::PublishError;
 
 /// What the handlers share. Cheap to clone.
@@ -55,6 +58,7 @@ pub struct ApiState {
     keys: Arc<auth::ApiKeys>,
     readiness: Readiness,
     metrics: Option<PrometheusHandle>,
+    connect: Arc<AuthenticateConnection>,
 }
 
 impl ApiState {
@@ -68,7 +72,17 @@ impl ApiState {
     ) -> Result<ApiState, PublishError> {
         config.validate()?;
         let keys = Arc::new(auth::ApiKeys::new(&config.api_keys));
-        Ok(ApiState { pool, codec, config: Arc::new(config), keys, readiness, metrics: None })
+        let connect = AuthenticateConnection::new(&config.connections)
+            .map_err(|e| PublishError::Config { key: e.key, reason: e.reason })?;
+        Ok(ApiState {
+            pool,
+            codec,
+            config: Arc::new(config),
+            keys,
+            readiness,
+            metrics: None,
+            connect: Arc::new(connect),
+        })
     }
 
     /// Serves `handle`'s metrics at `/metrics`.
@@ -87,6 +101,9 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .route("/v1/tables", post(tables::create_table))
+        .route("/v1/forms", post(forms::create_form))
+        .route("/v1/forms/{formId}/submissions", post(forms::submit_form))
+        .route("/v1/connections", post(connections::authenticate_connection))
         .route("/v1/tables/{tableId}/records", post(records::create_record).patch(records::update_records))
         .route("/v1/tables/{tableId}/records/batch", post(records::create_records))
         .route("/v1/tables/{tableId}/records/delete", post(records::delete_records))

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::api::error::{ErrorBody, ErrorDetail};
-use crate::api::{health, records, scrape, tables, write};
+use crate::api::{connections, forms, health, records, scrape, tables, write};
 
 /// The API's OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -21,6 +21,9 @@ use crate::api::{health, records, scrape, tables, write};
     ),
     paths(
         tables::create_table,
+        forms::create_form,
+        forms::submit_form,
+        connections::authenticate_connection,
         records::create_record,
         records::create_records,
         records::update_record,
@@ -38,6 +41,8 @@ use crate::api::{health, records, scrape, tables, write};
     tags(
         (name = "tables", description = "Tables and their field definitions"),
         (name = "records", description = "Records: create, update, delete one or a batch; read"),
+        (name = "forms", description = "Forms and their submissions"),
+        (name = "connections", description = "Connections to external services (OAuth2)"),
         (name = "health", description = "Liveness, readiness, metrics and this document (no API key)"),
     )
 )]
