@@ -1,15 +1,20 @@
 //! The record endpoints of the HTTP API end to end, against a real PostgreSQL (one fresh
 //! database per test) and the real schema registry (one topic prefix per test): HTTP →
-//! rows in PostgreSQL → outbox rows with the right topic, key, headers and payload.
+//! rows in PostgreSQL → outbox rows with the right topic, key, headers and payload; with
+//! `?waitForPublish=true` and the real relay, on to Kafka.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use ltf_producers::api::ApiKey;
+use ltf_producers::relay::{Relay, RelayConfig};
 use ltf_producers::store::records;
+use ltf_producers::topics::{ensure_topics, TopicSpec};
+use ltf_producers::{EventPublisher, PublisherConfig};
 use ltf_schemas::{AggregateType, DomainEvent, EventCodec, EventPayload, Fields};
 use ltf_tests::api::{json_with, error_with, TestApi, PRINCIPAL};
-use ltf_tests::{outbox_rows, registry_url, OutboxRow};
+use ltf_tests::{bootstrap, headers, outbox_rows, read_n, registry_url, OutboxRow};
+use rdkafka::Message;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -292,44 +297,51 @@ async fn the_principal_of_the_key_creates_the_record_whichever_header_carries_it
     api.stop().await
 }
 
-/// Marks every outbox row sent every 50 ms, as the relay would, until dropped.
-struct FakeRelay(tokio::task::JoinHandle<()>);
-
-impl FakeRelay {
-    fn start(pool: sqlx::PgPool) -> FakeRelay {
-        FakeRelay(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let _ = sqlx::query("UPDATE ltf_outbox SET sent_at = now() WHERE sent_at IS NULL").execute(&pool).await;
-            }
-        }))
-    }
-}
-
-impl Drop for FakeRelay {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 #[tokio::test]
-async fn wait_for_publish_answers_201_published_once_the_events_are_sent() -> Result<()> {
+async fn wait_for_publish_answers_201_published_once_the_relay_published_the_event_to_kafka() -> Result<()> {
     let api = setup("api-wait-published").await?;
-    let relay = FakeRelay::start(api.db.pool.clone());
+    let topics = api.codec.topics();
+    let specs: Vec<TopicSpec> =
+        topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 1, replication_factor: 1 }).collect();
+    ensure_topics(&bootstrap(), &specs).await?;
+    let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), api.codec.clone())?;
+    let relay = Relay::new(api.db.pool.clone(), publisher, RelayConfig::default())?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(async move {
+        relay
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+
     let started = Instant::now();
     let r = api
         .call(Method::POST, &format!("{RECORDS}?waitForPublish=true"))
+        .header("x-correlation-id", "flow-published")
         .json(&json!({"fields": {"title": "published"}}))
         .send()
         .await?;
     let body = json_with(r, StatusCode::CREATED).await?;
-    ensure!(started.elapsed() < Duration::from_secs(4), "answered in {:?}", started.elapsed());
+    ensure!(started.elapsed() < Duration::from_secs(5), "answered in {:?}", started.elapsed());
     assert_eq!(body["publication"], "published");
     assert!(body.get("message").is_none());
     let rows = outbox_rows(&api.db.pool).await?;
     assert_eq!(ids(&body), vec![rows[0].event_id.to_string()]);
-    assert!(rows[0].sent_at.is_some());
-    drop(relay);
+    assert!(rows[0].sent_at.is_some(), "marked sent by the relay");
+
+    let messages = read_n(&[topics.events(AggregateType::Table)], 1, Duration::from_secs(30))?;
+    let m = &messages[0];
+    assert_eq!(m.key(), Some(TABLE.as_bytes()), "key = table id");
+    let h = headers(m);
+    let header = |name: &str| h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    assert_eq!(header("event-id"), Some(rows[0].event_id.to_string().as_str()));
+    assert_eq!(header("correlation-id"), Some("flow-published"));
+    let event = api.codec.decode(m.payload().context("a value")?).await?;
+    assert_eq!(event.event_id(), rows[0].event_id);
+
+    let _ = stop.send(());
+    relay.await??;
     api.stop().await
 }
 

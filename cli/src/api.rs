@@ -14,6 +14,7 @@ use clap::Args;
 use ltf_producers::api::{router, ApiConfig, ApiKey, ApiState, Readiness};
 
 use crate::database::{migrate, DatabaseArgs, Secret};
+use crate::ops;
 use crate::settings::Common;
 
 #[derive(Debug, Args)]
@@ -79,7 +80,7 @@ pub async fn run(common: &Common, args: ApiArgs) -> Result<()> {
     for m in migrate(&pool).await? {
         tracing::info!(migration = %m, "applied migration");
     }
-    let metrics = ltf_producers::metrics::install_prometheus().context("installing the Prometheus recorder")?;
+    let metrics = ops::install_metrics()?;
     let upkeep = metrics.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -96,39 +97,14 @@ pub async fn run(common: &Common, args: ApiArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, ?principals, "ltf api serving");
     eprintln!("ltf api listening on http://{addr} ({} API key(s))", principals.len());
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    let shutdown = async {
+        ops::shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    };
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.context("serving")?;
     pool.close().await;
     eprintln!("ltf api stopped");
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 #[cfg(test)]

@@ -55,21 +55,3 @@ pub fn describe() {
     describe_histogram!(RELAY_BATCH_DURATION_SECONDS, Unit::Seconds, "Duration of one relay batch.");
     describe_counter!(RELAY_PRUNED_TOTAL, "Sent outbox rows deleted after the retention.");
 }
-
-/// Latency buckets in seconds of the request and batch duration histograms.
-pub const DURATION_BUCKETS_SECONDS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
-
-/// Installs a Prometheus recorder as the process's global recorder (histograms with
-/// [`DURATION_BUCKETS_SECONDS`]), describes every metric, and returns the handle that
-/// renders them. Call once; the caller runs [`PrometheusHandle::run_upkeep`] periodically.
-///
-/// [`PrometheusHandle::run_upkeep`]: metrics_exporter_prometheus::PrometheusHandle::run_upkeep
-pub fn install_prometheus(
-) -> Result<metrics_exporter_prometheus::PrometheusHandle, metrics_exporter_prometheus::BuildError> {
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), &DURATION_BUCKETS_SECONDS)?
-        .install_recorder()?;
-    describe();
-    Ok(handle)
-}

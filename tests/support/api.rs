@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{ensure, Context, Result};
 use ltf_producers::api::{router, ApiConfig, ApiKey, ApiState, Readiness};
 use ltf_schemas::{EventCodec, TopicNames};
-use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -19,10 +19,18 @@ pub const TEST_KEY: &str = "test-key-0123456789abcdef";
 /// Its principal (the `createdBy` of records created with it).
 pub const PRINCIPAL: &str = "tester";
 
-/// The process's Prometheus recorder, installed on first use.
+/// The process's Prometheus recorder (histograms with buckets, as `ltf api` installs it),
+/// installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| ltf_producers::metrics::install_prometheus().expect("installing the Prometheus recorder"))
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .set_buckets(&[0.001, 0.01, 0.1, 1.0, 10.0])
+            .and_then(PrometheusBuilder::install_recorder)
+            .expect("installing the Prometheus recorder");
+        ltf_producers::metrics::describe();
+        handle
+    })
 }
 
 /// A running server.

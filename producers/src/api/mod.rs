@@ -25,7 +25,6 @@ pub mod forms;
 pub mod health;
 pub mod observe;
 pub mod openapi;
-mod publish_wait;
 pub mod records;
 pub mod scrape;
 pub mod tables;

@@ -20,9 +20,9 @@ use utoipa::{IntoParams, IntoResponses, ToSchema};
 use uuid::Uuid;
 
 use crate::api::error::ErrorBody;
-use crate::api::publish_wait::wait_published;
 use crate::api::ApiState;
 use crate::metrics::{labels, API_EVENTS_WRITTEN_TOTAL};
+use crate::relay::wait_published;
 
 /// Query parameters of a write.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
