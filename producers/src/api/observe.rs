@@ -64,9 +64,11 @@ pub fn request_id_of<B>(req: &axum::http::Request<B>) -> String {
     req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-/// The span of one request (used by tower-http's trace layer).
+/// The span of one request (used by tower-http's trace layer). Its level is ERROR so it
+/// is enabled under any filter: every line logged while serving the request, a warning
+/// under the default `warn` filter included, carries the request id.
 pub fn make_span<B>(req: &axum::http::Request<B>) -> Span {
-    tracing::info_span!(
+    tracing::error_span!(
         "http_request",
         method = method_label(req.method()),
         route = %route_of(req),
