@@ -95,6 +95,9 @@ impl DedupStore {
     ///
     /// A concurrent delivery of the same event blocks in this call until the holder of
     /// the record commits (then it gets `None`) or rolls back (then it gets the record).
+    /// This relies on READ COMMITTED, PostgreSQL's default; under a REPEATABLE READ or
+    /// SERIALIZABLE default the waiting delivery fails with a serialization error instead
+    /// (a retryable [`HandlerError`](crate::HandlerError)), and its retry gets `None`.
     pub async fn begin(&self, ctx: &HandlerContext, event: &Event) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         if DedupStore::record(&mut tx, &ctx.group, &ctx.handler, event.event_id()).await? {

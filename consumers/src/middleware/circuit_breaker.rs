@@ -15,7 +15,7 @@
 //! Guarantees: all methods are thread-safe (one mutex over every breaker, held only for
 //! a map look-up); a dependency never seen is closed; time comes from a [`Clock`], so
 //! tests drive it with a [`ManualClock`]; every state change sets the gauge
-//! [`CIRCUIT_STATE`](crate::metrics::CIRCUIT_STATE)`{group, dependency}` to
+//! [`CIRCUIT_STATE`]`{group, dependency}` to
 //! 0 (closed), 1 (half-open) or 2 (open).
 
 use std::collections::HashMap;

@@ -9,7 +9,7 @@
 //!
 //! Guarantees: once tripped the fuse stays tripped — the worker stops consuming and
 //! `/readyz` fails — until an operator (or a restart) calls [`DlqFuse::reset`]; the
-//! gauge [`FUSE_TRIPPED`](crate::metrics::FUSE_TRIPPED)`{group}` is 1 exactly while it is
+//! gauge [`FUSE_TRIPPED`]`{group}` is 1 exactly while it is
 //! tripped; it is thread-safe and [`is_tripped`](DlqFuse::is_tripped) never blocks.
 
 use std::collections::VecDeque;
