@@ -1,6 +1,7 @@
 //! Consuming LaTeChforce domain events from Kafka: the worker runtime.
 //!
-//! Work in progress (issue 4): handler API ([`Handler`]), dedup store, middleware.
+//! Work in progress (issue 4): handler API ([`Handler`]), dedup store ([`dedup`]),
+//! failure-handling middleware ([`middleware`]).
 //!
 //! Guarantees of [`EventReader`]:
 //! * a message that does not decode is returned as a [`ReceivedEvent`] whose `event` is
@@ -8,6 +9,28 @@
 //! * offsets are stored only when the caller calls [`EventReader::store`]
 //!   (`enable.auto.offset.store=false`), so reading is at-least-once;
 //! * librdkafka's prefetch is bounded (`queued.max.messages.kbytes`).
+//!
+//! Guarantees of the dedup store ([`DedupStore`]):
+//! * a handler's side effect and its dedup record (consumer group, handler, eventId)
+//!   commit in one PostgreSQL transaction ([`DedupStore::begin`]): a redelivered event is
+//!   acknowledged without a second side effect, and of two racing deliveries exactly one
+//!   applies it;
+//! * a dead-lettered event is never recorded, so a replay handles it again; records are
+//!   pruned after the configured retention.
+//!
+//! Guarantees of the middleware ([`middleware`]):
+//! * retry ([`RetryPolicy`], [`run_with_retry`]): only retryable errors, at most
+//!   `max_attempts` calls, one after the other (per-key order holds through retries),
+//!   exponential backoff with equal jitter capped at `max_backoff`; a failure of a
+//!   dependency whose breaker is open ends the retries at once;
+//! * circuit breakers ([`Breakers`]): per dependency, open after `failure_threshold`
+//!   consecutive failures, one probe at a time after `cooldown`, closed by the probe's
+//!   success; exported as a gauge;
+//! * dead letters ([`DeadLetterPublisher`]): to `<event topic>.<group>.dlq` with the
+//!   original key, value bytes and headers plus every `dlq-*` header, acknowledged by the
+//!   broker before the caller may store the offset;
+//! * the DLQ-rate fuse ([`DlqFuse`]): trips when more than `max_dead_letter_share` of
+//!   the last `window` events were dead-lettered, and stays tripped until reset.
 
 mod config;
 pub mod dedup;
@@ -20,8 +43,13 @@ mod router;
 pub mod runner;
 
 pub use config::ReaderConfig;
+pub use dedup::DedupStore;
 pub use error::ConsumeError;
 pub use handler::{Event, Handler, HandlerContext, HandlerError, Meta};
+pub use middleware::{
+    run_with_retry, BreakerConfig, Breakers, CircuitState, DeadLetter, DeadLetterPublisher, DlqFuse, FuseConfig,
+    RetryPolicy,
+};
 pub use reader::{EventReader, ReceivedEvent};
 pub use router::Router;
 pub use runner::{Blocker, Health, Incoming, Process, RunReport, Runner, WorkerConfig};

@@ -26,6 +26,8 @@ pub const IN_FLIGHT: &str = "latechforce_consumer_in_flight_events";
 pub const CIRCUIT_STATE: &str = "latechforce_consumer_circuit_state";
 /// 1 when the DLQ-rate fuse tripped and the worker stopped consuming, by `group`.
 pub const FUSE_TRIPPED: &str = "latechforce_consumer_fuse_tripped";
+/// Dedup records deleted by pruning (older than the retention).
+pub const DEDUP_PRUNED_TOTAL: &str = "latechforce_consumer_dedup_pruned_total";
 /// Partition assignments and revocations, by `group` and `kind` (`assign`, `revoke`).
 pub const REBALANCES_TOTAL: &str = "latechforce_consumer_rebalances_total";
 
@@ -76,5 +78,6 @@ pub fn describe() {
     describe_gauge!(IN_FLIGHT, "Events fetched and not finished.");
     describe_gauge!(CIRCUIT_STATE, "Circuit-breaker state: 0 closed, 1 half-open, 2 open.");
     describe_gauge!(FUSE_TRIPPED, "1 when the DLQ-rate fuse stopped the worker.");
+    describe_counter!(DEDUP_PRUNED_TOTAL, "Dedup records deleted by pruning.");
     describe_counter!(REBALANCES_TOTAL, "Partition assignments and revocations.");
 }

@@ -76,6 +76,14 @@ impl EventPublisher {
         settle(msg, fut).await
     }
 
+    /// Publishes an already-encoded value without a Kafka key (`msg.key` is ignored): for
+    /// copies of keyless messages (dead letters of foreign or poison messages), which
+    /// must stay keyless rather than gain an empty key.
+    pub async fn publish_encoded_without_key(&self, msg: &EncodedEvent) -> Result<Delivery, PublishError> {
+        let fut = self.enqueue_as(msg, false).await?;
+        settle(msg, fut).await
+    }
+
     /// Publishes already-encoded values; one result per message, in order.
     pub async fn publish_encoded_batch(&self, msgs: &[EncodedEvent]) -> Vec<Result<Delivery, PublishError>> {
         let mut pending = Vec::with_capacity(msgs.len());
@@ -94,11 +102,19 @@ impl EventPublisher {
     /// Hands a message to librdkafka, waiting (without blocking the runtime) while its
     /// queue is full.
     async fn enqueue(&self, msg: &EncodedEvent) -> Result<DeliveryFuture, PublishError> {
+        self.enqueue_as(msg, true).await
+    }
+
+    /// [`enqueue`](Self::enqueue), with `msg.key` as the Kafka key or without a key.
+    async fn enqueue_as(&self, msg: &EncodedEvent, keyed: bool) -> Result<DeliveryFuture, PublishError> {
         let mut headers = OwnedHeaders::new_with_capacity(msg.headers.len());
         for (k, v) in &msg.headers {
             headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
         }
-        let mut record = FutureRecord::to(&msg.topic).key(&msg.key).payload(&msg.value).headers(headers);
+        let mut record: FutureRecord<'_, String, Vec<u8>> = FutureRecord::to(&msg.topic).payload(&msg.value).headers(headers);
+        if keyed {
+            record = record.key(&msg.key);
+        }
         let mut backoff = Duration::from_micros(200);
         loop {
             match self.producer.send_result(record) {
