@@ -38,6 +38,7 @@ mod error;
 mod handler;
 pub mod metrics;
 pub mod middleware;
+pub mod pipeline;
 mod reader;
 mod router;
 pub mod runner;

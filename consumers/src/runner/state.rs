@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics::{counter, gauge};
@@ -34,7 +34,10 @@ struct PartitionState {
 /// Shared runner state. See the module documentation.
 pub struct Shared {
     pub group: String,
-    consumer: OnceLock<Arc<StreamConsumer<RunnerContext>>>,
+    /// Weak: the consumer's context holds this state, and the run owns the consumer; a
+    /// strong reference here would keep the consumer (and its group membership) alive
+    /// after the run ended.
+    consumer: OnceLock<Weak<StreamConsumer<RunnerContext>>>,
     partitions: Mutex<HashMap<Tp, PartitionState>>,
     generation: AtomicU64,
     in_flight: AtomicUsize,
@@ -67,8 +70,12 @@ impl Shared {
         })
     }
 
-    pub fn set_consumer(&self, consumer: Arc<StreamConsumer<RunnerContext>>) {
-        let _ = self.consumer.set(consumer);
+    pub fn set_consumer(&self, consumer: &Arc<StreamConsumer<RunnerContext>>) {
+        let _ = self.consumer.set(Arc::downgrade(consumer));
+    }
+
+    fn consumer(&self) -> Option<Arc<StreamConsumer<RunnerContext>>> {
+        self.consumer.get().and_then(Weak::upgrade)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Tp, PartitionState>> {
@@ -107,7 +114,7 @@ impl Shared {
                 _ => None,
             }
         };
-        if let (Some(next), Some(consumer)) = (store, self.consumer.get()) {
+        if let (Some(next), Some(consumer)) = (store, self.consumer()) {
             let mut tpl = TopicPartitionList::new();
             if tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(next)).is_ok() {
                 // Fails harmlessly for a partition revoked meanwhile (at-least-once).
@@ -155,7 +162,7 @@ impl Shared {
     }
 
     fn pause_resume(&self, tp: &Tp, pause: bool, seek: Option<i64>) {
-        let Some(consumer) = self.consumer.get() else { return };
+        let Some(consumer) = self.consumer() else { return };
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&tp.0, tp.1);
         let result = if pause {

@@ -1,0 +1,291 @@
+//! The worker runtime against the real Kafka, registry and PostgreSQL (own topics, group
+//! and database per test): poison values dead-lettered while good events around them are
+//! handled in order, retries, the circuit breaker pausing instead of dead-lettering, and
+//! a graceful stop that a restart does not repeat.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use async_trait::async_trait;
+use ltf_consumers::dedup::DedupStore;
+use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
+use ltf_consumers::pipeline::Pipeline;
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, ReaderConfig, Router, Runner, WorkerConfig};
+use ltf_producers::topics::{ensure_topics, TopicSpec};
+use ltf_producers::{EventPublisher, PublisherConfig};
+use ltf_schemas::{AggregateType, DomainEvent, EventCodec, EventPayload, EventType, Fields, RecordCreated, TopicNames};
+use ltf_tests::{bootstrap, fresh_database, headers, produce_raw, read_n, registry_url, unique_prefix, TestDb};
+use rdkafka::Message;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const GROUP_SIDE_EFFECTS: &str = "CREATE TABLE test_side_effects (
+    n bigserial PRIMARY KEY, event_id uuid NOT NULL, label text NOT NULL, attempt int NOT NULL)";
+
+/// A handler of record-created events whose side effect is a row in `test_side_effects`
+/// holding the event's `label` field, written in the dedup transaction. `fail` decides
+/// per (label, attempt) whether the attempt fails, and how.
+type FailFn = Box<dyn Fn(&str, u32) -> Option<HandlerError> + Send + Sync>;
+
+struct Sink {
+    calls: Arc<AtomicU32>,
+    fail: FailFn,
+}
+
+#[async_trait]
+impl Handler for Sink {
+    fn name(&self) -> &str {
+        "sink"
+    }
+
+    fn can_handle(&self, event_type: EventType) -> bool {
+        event_type == EventType::RecordCreated
+    }
+
+    async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let EventPayload::RecordCreated(p) = &event.event.payload else { return Ok(()) };
+        let label = p.fields.get("label").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        if let Some(err) = (self.fail)(&label, ctx.attempt) {
+            return Err(err);
+        }
+        let Some(dedup) = &ctx.dedup else { return Err(HandlerError::permanent("config", "no dedup store")) };
+        let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
+        sqlx::query("INSERT INTO test_side_effects (event_id, label, attempt) VALUES ($1, $2, $3)")
+            .bind(event.event_id())
+            .bind(&label)
+            .bind(ctx.attempt as i32)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+struct Fixture {
+    db: TestDb,
+    topic: String,
+    group: String,
+    codec: Arc<EventCodec>,
+    publisher: EventPublisher,
+}
+
+async fn fixture(test: &str) -> Result<Fixture> {
+    let db = fresh_database().await?;
+    sqlx::raw_sql(GROUP_SIDE_EFFECTS).execute(&db.pool).await?;
+    let topics = TopicNames::new(unique_prefix(test));
+    let specs: Vec<TopicSpec> =
+        topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 2, replication_factor: 1 }).collect();
+    ensure_topics(&bootstrap(), &specs).await?;
+    let codec = Arc::new(EventCodec::new(&registry_url(), topics.clone())?);
+    let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), codec.clone())?;
+    let topic = topics.events(AggregateType::Table);
+    let group = format!("test-{}", Uuid::new_v4().simple());
+    Ok(Fixture { db, topic, group, codec, publisher })
+}
+
+/// A record-created of `record` (its ordering key) in `table`, labelled `label`.
+fn created(table: &str, record: &str, label: &str) -> DomainEvent {
+    let mut fields = Fields::new();
+    fields.insert("label".into(), label.into());
+    DomainEvent::new(EventPayload::RecordCreated(RecordCreated {
+        table_id: table.into(),
+        record_id: record.into(),
+        record_version: 1,
+        fields,
+        created_by: None,
+    }))
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<ltf_consumers::RunReport, ltf_consumers::ConsumeError>>,
+}
+
+impl Running {
+    async fn stop(self) -> Result<ltf_consumers::RunReport> {
+        self.stop.send(true)?;
+        Ok(self.task.await??)
+    }
+}
+
+fn start(f: &Fixture, sink: Sink, breaker: BreakerConfig) -> Result<Running> {
+    let mut consumer = ReaderConfig::new(bootstrap(), &f.group);
+    consumer.session_timeout_ms = 6000;
+    let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
+    let retry = RetryPolicy { initial_backoff: Duration::from_millis(20), ..Default::default() };
+    let dedup = Arc::new(DedupStore::new(f.db.pool.clone(), Duration::from_secs(3600)));
+    let pipeline = Pipeline::new(
+        &f.group,
+        f.codec.clone(),
+        Router::new().register(sink),
+        Some(dedup),
+        retry,
+        Arc::new(Breakers::new(&f.group, breaker)),
+        Arc::new(DlqFuse::new(&f.group, FuseConfig::default())),
+        DeadLetterPublisher::new(f.publisher.clone(), &f.group),
+    );
+    let runner = Runner::new(config, vec![f.topic.clone()], Arc::new(pipeline))?;
+    let (tx, mut rx) = watch::channel(false);
+    let task = tokio::spawn(runner.run(async move {
+        let _ = rx.wait_for(|v| *v).await;
+    }));
+    Ok(Running { stop: tx, task })
+}
+
+fn sink(calls: &Arc<AtomicU32>, fail: impl Fn(&str, u32) -> Option<HandlerError> + Send + Sync + 'static) -> Sink {
+    Sink { calls: calls.clone(), fail: Box::new(fail) }
+}
+
+/// Labels of the side effects, in the order they were applied.
+async fn applied(pool: &PgPool) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar("SELECT label FROM test_side_effects ORDER BY n").fetch_all(pool).await?)
+}
+
+async fn wait_applied(pool: &PgPool, n: usize, within: Duration) -> Result<Vec<String>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = applied(pool).await?;
+        if got.len() >= n {
+            return Ok(got);
+        }
+        ensure!(Instant::now() < deadline, "{} of {n} side effects applied in time: {got:?}", got.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_values_are_dead_lettered_with_their_headers_while_good_events_around_them_are_handled_in_order() -> Result<()> {
+    let f = fixture("rt-poison").await?;
+    let key = "tbl_poison";
+    // One record: one ordering key, so its events must be handled in offset order.
+    let first = [created(key, "rec", "r1"), created(key, "rec", "r2")];
+    f.publisher.publish_batch(&first).await?;
+    // Three kinds of poison on the same key (so the same partition and ordering key as
+    // the good events): not Confluent-framed, an unknown schema id, a truncated body.
+    let known_id = f.codec.encode(&created(key, "x", "x")).await?.value[1..5].to_vec();
+    let mut truncated = vec![0u8];
+    truncated.extend_from_slice(&known_id);
+    truncated.extend_from_slice(&[0x02, 0x48]);
+    let poison = vec![b"not avro at all".to_vec(), vec![0, 0x7f, 0xff, 0xff, 0x01, 0x02], truncated];
+    produce_raw(&f.topic, key, &poison)?;
+    let last = [created(key, "rec", "r3"), created(key, "rec", "r4")];
+    f.publisher.publish_batch(&last).await?;
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let running = start(&f, sink(&calls, |_, _| None), BreakerConfig::default())?;
+    let got = wait_applied(&f.db.pool, 4, Duration::from_secs(60)).await?;
+    assert_eq!(got, ["r1", "r2", "r3", "r4"], "good events handled once each, in order");
+
+    let dlq = TopicNames::dlq(&f.topic, &f.group);
+    let dead = read_n(&[dlq], 3, Duration::from_secs(30))?;
+    let classes: Vec<String> =
+        dead.iter().map(|m| header(&headers(m), "dlq-error-class").unwrap_or_default().to_owned()).collect();
+    assert_eq!(classes, ["not_confluent_framed", "unknown_schema_id", "bad_avro"]);
+    for (m, value) in dead.iter().zip(&poison) {
+        let h = headers(m);
+        assert_eq!(m.payload(), Some(value.as_slice()), "the original bytes");
+        assert_eq!(m.key(), Some(key.as_bytes()));
+        assert_eq!(header(&h, "dlq-original-topic"), Some(f.topic.as_str()));
+        assert_eq!(header(&h, "dlq-consumer-group"), Some(f.group.as_str()));
+        for name in ["dlq-error-message", "dlq-attempts", "dlq-original-partition", "dlq-original-offset",
+            "dlq-original-timestamp", "dlq-handler", "dlq-first-failure", "dlq-last-failure"] {
+            assert!(header(&h, name).is_some(), "{name} missing: {h:?}");
+        }
+    }
+    running.stop().await?;
+    f.db.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_that_heals_on_attempt_two_is_handled_once_and_one_that_never_heals_is_dead_lettered() -> Result<()> {
+    let f = fixture("rt-retry").await?;
+    let same = |label: &str| created("tbl_a", "rec", label);
+    f.publisher.publish_batch(&[same("heals"), same("never"), same("after")]).await?;
+    let calls = Arc::new(AtomicU32::new(0));
+    let fail = |record: &str, attempt: u32| match (record, attempt) {
+        ("heals", 1) => Some(HandlerError::retryable("timeout", "first attempt times out")),
+        ("never", _) => Some(HandlerError::retryable("timeout", "always times out")),
+        _ => None,
+    };
+    let running = start(&f, sink(&calls, fail), BreakerConfig::default())?;
+    let got = wait_applied(&f.db.pool, 2, Duration::from_secs(60)).await?;
+    assert_eq!(got, ["heals", "after"], "`after` waits behind `never` on the same key, then runs");
+    let attempts: i32 = sqlx::query_scalar("SELECT attempt FROM test_side_effects WHERE label = 'heals'").fetch_one(&f.db.pool).await?;
+    assert_eq!(attempts, 2);
+    let dead = read_n(&[TopicNames::dlq(&f.topic, &f.group)], 1, Duration::from_secs(30))?;
+    let h = headers(&dead[0]);
+    assert_eq!(header(&h, "dlq-attempts"), Some("3"), "the default policy: 3 attempts");
+    assert_eq!(header(&h, "dlq-error-class"), Some("timeout"));
+    assert_eq!(header(&h, "dlq-handler"), Some("sink"));
+    assert_eq!(calls.load(Ordering::SeqCst), 2 + 3 + 1);
+    running.stop().await?;
+    f.db.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_pauses_without_dead_lettering_and_resumes_when_the_dependency_returns() -> Result<()> {
+    let f = fixture("rt-breaker").await?;
+    // The dependency: a TCP service on a port that is closed at first.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let events: Vec<_> = (0..5).map(|i| created("tbl_b", "rec", &format!("b{i}"))).collect();
+    f.publisher.publish_batch(&events).await?;
+    let calls = Arc::new(AtomicU32::new(0));
+    let fail = move |_: &str, _: u32| match std::net::TcpStream::connect(("127.0.0.1", port)) {
+        Ok(_) => None,
+        Err(e) => Some(HandlerError::retryable("connect", e).from_dependency("downstream")),
+    };
+    let breaker = BreakerConfig { failure_threshold: 3, cooldown: Duration::from_millis(500) };
+    let running = start(&f, sink(&calls, fail), breaker)?;
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(applied(&f.db.pool).await?.is_empty(), "nothing handled while the dependency is down");
+    let probes = calls.load(Ordering::SeqCst);
+    assert!(probes >= 3, "the breaker saw the failures ({probes})");
+    assert!(probes < 20, "an open circuit probes after its cool-down instead of burning retries ({probes})");
+    let dlq = TopicNames::dlq(&f.topic, &f.group);
+    assert!(read_n(std::slice::from_ref(&dlq), 1, Duration::from_secs(2)).is_err(), "the DLQ stays empty");
+
+    let _service = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    let got = wait_applied(&f.db.pool, 5, Duration::from_secs(30)).await?;
+    assert_eq!(got, ["b0", "b1", "b2", "b3", "b4"], "resumed at the first unfinished event, in order");
+    assert!(read_n(&[dlq], 1, Duration::from_secs(1)).is_err(), "still no dead letter");
+    running.stop().await?;
+    f.db.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_during_load_commits_what_finished_and_a_restart_repeats_none_of_it() -> Result<()> {
+    let f = fixture("rt-stop").await?;
+    let events: Vec<_> = (0..2000).map(|i| created(&format!("tbl_{}", i % 8), &format!("rec{}", i % 50), &format!("s{i}"))).collect();
+    f.publisher.publish_batch(&events).await?;
+    let calls = Arc::new(AtomicU32::new(0));
+    let running = start(&f, sink(&calls, |_, _| None), BreakerConfig::default())?;
+    wait_applied(&f.db.pool, 300, Duration::from_secs(60)).await?;
+    let started = Instant::now();
+    let report = running.stop().await?;
+    assert!(started.elapsed() < Duration::from_secs(20), "stopped within the shutdown deadline");
+    assert_eq!(report.abandoned, 0, "in-flight work finished");
+    let before = calls.load(Ordering::SeqCst);
+    assert_eq!(applied(&f.db.pool).await?.len() as u32, before, "every call so far applied its side effect");
+
+    let calls_after = Arc::new(AtomicU32::new(0));
+    let running = start(&f, sink(&calls_after, |_, _| None), BreakerConfig::default())?;
+    let got = wait_applied(&f.db.pool, 2000, Duration::from_secs(60)).await?;
+    running.stop().await?;
+    assert_eq!(got.len(), 2000);
+    assert_eq!(got.iter().collect::<HashSet<_>>().len(), 2000, "no side effect applied twice");
+    assert_eq!(calls_after.load(Ordering::SeqCst) + before, 2000, "the restart re-handled nothing that had finished");
+    f.db.drop_database().await
+}
