@@ -79,7 +79,7 @@ async fn fixture(test: &str) -> Result<Fixture> {
     sqlx::raw_sql(GROUP_SIDE_EFFECTS).execute(&db.pool).await?;
     let topics = TopicNames::new(unique_prefix(test));
     let specs: Vec<TopicSpec> =
-        topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 2, replication_factor: 1 }).collect();
+        topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 6, replication_factor: 1 }).collect();
     ensure_topics(&bootstrap(), &specs).await?;
     let codec = Arc::new(EventCodec::new(&registry_url(), topics.clone())?);
     let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), codec.clone())?;
@@ -268,7 +268,7 @@ async fn an_open_circuit_pauses_without_dead_lettering_and_resumes_when_the_depe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_during_load_commits_what_finished_and_a_restart_repeats_none_of_it() -> Result<()> {
     let f = fixture("rt-stop").await?;
-    let events: Vec<_> = (0..2000).map(|i| created(&format!("tbl_{}", i % 8), &format!("rec{}", i % 50), &format!("s{i}"))).collect();
+    let events: Vec<_> = (0..2000).map(|i| created(&format!("tbl_{}", i % 50 % 8), &format!("rec{}", i % 50), &format!("s{i}"))).collect();
     f.publisher.publish_batch(&events).await?;
     let calls = Arc::new(AtomicU32::new(0));
     let running = start(&f, sink(&calls, |_, _| None), BreakerConfig::default())?;
@@ -287,5 +287,45 @@ async fn a_graceful_stop_during_load_commits_what_finished_and_a_restart_repeats
     assert_eq!(got.len(), 2000);
     assert_eq!(got.iter().collect::<HashSet<_>>().len(), 2000, "no side effect applied twice");
     assert_eq!(calls_after.load(Ordering::SeqCst) + before, 2000, "the restart re-handled nothing that had finished");
+    f.db.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_moving_between_two_then_three_instances_lose_nothing_and_apply_nothing_twice_in_key_order() -> Result<()> {
+    let f = fixture("rt-rebalance").await?;
+    const N: usize = 10_000;
+    let events: Vec<_> =
+        (0..N).map(|i| created(&format!("tbl_{}", i % 200 % 16), &format!("rec{}", i % 200), &format!("{i}"))).collect();
+    let calls = Arc::new(AtomicU32::new(0));
+    let a = start(&f, sink(&calls, |_, _| None), BreakerConfig::default())?;
+    let publisher = f.publisher.clone();
+    let producing = tokio::spawn(async move {
+        for chunk in events.chunks(500) {
+            publisher.publish_batch(chunk).await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::Ok(())
+    });
+    wait_applied(&f.db.pool, 1500, Duration::from_secs(60)).await?;
+    let b = start(&f, sink(&calls, |_, _| None), BreakerConfig::default())?;
+    wait_applied(&f.db.pool, 4000, Duration::from_secs(60)).await?;
+    let c = start(&f, sink(&calls, |_, _| None), BreakerConfig::default())?;
+    wait_applied(&f.db.pool, 6000, Duration::from_secs(60)).await?;
+    a.stop().await?;
+    producing.await??;
+    let got = wait_applied(&f.db.pool, N, Duration::from_secs(120)).await?;
+    b.stop().await?;
+    c.stop().await?;
+
+    assert_eq!(got.len(), N, "every event applied");
+    assert_eq!(got.iter().collect::<HashSet<_>>().len(), N, "no side effect applied twice");
+    let mut last: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for label in &got {
+        let i: usize = label.parse()?;
+        if let Some(prev) = last.insert(i % 200, i) {
+            ensure!(prev < i, "record rec{}: {i} applied after {prev}", i % 200);
+        }
+    }
+    eprintln!("{} handler calls for {N} events", calls.load(Ordering::SeqCst));
     f.db.drop_database().await
 }
