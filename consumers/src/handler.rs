@@ -148,6 +148,37 @@ impl HandlerContext {
 /// the dedup store in the transaction of the side effect
 /// ([`DedupStore::begin`](crate::dedup::DedupStore::begin)), or use
 /// [`HandlerContext::idempotency_key`] with an external system.
+///
+/// A complete handler (the README's example, compiled here):
+///
+/// ```
+/// use async_trait::async_trait;
+/// use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router};
+/// use ltf_schemas::{EventPayload, EventType};
+///
+/// pub struct CountDone;
+///
+/// #[async_trait]
+/// impl Handler for CountDone {
+///     fn name(&self) -> &str { "count-done" }
+///
+///     fn can_handle(&self, t: EventType) -> bool { t == EventType::RecordUpdated }
+///
+///     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
+///         let EventPayload::RecordUpdated(u) = &event.event.payload else { return Ok(()) };
+///         if !u.changed_fields.iter().any(|f| f == "status") { return Ok(()) }
+///         let dedup = ctx.dedup.as_ref().ok_or_else(|| HandlerError::permanent("config", "no dedup store"))?;
+///         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
+///         sqlx::query("UPDATE done_counts SET n = n + 1 WHERE table_id = $1")
+///             .bind(&u.table_id).execute(&mut *tx).await?;
+///         tx.commit().await?;
+///         Ok(())
+///     }
+/// }
+///
+/// let router = Router::new().register(CountDone);
+/// assert_eq!(router.handlers_for(EventType::RecordUpdated).len(), 1);
+/// ```
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// A stable name: metrics label, `dlq-handler` header, dedup key part.

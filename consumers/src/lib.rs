@@ -1,7 +1,14 @@
 //! Consuming LaTeChforce domain events from Kafka: the worker runtime.
 //!
-//! Work in progress (issue 4): handler API ([`Handler`]), dedup store ([`dedup`]),
-//! failure-handling middleware ([`middleware`]).
+//! A worker is a [`Router`] of [`Handler`]s, a [`pipeline::Pipeline`] (decode → dedup →
+//! handler with retries and circuit breaking → record processed, or dead-letter) and a
+//! [`Runner`] (the consumer group). Guarantees of the runner ([`runner`]): at-least-once
+//! (an offset is stored only once its message was handled, skipped as a duplicate or
+//! dead-lettered; the stored offset is the lowest unfinished one), order per ordering key
+//! with concurrency across keys and partitions bounded by `max_in_flight`, finished
+//! offsets committed before a revocation and at shutdown, partitions paused while a
+//! circuit is open and resumed from the first message not dispatched. Guarantees of the
+//! pipeline: see [`pipeline`].
 //!
 //! Guarantees of [`EventReader`]:
 //! * a message that does not decode is returned as a [`ReceivedEvent`] whose `event` is
