@@ -20,6 +20,8 @@ use crate::settings::Common;
 pub enum BenchCmd {
     /// Encode and publish RecordUpdated events as fast as the producer allows.
     Produce(ProduceArgs),
+    /// CreateRecord over HTTP against a running `ltf api`, watching the relay's backlog.
+    Api(crate::bench_api::ApiBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -51,7 +53,10 @@ pub struct ProduceArgs {
 }
 
 pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
-    let BenchCmd::Produce(a) = cmd;
+    let a = match cmd {
+        BenchCmd::Produce(a) => a,
+        BenchCmd::Api(a) => return crate::bench_api::run(a).await,
+    };
     let topics = TopicNames::new(&a.prefix);
     let topic = topics.events(AggregateType::Table);
     ensure_topics(&common.bootstrap, &[TopicSpec { name: topic.clone(), partitions: a.partitions, replication_factor: 1 }]).await?;

@@ -8,6 +8,7 @@
 
 mod api;
 mod bench;
+mod bench_api;
 mod database;
 mod demo;
 mod migrate;

@@ -34,6 +34,10 @@ pub struct RelayArgs {
     /// Poll interval in milliseconds when no notification arrives.
     #[arg(long, env = "LTF_RELAY_POLL_INTERVAL_MS", default_value_t = 1000)]
     poll_interval_ms: u64,
+    /// How often the backlog gauges (`latechforce_outbox_backlog`, oldest age) are
+    /// refreshed, in milliseconds.
+    #[arg(long, env = "LTF_RELAY_BACKLOG_INTERVAL_MS", default_value_t = 5000)]
+    backlog_interval_ms: u64,
     /// How long sent rows are kept, in seconds.
     #[arg(long, env = "LTF_RELAY_RETENTION_SECS", default_value_t = 24 * 3600)]
     retention_secs: u64,
@@ -52,6 +56,7 @@ impl RelayArgs {
             max_aggregates: self.max_aggregates,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             retention: Duration::from_secs(self.retention_secs),
+            backlog_interval: Duration::from_millis(self.backlog_interval_ms),
             ..RelayConfig::default()
         }
     }
