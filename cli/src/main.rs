@@ -7,6 +7,7 @@
 //! `migrate` (apply the database migrations).
 
 mod api;
+mod audit;
 mod bench;
 mod bench_api;
 mod database;
@@ -18,6 +19,7 @@ mod sample;
 mod schemas;
 mod settings;
 mod topics;
+mod worker;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -47,6 +49,10 @@ enum Command {
     Api(api::ApiArgs),
     /// Apply the database migrations and print those applied.
     Migrate(migrate::MigrateArgs),
+    /// Run a worker's consumer group (audit) until stopped.
+    Worker(worker::WorkerArgs),
+    /// Print an aggregate's history from the audit worker's event log.
+    Audit(audit::AuditArgs),
     /// Publish the transactional outbox to Kafka, in order, until stopped.
     Relay(relay::RelayArgs),
     /// Throughput benchmarks (see scripts/bench).
@@ -66,5 +72,7 @@ async fn main() -> Result<()> {
         Command::Bench(c) => bench::run(&cli.common, c).await,
         Command::Api(a) => api::run(&cli.common, a).await,
         Command::Migrate(a) => migrate::run(a).await,
+        Command::Worker(a) => worker::run(&cli.common, a).await,
+        Command::Audit(a) => audit::run(a).await,
     }
 }

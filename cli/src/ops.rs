@@ -24,11 +24,14 @@ pub fn install_metrics() -> Result<PrometheusHandle> {
     Ok(handle)
 }
 
-/// `/metrics` and `/healthz`; merge a `/readyz` of the command's own into it.
+/// `/metrics` and `/healthz` (the process answers); add a `/readyz` of the command's own.
 pub fn router(handle: PrometheusHandle) -> Router {
-    Router::new()
-        .route("/metrics", get(move || std::future::ready(handle.render())))
-        .route("/healthz", get(|| std::future::ready("ok\n")))
+    metrics_router(handle).route("/healthz", get(|| std::future::ready("ok\n")))
+}
+
+/// `/metrics` only, for commands with a liveness check of their own.
+pub fn metrics_router(handle: PrometheusHandle) -> Router {
+    Router::new().route("/metrics", get(move || std::future::ready(handle.render())))
 }
 
 /// Serves `app` on `addr` until `shutdown` resolves.

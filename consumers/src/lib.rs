@@ -49,6 +49,7 @@ pub mod pipeline;
 mod reader;
 mod router;
 pub mod runner;
+pub mod workers;
 
 pub use config::ReaderConfig;
 pub use dedup::DedupStore;

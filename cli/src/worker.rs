@@ -1,0 +1,144 @@
+//! `ltf worker <name>`: runs one worker's consumer group with its operations endpoints.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use axum::http::StatusCode;
+use axum::routing::get;
+use clap::Args;
+use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
+use ltf_consumers::pipeline::Pipeline;
+use ltf_consumers::workers::WorkerKind;
+use ltf_consumers::{DedupStore, Health, ReaderConfig, Runner, WorkerConfig};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::database::DatabaseArgs;
+use crate::ops;
+use crate::settings::Common;
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The worker: audit.
+    name: String,
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Address of `/metrics`, `/healthz` and `/readyz` (default 127.0.0.1:9101 + the
+    /// worker's index).
+    #[arg(long, env = "LTF_WORKER_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Consumer group id (default `<topic prefix>.<name>`).
+    #[arg(long, env = "LTF_WORKER_GROUP")]
+    group: Option<String>,
+    /// Most events in flight.
+    #[arg(long, env = "LTF_WORKER_MAX_IN_FLIGHT", default_value_t = 256)]
+    max_in_flight: u32,
+    /// Seconds in-flight events get to finish on SIGTERM.
+    #[arg(long, env = "LTF_WORKER_SHUTDOWN_DEADLINE_SECS", default_value_t = 20)]
+    shutdown_deadline_secs: u64,
+    /// Kafka session timeout in milliseconds (how soon a dead member's partitions move).
+    #[arg(long, env = "LTF_WORKER_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    session_timeout_ms: u32,
+    /// Handler attempts before an event is dead-lettered.
+    #[arg(long, env = "LTF_WORKER_MAX_ATTEMPTS", default_value_t = 3)]
+    max_attempts: u32,
+    /// Days dedup records are kept.
+    #[arg(long, env = "LTF_WORKER_DEDUP_RETENTION_DAYS", default_value_t = 7)]
+    dedup_retention_days: u64,
+}
+
+pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
+    let Some(kind) = WorkerKind::parse(&args.name) else {
+        let names: Vec<&str> = WorkerKind::ALL.iter().map(|w| w.name()).collect();
+        bail!("unknown worker `{}`; one of: {}", args.name, names.join(", "));
+    };
+    let handle = ops::install_metrics()?;
+    ltf_consumers::metrics::describe();
+    let topics = common.topics();
+    let group = args.group.clone().unwrap_or_else(|| kind.group_id(&topics));
+    let mut consumer = ReaderConfig::new(&common.bootstrap, &group);
+    consumer.session_timeout_ms = args.session_timeout_ms;
+    let config = WorkerConfig {
+        consumer,
+        max_in_flight: args.max_in_flight,
+        shutdown_deadline: Duration::from_secs(args.shutdown_deadline_secs),
+        ..WorkerConfig::default()
+    };
+    let retry = RetryPolicy { max_attempts: args.max_attempts, ..RetryPolicy::default() };
+    retry.validate()?;
+
+    let pool = args.db.connect().await?;
+    ltf_producers::store::migrate(&pool).await.context("applying the database migrations")?;
+    let dedup = Arc::new(DedupStore::new(pool.clone(), Duration::from_secs(args.dedup_retention_days * 86_400)));
+    let codec = common.codec()?;
+    let publisher_config = common.publisher_config();
+    let publisher = ltf_producers::EventPublisher::new(&publisher_config, codec.clone())?;
+    let pipeline = Pipeline::new(
+        &group,
+        codec,
+        kind.router(),
+        Some(dedup.clone()),
+        retry,
+        Arc::new(Breakers::new(&group, BreakerConfig::default())),
+        Arc::new(DlqFuse::new(&group, FuseConfig::default())),
+        DeadLetterPublisher::new(publisher, &group),
+    );
+    let runner = Runner::new(config, kind.topics(&topics), Arc::new(pipeline))?;
+    let health = runner.health();
+
+    let index = WorkerKind::ALL.iter().position(|w| *w == kind).unwrap_or(0) as u16;
+    let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9101 + index)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = ops::metrics_router(handle)
+        .route("/healthz", get({
+            let h = health.clone();
+            move || std::future::ready(alive(&h))
+        }))
+        .route("/readyz", get(move || std::future::ready(ready(&health))));
+    let server = tokio::spawn(ops::serve(listen, app, wait_for(stop_rx.clone())));
+    info!(worker = kind.name(), %group, %listen, "worker starting");
+
+    let pruning = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            if let Err(e) = dedup.prune().await {
+                warn!(error = %e, "pruning the dedup store failed");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        ops::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let report = runner.run(wait_for(stop_rx)).await?;
+    pruning.abort();
+    server.await.context("operations server task")??;
+    info!(abandoned = report.abandoned, "worker stopped");
+    Ok(())
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Alive while the poll loop goes round (it wakes at least every second).
+fn alive(health: &Health) -> (StatusCode, &'static str) {
+    if health.is_alive(Duration::from_secs(30)) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "poll loop stuck\n")
+    }
+}
+
+/// Ready when partitions are assigned and the fuse has not stopped the worker.
+fn ready(health: &Health) -> (StatusCode, &'static str) {
+    if health.is_stopped() {
+        (StatusCode::SERVICE_UNAVAILABLE, "stopped: dead-letter fuse tripped or shutting down\n")
+    } else if health.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no partitions assigned\n")
+    }
+}
