@@ -23,6 +23,10 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// Batch mode.
+#[path = "worker_runtime/batch.rs"]
+mod batch;
+
 const GROUP_SIDE_EFFECTS: &str = "CREATE TABLE test_side_effects (
     n bigserial PRIMARY KEY, event_id uuid NOT NULL, label text NOT NULL, attempt int NOT NULL)";
 
@@ -114,22 +118,32 @@ impl Running {
 }
 
 fn start(f: &Fixture, sink: Sink, breaker: BreakerConfig) -> Result<Running> {
-    let mut consumer = ReaderConfig::new(bootstrap(), &f.group);
-    consumer.session_timeout_ms = 6000;
-    let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
+    let pipeline = pipeline(f, Router::new().register(sink), breaker);
+    run(f, Arc::new(pipeline))
+}
+
+/// The pipeline of the fixture's group: dedup on, fast retries.
+fn pipeline(f: &Fixture, router: Router, breaker: BreakerConfig) -> Pipeline {
     let retry = RetryPolicy { initial_backoff: Duration::from_millis(20), ..Default::default() };
     let dedup = Arc::new(DedupStore::new(f.db.pool.clone(), Duration::from_secs(3600)));
-    let pipeline = Pipeline::new(
+    Pipeline::new(
         &f.group,
         f.codec.clone(),
-        Router::new().register(sink),
+        router,
         Some(dedup),
         retry,
         Arc::new(Breakers::new(&f.group, breaker)),
         Arc::new(DlqFuse::new(&f.group, FuseConfig::default())),
         DeadLetterPublisher::new(f.publisher.clone(), &f.group),
-    );
-    let runner = Runner::new(config, vec![f.topic.clone()], Arc::new(pipeline))?;
+    )
+}
+
+/// Runs `process` as the fixture's group until stopped.
+fn run(f: &Fixture, process: Arc<dyn ltf_consumers::Process>) -> Result<Running> {
+    let mut consumer = ReaderConfig::new(bootstrap(), &f.group);
+    consumer.session_timeout_ms = 6000;
+    let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
+    let runner = Runner::new(config, vec![f.topic.clone()], process)?;
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(runner.run(async move {
         let _ = rx.wait_for(|v| *v).await;

@@ -39,6 +39,7 @@
 //! * the DLQ-rate fuse ([`DlqFuse`]): trips when more than `max_dead_letter_share` of
 //!   the last `window` events were dead-lettered, and stays tripped until reset.
 
+pub mod batch;
 mod config;
 pub mod dedup;
 mod error;
@@ -51,6 +52,7 @@ mod router;
 pub mod runner;
 pub mod workers;
 
+pub use batch::{BatchConfig, BatchHandler, BatchPipeline};
 pub use config::ReaderConfig;
 pub use dedup::DedupStore;
 pub use error::ConsumeError;

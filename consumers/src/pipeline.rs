@@ -20,11 +20,12 @@
 //! * a dead letter that cannot be published is retried until it is, so nothing is
 //!   acknowledged that is neither handled nor in the DLQ.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ltf_schemas::{EventCodec, SchemaError};
 use metrics::{counter, histogram};
 use tracing::{info_span, warn, Instrument};
@@ -40,6 +41,14 @@ use crate::{Event, Handler, HandlerContext, HandlerError, Router};
 const REGISTRY: &str = "schema-registry";
 /// The dependency name of the dedup store's database.
 const POSTGRES: &str = "postgres";
+
+/// What [`Pipeline::attempts`] ended with.
+#[derive(Debug)]
+pub(crate) struct Attempted {
+    pub result: Result<(), HandlerError>,
+    pub attempts: u32,
+    pub first_failure: Option<DateTime<Utc>>,
+}
 
 /// The pipeline of one consumer group.
 #[derive(Debug)]
@@ -112,7 +121,7 @@ impl Pipeline {
         }
     }
 
-    async fn is_duplicate(&self, handler: &str, event: &Event, blocker: &Blocker) -> bool {
+    pub(crate) async fn is_duplicate(&self, handler: &str, event: &Event, blocker: &Blocker) -> bool {
         let Some(dedup) = &self.dedup else { return false };
         let mut attempt = 0;
         loop {
@@ -135,7 +144,7 @@ impl Pipeline {
         }
     }
 
-    async fn record_processed(&self, handler: &str, event: &Event) -> Result<(), HandlerError> {
+    pub(crate) async fn record_processed(&self, handler: &str, event: &Event) -> Result<(), HandlerError> {
         let Some(dedup) = &self.dedup else { return Ok(()) };
         let mut conn = dedup.pool().acquire().await?;
         DedupStore::record(&mut conn, &self.group, handler, event.event_id()).await?;
@@ -145,28 +154,46 @@ impl Pipeline {
     /// Runs one handler on one event to the end.
     async fn handle(&self, handler: &Arc<dyn Handler>, event: &Event, value: &[u8], blocker: &Blocker) {
         let name = handler.name().to_owned();
-        let event_type = event.event_type().as_str();
-        let count = |outcome: &'static str| {
-            counter!(EVENTS_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => name.clone(),
-                labels::EVENT_TYPE => event_type, labels::OUTCOME => outcome)
-            .increment(1);
-        };
         if self.is_duplicate(&name, event, blocker).await {
-            count(outcome::DUPLICATE);
+            self.count(&name, event.event_type().as_str(), outcome::DUPLICATE);
             return;
         }
+        let attempted = self
+            .attempts(&name, blocker, |ctx| {
+                let handler = handler.clone();
+                async move {
+                    handler.handle(&ctx, event).await?;
+                    self.record_processed(&ctx.handler, event).await
+                }
+            })
+            .await;
+        self.settle(&name, &[(event, value)], attempted, blocker).await;
+    }
+
+    /// Counts one event's outcome.
+    pub(crate) fn count(&self, handler: &str, event_type: &'static str, outcome: &'static str) {
+        counter!(EVENTS_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => handler.to_owned(),
+            labels::EVENT_TYPE => event_type, labels::OUTCOME => outcome)
+        .increment(1);
+    }
+
+    /// Calls `call` (one handler call per attempt) until it succeeds, fails permanently
+    /// or exhausts the retry policy. A failure of a dependency whose circuit is open does
+    /// not count as an attempt: the lane pauses its partition and probes after the
+    /// cool-down.
+    pub(crate) async fn attempts<F, Fut>(&self, name: &str, blocker: &Blocker, mut call: F) -> Attempted
+    where
+        F: FnMut(HandlerContext) -> Fut,
+        Fut: Future<Output = Result<(), HandlerError>>,
+    {
         let started = Instant::now();
         let mut attempt: u32 = 0;
         let mut first_failure = None;
         let mut failed_dependency: Option<String> = None;
         let result = loop {
             attempt += 1;
-            let ctx = HandlerContext { group: self.group.clone(), handler: name.clone(), attempt, dedup: self.dedup.clone() };
-            let result = match handler.handle(&ctx, event).await {
-                Ok(()) => self.record_processed(&name, event).await,
-                Err(e) => Err(e),
-            };
-            let err = match result {
+            let ctx = HandlerContext { group: self.group.clone(), handler: name.to_owned(), attempt, dedup: self.dedup.clone() };
+            let err = match call(ctx).await {
                 Ok(()) => break Ok(()),
                 Err(e) => e,
             };
@@ -184,44 +211,82 @@ impl Pipeline {
                 }
             }
             if !self.retry.should_retry(&err, attempt) {
-                break Err((err, attempt));
+                break Err(err);
             }
-            counter!(RETRIES_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => name.clone(),
+            counter!(RETRIES_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => name.to_owned(),
                 labels::CLASS => err.class.clone())
             .increment(1);
             tokio::time::sleep(self.backoff(attempt)).await;
         };
         blocker.unblock();
-        histogram!(PROCESSING_SECONDS, labels::GROUP => self.group.clone(), labels::HANDLER => name.clone())
-            .record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(()) => {
-                if let Some(dep) = &failed_dependency {
-                    self.breakers.on_success(dep);
-                }
-                count(if attempt > 1 { outcome::RETRIED } else { outcome::SUCCESS });
-                self.fuse.record(false);
+        if result.is_ok() {
+            if let Some(dep) = &failed_dependency {
+                self.breakers.on_success(dep);
             }
-            Err((err, attempts)) => {
-                let first = first_failure.unwrap_or_else(Utc::now);
-                let dl = DeadLetter {
-                    original: event.meta.clone(),
-                    value: value.to_vec(),
-                    error_class: err.class.clone(),
-                    error_message: err.message.clone(),
-                    attempts,
-                    group: self.group.clone(),
-                    handler: name.clone(),
-                    first_failure: first,
-                    last_failure: Utc::now(),
-                };
-                self.dead_letter(dl).await;
-                count(outcome::DEAD_LETTERED);
-                if self.fuse.record(true) {
-                    blocker.stop_worker();
+        }
+        histogram!(PROCESSING_SECONDS, labels::GROUP => self.group.clone(), labels::HANDLER => name.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        Attempted { result, attempts: attempt, first_failure }
+    }
+
+    /// Counts the outcome of `events` (one call, or one batch) and dead-letters them
+    /// when it failed.
+    pub(crate) async fn settle(&self, name: &str, events: &[(&Event, &[u8])], attempted: Attempted, blocker: &Blocker) {
+        match attempted.result {
+            Ok(()) => {
+                let outcome = if attempted.attempts > 1 { outcome::RETRIED } else { outcome::SUCCESS };
+                for (event, _) in events {
+                    self.count(name, event.event_type().as_str(), outcome);
+                    self.fuse.record(false);
+                }
+            }
+            Err(err) => {
+                for (event, value) in events {
+                    let dl = DeadLetter {
+                        original: event.meta.clone(),
+                        value: value.to_vec(),
+                        error_class: err.class.clone(),
+                        error_message: err.message.clone(),
+                        attempts: attempted.attempts,
+                        group: self.group.clone(),
+                        handler: name.to_owned(),
+                        first_failure: attempted.first_failure.unwrap_or_else(Utc::now),
+                        last_failure: Utc::now(),
+                    };
+                    self.dead_letter(dl).await;
+                    self.count(name, event.event_type().as_str(), outcome::DEAD_LETTERED);
+                    if self.fuse.record(true) {
+                        blocker.stop_worker();
+                    }
                 }
             }
         }
+    }
+
+    /// The decoded event, or `None` once a value that does not decode was dead-lettered.
+    pub(crate) async fn decode_or_dead_letter(&self, msg: &Incoming, blocker: &Blocker) -> Option<Event> {
+        let e = match self.decode(msg, blocker).await {
+            Ok(event) => return Some(event),
+            Err(e) => e,
+        };
+        let now = Utc::now();
+        let dl = DeadLetter {
+            original: msg.meta.clone(),
+            value: msg.value.clone(),
+            error_class: decode_class(&e).to_owned(),
+            error_message: e.to_string(),
+            attempts: 0,
+            group: self.group.clone(),
+            handler: UNDECODABLE_HANDLER.to_owned(),
+            first_failure: now,
+            last_failure: now,
+        };
+        self.dead_letter(dl).await;
+        self.count(UNDECODABLE_HANDLER, "unknown", outcome::DEAD_LETTERED);
+        if self.fuse.record(true) {
+            blocker.stop_worker();
+        }
+        None
     }
 
     /// Publishes a dead letter, retrying until Kafka takes it.
@@ -238,31 +303,7 @@ impl Pipeline {
 #[async_trait]
 impl Process for Pipeline {
     async fn process(&self, msg: &Incoming, blocker: &Blocker) {
-        let event = match self.decode(msg, blocker).await {
-            Ok(e) => e,
-            Err(e) => {
-                let now = Utc::now();
-                let dl = DeadLetter {
-                    original: msg.meta.clone(),
-                    value: msg.value.clone(),
-                    error_class: decode_class(&e).to_owned(),
-                    error_message: e.to_string(),
-                    attempts: 0,
-                    group: self.group.clone(),
-                    handler: UNDECODABLE_HANDLER.to_owned(),
-                    first_failure: now,
-                    last_failure: now,
-                };
-                self.dead_letter(dl).await;
-                counter!(EVENTS_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => "-",
-                    labels::EVENT_TYPE => "unknown", labels::OUTCOME => outcome::DEAD_LETTERED)
-                .increment(1);
-                if self.fuse.record(true) {
-                    blocker.stop_worker();
-                }
-                return;
-            }
-        };
+        let Some(event) = self.decode_or_dead_letter(msg, blocker).await else { return };
         let span = info_span!("handle_event",
             group = %self.group,
             event_id = %event.event_id(),
