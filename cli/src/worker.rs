@@ -10,21 +10,32 @@ use axum::routing::get;
 use clap::Args;
 use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
-use ltf_consumers::workers::WorkerKind;
+use ltf_consumers::workers::{WorkerDeps, WorkerKind};
 use ltf_consumers::{DedupStore, Health, ReaderConfig, Runner, WorkerConfig};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::database::DatabaseArgs;
+use crate::database::{DatabaseArgs, Secret};
 use crate::ops;
 use crate::settings::Common;
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// The worker: audit.
+    /// The worker: audit, cache.
     name: String,
-    #[command(flatten)]
-    db: DatabaseArgs,
+    /// PostgreSQL URL of the domain store, dedup store and event log (every worker but
+    /// cache).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<Secret>,
+    /// Most connections in the PostgreSQL pool.
+    #[arg(long, env = "LTF_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    db_max_connections: u32,
+    /// Redis URL of the record cache (the cache worker).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, default_value = "redis://127.0.0.1:6379")]
+    redis_url: Secret,
+    /// Key prefix of the record cache: keys are `<prefix>:record:<tableId>:<recordId>`.
+    #[arg(long, env = "LTF_CACHE_KEY_PREFIX", default_value = "ltf")]
+    cache_key_prefix: String,
     /// Address of `/metrics`, `/healthz` and `/readyz` (default 127.0.0.1:9101 + the
     /// worker's index).
     #[arg(long, env = "LTF_WORKER_LISTEN")]
@@ -69,17 +80,25 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     let retry = RetryPolicy { max_attempts: args.max_attempts, ..RetryPolicy::default() };
     retry.validate()?;
 
-    let pool = args.db.connect().await?;
-    ltf_producers::store::migrate(&pool).await.context("applying the database migrations")?;
-    let dedup = Arc::new(DedupStore::new(pool.clone(), Duration::from_secs(args.dedup_retention_days * 86_400)));
+    let dedup = if kind.uses_dedup_store() {
+        let Some(database_url) = args.database_url.clone() else {
+            bail!("the {} worker needs DATABASE_URL (or --database-url)", kind.name());
+        };
+        let pool = DatabaseArgs { database_url, db_max_connections: args.db_max_connections }.connect().await?;
+        ltf_producers::store::migrate(&pool).await.context("applying the database migrations")?;
+        Some(Arc::new(DedupStore::new(pool, Duration::from_secs(args.dedup_retention_days * 86_400))))
+    } else {
+        None
+    };
+    let deps = WorkerDeps { redis_url: Some(args.redis_url.0.clone()), cache_key_prefix: Some(args.cache_key_prefix.clone()) };
     let codec = common.codec()?;
     let publisher_config = common.publisher_config();
     let publisher = ltf_producers::EventPublisher::new(&publisher_config, codec.clone())?;
     let pipeline = Pipeline::new(
         &group,
         codec,
-        kind.router(),
-        Some(dedup.clone()),
+        kind.router(&deps)?,
+        dedup.clone(),
         retry,
         Arc::new(Breakers::new(&group, BreakerConfig::default())),
         Arc::new(DlqFuse::new(&group, FuseConfig::default())),
@@ -101,6 +120,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     info!(worker = kind.name(), %group, %listen, "worker starting");
 
     let pruning = tokio::spawn(async move {
+        let Some(dedup) = dedup else { return };
         loop {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             if let Err(e) = dedup.prune().await {

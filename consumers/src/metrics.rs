@@ -30,6 +30,9 @@ pub const FUSE_TRIPPED: &str = "latechforce_consumer_fuse_tripped";
 pub const DEDUP_PRUNED_TOTAL: &str = "latechforce_consumer_dedup_pruned_total";
 /// Partition assignments and revocations, by `group` and `kind` (`assign`, `revoke`).
 pub const REBALANCES_TOTAL: &str = "latechforce_consumer_rebalances_total";
+/// Record-cache writes, by `kind` (`put`, `delete`) and `outcome` (`applied`, `stale`:
+/// refused by the version guard).
+pub const CACHE_WRITES_TOTAL: &str = "latechforce_cache_writes_total";
 
 /// Label names.
 pub mod labels {
@@ -80,4 +83,5 @@ pub fn describe() {
     describe_gauge!(FUSE_TRIPPED, "1 when the DLQ-rate fuse stopped the worker.");
     describe_counter!(DEDUP_PRUNED_TOTAL, "Dedup records deleted by pruning.");
     describe_counter!(REBALANCES_TOTAL, "Partition assignments and revocations.");
+    describe_counter!(CACHE_WRITES_TOTAL, "Record-cache writes, applied or refused as stale by the version guard.");
 }

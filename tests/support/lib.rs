@@ -26,6 +26,11 @@ pub fn registry_url() -> String {
     std::env::var("LTF_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
 }
 
+/// Redis of the test stack: `REDIS_URL`, or the local default.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 /// A topic prefix no other test uses.
 pub fn unique_prefix(test: &str) -> String {
     format!("t-{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])

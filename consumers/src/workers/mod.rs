@@ -1,7 +1,7 @@
-//! The workers: each one consumer group (`latechforce.<worker>`) with its handlers. Only
-//! `audit` is built so far; automation, analytics and cache follow.
+//! The workers: each one consumer group (`latechforce.<worker>`) with its handlers.
 
 pub mod audit;
+pub mod cache;
 
 use ltf_schemas::{AggregateType, TopicNames};
 
@@ -12,16 +12,44 @@ use crate::Router;
 pub enum WorkerKind {
     /// Every event of every topic to the append-only event log.
     Audit,
+    /// The Redis record cache, from the table topic.
+    Cache,
+}
+
+/// What a worker's handlers need besides Kafka: connections to their stores.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerDeps {
+    /// The Redis URL (`redis://127.0.0.1:6379`): the cache worker's.
+    pub redis_url: Option<String>,
+    /// The cache's key prefix (default [`cache::DEFAULT_PREFIX`]).
+    pub cache_key_prefix: Option<String>,
+}
+
+/// A worker that cannot be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerSetupError {
+    /// A dependency the worker needs was not given.
+    #[error("the {worker} worker needs {what}")]
+    Missing {
+        /// The worker.
+        worker: &'static str,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// The cache could not be set up.
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
 }
 
 impl WorkerKind {
     /// Every worker, for listings.
-    pub const ALL: [WorkerKind; 1] = [WorkerKind::Audit];
+    pub const ALL: [WorkerKind; 2] = [WorkerKind::Audit, WorkerKind::Cache];
 
     /// The worker's name (`audit`).
     pub fn name(self) -> &'static str {
         match self {
             WorkerKind::Audit => "audit",
+            WorkerKind::Cache => "cache",
         }
     }
 
@@ -40,13 +68,33 @@ impl WorkerKind {
     pub fn topics(self, names: &TopicNames) -> Vec<String> {
         match self {
             WorkerKind::Audit => AggregateType::ALL.iter().map(|a| names.events(*a)).collect(),
+            WorkerKind::Cache => vec![names.events(AggregateType::Table)],
         }
     }
 
-    /// Its handlers.
-    pub fn router(self) -> Router {
+    /// Whether its pipeline records processed events in the PostgreSQL dedup store. The
+    /// cache worker does not: its version guard is its idempotency.
+    pub fn uses_dedup_store(self) -> bool {
         match self {
-            WorkerKind::Audit => Router::new().register(audit::AuditHandler),
+            WorkerKind::Audit => true,
+            WorkerKind::Cache => false,
         }
+    }
+
+    /// Its handlers, connected to the stores of `deps`. Must be called inside a Tokio
+    /// runtime (connections are made lazily, so a store that is down is an outage the
+    /// runtime waits out, not a start-up failure).
+    pub fn router(self, deps: &WorkerDeps) -> Result<Router, WorkerSetupError> {
+        Ok(match self {
+            WorkerKind::Audit => Router::new().register(audit::AuditHandler),
+            WorkerKind::Cache => {
+                let url = deps.redis_url.as_deref().ok_or(WorkerSetupError::Missing { worker: "cache", what: "a Redis URL" })?;
+                let mut config = cache::CacheConfig::new(url);
+                if let Some(prefix) = &deps.cache_key_prefix {
+                    config.key_prefix = prefix.clone();
+                }
+                Router::new().register(cache::CacheHandler::new(cache::RecordCache::new(&config)?))
+            }
+        })
     }
 }
