@@ -1,8 +1,9 @@
 //! The cache worker against the real Redis, Kafka, registry and PostgreSQL (own topics,
 //! group, database and Redis key prefix per test): record events through the runner
 //! leave the right cache state, the version guard refuses older writes, a replay of the
-//! table topic leaves the cache equal to the database, and Redis down is an outage the
-//! worker waits out, not a poison message.
+//! table topic leaves the cache equal to the database, read-through loads a miss from
+//! PostgreSQL under the same guard, and Redis down is an outage the worker waits out, not
+//! a poison message.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
@@ -497,4 +498,42 @@ async fn redis_down_is_an_outage_the_worker_waits_out_not_a_poison_message() -> 
         assert_eq!(got[&format!("rec_{i}")], Some(CachedRecord { version: 1, fields: obj(json!({"i": i})) }));
     }
     f.db.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_through_loads_a_miss_from_the_database_under_the_version_guard() -> Result<()> {
+    let f = fixture("cache-read-through").await?;
+    let def = TableDef { id: "tbl_rt".into(), name: "rt".into(), fields: vec![FieldDef::new("title", FieldType::Text)] };
+    tables::insert(&mut *f.db.pool.acquire().await?, &def).await?;
+    let ctx = RequestContext::user("tester");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let input = CreateRecordInput { table_id: "tbl_rt".into(), fields: obj(json!({"title": format!("r{i}")})) };
+        ids.push(CreateRecord.run(&f.db.pool, &f.codec, &ctx, input).await?.value.id);
+    }
+    let cache = f.cache()?;
+
+    // A miss: loaded from ltf_records, then served from Redis.
+    let got = cache.read_through(&f.db.pool, "tbl_rt", &ids[0]).await?;
+    assert_eq!(got, Some(CachedRecord { version: 1, fields: obj(json!({"title": "r0"})) }));
+    assert_eq!(cache.entry("tbl_rt", &ids[0]).await?, live(1, json!({"title": "r0"})), "written to the cache");
+    // A newer version already cached (an event got there first) is served, not the row.
+    let newer = Change::Put {
+        table_id: "tbl_rt".into(),
+        record_id: ids[1].clone(),
+        version: 2,
+        fields: obj(json!({"title": "newer"})),
+        invalidate_lists: false,
+    };
+    cache.apply(&newer).await?;
+    let got = cache.read_through(&f.db.pool, "tbl_rt", &ids[1]).await?;
+    assert_eq!(got, Some(CachedRecord { version: 2, fields: obj(json!({"title": "newer"})) }));
+    // A tombstone is a hit: deleted, whatever the database still says.
+    cache.apply(&Change::Delete { table_id: "tbl_rt".into(), record_id: ids[2].clone(), version: 2 }).await?;
+    assert_eq!(cache.read_through(&f.db.pool, "tbl_rt", &ids[2]).await?, None);
+    // Unknown record, or a record of another table: nothing, and nothing cached.
+    assert_eq!(cache.read_through(&f.db.pool, "tbl_rt", "rec_nope").await?, None);
+    assert_eq!(cache.read_through(&f.db.pool, "tbl_other", &ids[0]).await?, None);
+    assert_eq!(cache.entry("tbl_other", &ids[0]).await?, None);
+    f.finish().await
 }
