@@ -34,6 +34,12 @@ pub const REBALANCES_TOTAL: &str = "latechforce_consumer_rebalances_total";
 /// refused by the version guard).
 pub const CACHE_WRITES_TOTAL: &str = "latechforce_cache_writes_total";
 
+/// Events the analytics worker applied to its rollups (first time only), by `event_type`.
+pub const ANALYTICS_EVENTS_TOTAL: &str = "latechforce_analytics_events_total";
+/// Connections established, as the analytics worker counted them, by `service` (the
+/// configured OAuth2 services: a bounded set).
+pub const ANALYTICS_CONNECTIONS_TOTAL: &str = "latechforce_analytics_connections_total";
+
 /// Label names.
 pub mod labels {
     /// The consumer group id.
@@ -54,6 +60,8 @@ pub mod labels {
     pub const DEPENDENCY: &str = "dependency";
     /// A rebalance kind.
     pub const KIND: &str = "kind";
+    /// An external service name (configured set).
+    pub const SERVICE: &str = "service";
 }
 
 /// Outcome label values.
@@ -82,6 +90,8 @@ pub fn describe() {
     describe_gauge!(CIRCUIT_STATE, "Circuit-breaker state: 0 closed, 1 half-open, 2 open.");
     describe_gauge!(FUSE_TRIPPED, "1 when the DLQ-rate fuse stopped the worker.");
     describe_counter!(DEDUP_PRUNED_TOTAL, "Dedup records deleted by pruning.");
+    describe_counter!(ANALYTICS_EVENTS_TOTAL, "Events applied to the analytics rollups, by event type.");
+    describe_counter!(ANALYTICS_CONNECTIONS_TOTAL, "Connections established, by service.");
     describe_counter!(REBALANCES_TOTAL, "Partition assignments and revocations.");
     describe_counter!(CACHE_WRITES_TOTAL, "Record-cache writes, applied or refused as stale by the version guard.");
 }

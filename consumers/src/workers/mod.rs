@@ -1,5 +1,6 @@
 //! The workers: each one consumer group (`latechforce.<worker>`) with its handlers.
 
+pub mod analytics;
 pub mod audit;
 pub mod cache;
 
@@ -14,6 +15,8 @@ pub enum WorkerKind {
     Audit,
     /// The Redis record cache, from the table topic.
     Cache,
+    /// Hourly rollups per table, form, service and automation.
+    Analytics,
 }
 
 /// What a worker's handlers need besides Kafka: connections to their stores.
@@ -43,13 +46,14 @@ pub enum WorkerSetupError {
 
 impl WorkerKind {
     /// Every worker, for listings.
-    pub const ALL: [WorkerKind; 2] = [WorkerKind::Audit, WorkerKind::Cache];
+    pub const ALL: [WorkerKind; 3] = [WorkerKind::Audit, WorkerKind::Cache, WorkerKind::Analytics];
 
     /// The worker's name (`audit`).
     pub fn name(self) -> &'static str {
         match self {
             WorkerKind::Audit => "audit",
             WorkerKind::Cache => "cache",
+            WorkerKind::Analytics => "analytics",
         }
     }
 
@@ -67,7 +71,7 @@ impl WorkerKind {
     /// The event topics it consumes.
     pub fn topics(self, names: &TopicNames) -> Vec<String> {
         match self {
-            WorkerKind::Audit => AggregateType::ALL.iter().map(|a| names.events(*a)).collect(),
+            WorkerKind::Audit | WorkerKind::Analytics => AggregateType::ALL.iter().map(|a| names.events(*a)).collect(),
             WorkerKind::Cache => vec![names.events(AggregateType::Table)],
         }
     }
@@ -76,7 +80,7 @@ impl WorkerKind {
     /// cache worker does not: its version guard is its idempotency.
     pub fn uses_dedup_store(self) -> bool {
         match self {
-            WorkerKind::Audit => true,
+            WorkerKind::Audit | WorkerKind::Analytics => true,
             WorkerKind::Cache => false,
         }
     }
@@ -87,6 +91,7 @@ impl WorkerKind {
     pub fn router(self, deps: &WorkerDeps) -> Result<Router, WorkerSetupError> {
         Ok(match self {
             WorkerKind::Audit => Router::new().register(audit::AuditHandler),
+            WorkerKind::Analytics => Router::new().register(analytics::AnalyticsHandler),
             WorkerKind::Cache => {
                 let url = deps.redis_url.as_deref().ok_or(WorkerSetupError::Missing { worker: "cache", what: "a Redis URL" })?;
                 let mut config = cache::CacheConfig::new(url);
