@@ -18,7 +18,11 @@ pub struct ReaderConfig {
     /// `session.timeout.ms`: how long a silent member keeps its partitions. Default 10000.
     pub session_timeout_ms: u32,
     /// Bound on librdkafka's prefetch per partition in KiB (`queued.max.messages.kbytes`;
-    /// the librdkafka default is 64 MiB). Default 8192.
+    /// the librdkafka default is 64 MiB). Default 8192. Once the bound is reached,
+    /// librdkafka waits `fetch.queue.backoff.ms` before fetching again; that is set to
+    /// 10 ms (librdkafka's default of 1000 ms starves a worker slower than the fetcher: the
+    /// queue empties long before the next fetch; `ltf bench consume` measured 22 000
+    /// instead of 43 000 events/s).
     pub prefetch_kbytes: u32,
     /// Extra librdkafka properties, applied last.
     pub extra: BTreeMap<String, String>,
@@ -74,6 +78,7 @@ impl ReaderConfig {
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set("queued.max.messages.kbytes", self.prefetch_kbytes.to_string())
+            .set("fetch.queue.backoff.ms", "10")
             .set("socket.nagle.disable", "true");
         for (k, v) in &self.extra {
             c.set(k, v);
@@ -91,6 +96,7 @@ mod tests {
         let c = ReaderConfig::new("127.0.0.1:9092", "g").client_config().unwrap();
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(c.get("queued.max.messages.kbytes"), Some("8192"));
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some("10"));
     }
 
     #[test]
