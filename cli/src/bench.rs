@@ -22,6 +22,8 @@ pub enum BenchCmd {
     Produce(ProduceArgs),
     /// CreateRecord over HTTP against a running `ltf api`, watching the relay's backlog.
     Api(crate::bench_api::ApiBenchArgs),
+    /// Consume a pre-filled topic with the worker runtime (runner + pipeline).
+    Consume(crate::bench_consume::ConsumeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +58,7 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
     let a = match cmd {
         BenchCmd::Produce(a) => a,
         BenchCmd::Api(a) => return crate::bench_api::run(a).await,
+        BenchCmd::Consume(a) => return crate::bench_consume::run(common, a).await,
     };
     let topics = TopicNames::new(&a.prefix);
     let topic = topics.events(AggregateType::Table);

@@ -10,6 +10,7 @@ mod api;
 mod audit;
 mod bench;
 mod bench_api;
+mod bench_consume;
 mod database;
 mod demo;
 mod migrate;
