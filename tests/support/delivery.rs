@@ -5,32 +5,15 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use uuid::Uuid;
 
-use crate::{bootstrap, headers};
+use crate::headers;
 
 /// Reads every partition of `topics` from the beginning until each of `expected` event ids
 /// was seen, then `linger` longer to catch duplicates; fails naming how many are missing.
 pub fn read_until_seen(topics: &[String], expected: &HashSet<Uuid>, timeout: Duration, linger: Duration) -> Result<Vec<OwnedMessage>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", format!("test-reader-{}", Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("creating the test consumer")?;
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).context("metadata")?;
-        for t in md.topics() {
-            for p in t.partitions() {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            }
-        }
-    }
-    consumer.assign(&tpl)?;
+    let consumer = crate::reader_from_beginning(topics)?;
     let deadline = Instant::now() + timeout;
     let mut seen = HashSet::new();
     let mut out = Vec::new();

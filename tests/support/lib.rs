@@ -36,8 +36,9 @@ pub fn unique_prefix(test: &str) -> String {
     format!("t-{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
 
-/// Reads every partition of `topics` from the beginning until `n` messages arrived.
-pub fn read_n(topics: &[String], n: usize, timeout: Duration) -> Result<Vec<OwnedMessage>> {
+/// A consumer (no group membership, no commits) assigned every partition of `topics`
+/// from the beginning.
+pub fn reader_from_beginning(topics: &[String]) -> Result<BaseConsumer> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", format!("test-reader-{}", uuid::Uuid::new_v4()))
@@ -54,6 +55,12 @@ pub fn read_n(topics: &[String], n: usize, timeout: Duration) -> Result<Vec<Owne
         }
     }
     consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
+/// Reads every partition of `topics` from the beginning until `n` messages arrived.
+pub fn read_n(topics: &[String], n: usize, timeout: Duration) -> Result<Vec<OwnedMessage>> {
+    let consumer = reader_from_beginning(topics)?;
     let deadline = Instant::now() + timeout;
     let mut out = Vec::with_capacity(n);
     while out.len() < n {

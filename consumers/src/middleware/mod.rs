@@ -27,7 +27,7 @@ pub use fuse::{DlqFuse, FuseConfig};
 pub use retry::{run_with_retry, RetryPolicy};
 
 /// Durations in configuration files are whole milliseconds (`*_ms` keys).
-mod millis {
+pub(crate) mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};

@@ -16,10 +16,10 @@ pub struct WorkerConfig {
     /// On SIGTERM, how long in-flight events may take to finish before they are
     /// abandoned (their offsets are not committed; they are handled again after a
     /// restart). Default 20 s.
-    #[serde(with = "millis", rename = "shutdown_deadline_ms")]
+    #[serde(with = "crate::middleware::millis", rename = "shutdown_deadline_ms")]
     pub shutdown_deadline: Duration,
     /// How often librdkafka reports statistics (consumer lag). Default 5 s.
-    #[serde(with = "millis", rename = "stats_interval_ms")]
+    #[serde(with = "crate::middleware::millis", rename = "stats_interval_ms")]
     pub stats_interval: Duration,
     /// Whether the group also consumes its `<topic>.<group>.retry` topics (where
     /// replayed dead letters arrive). Default true.
@@ -69,16 +69,6 @@ impl WorkerConfig {
             return bad("stats_interval_ms", "must be at least 100");
         }
         Ok(())
-    }
-}
-
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 
