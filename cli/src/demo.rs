@@ -109,7 +109,7 @@ pub async fn run(common: &Common, args: DemoArgs) -> Result<()> {
                 Ok(_) => {}
                 Err(e) => {
                     bad += 1;
-                    tracing::warn!(topic = %msg.topic, offset = msg.offset, error = %e, "undecodable value");
+                    tracing::warn!(topic = %msg.meta.topic, offset = msg.meta.offset, error = %e, "undecodable value");
                 }
             }
         }

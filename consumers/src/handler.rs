@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ltf_schemas::{DomainEvent, EventType, Headers};
+use rdkafka::message::{Headers as _, Message};
 use uuid::Uuid;
 
 use crate::dedup::DedupStore;
@@ -27,6 +28,26 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The metadata of a fetched message; header values as UTF-8 (lossy).
+    pub(crate) fn of(msg: &impl Message) -> Meta {
+        let headers = msg
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key.to_owned(), x.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Meta {
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            timestamp_ms: msg.timestamp().to_millis(),
+            headers,
+        }
+    }
+
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())

@@ -2,22 +2,17 @@ use std::sync::Arc;
 
 use ltf_schemas::{DomainEvent, EventCodec, SchemaError};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
 
-use crate::{ConsumeError, ReaderConfig};
+use crate::{ConsumeError, Meta, ReaderConfig};
 
 /// One message as read: Kafka metadata plus the decoded event or why it did not decode.
 #[derive(Debug)]
 pub struct ReceivedEvent {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<String>,
-    /// Broker or create timestamp, milliseconds since the epoch.
-    pub timestamp_ms: Option<i64>,
-    pub headers: Vec<(String, String)>,
+    /// Topic, partition, offset, key, timestamp and headers.
+    pub meta: Meta,
     /// The raw value, kept for dead-lettering.
     pub value: Vec<u8>,
     pub event: Result<DomainEvent, SchemaError>,
@@ -25,7 +20,7 @@ pub struct ReceivedEvent {
 
 impl ReceivedEvent {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.meta.header(name)
     }
 }
 
@@ -77,24 +72,16 @@ impl EventReader {
         let msg = self.consumer.recv().await.map_err(ConsumeError::Receive)?;
         let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
         let event = self.codec.decode(&value).await;
-        Ok(ReceivedEvent {
-            topic: msg.topic().to_owned(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            timestamp_ms: msg.timestamp().to_millis(),
-            headers: headers_of(&msg),
-            value,
-            event,
-        })
+        Ok(ReceivedEvent { meta: Meta::of(&msg), value, event })
     }
 
     /// Marks `ev` as done: its offset + 1 is committed with the next auto-commit.
     pub fn store(&self, ev: &ReceivedEvent) -> Result<(), ConsumeError> {
-        self.consumer.store_offset(&ev.topic, ev.partition, ev.offset).map_err(|source| ConsumeError::Store {
-            topic: ev.topic.clone(),
-            partition: ev.partition,
-            offset: ev.offset,
+        let m = &ev.meta;
+        self.consumer.store_offset(&m.topic, m.partition, m.offset).map_err(|source| ConsumeError::Store {
+            topic: m.topic.clone(),
+            partition: m.partition,
+            offset: m.offset,
             source,
         })
     }
@@ -111,14 +98,4 @@ impl EventReader {
     pub fn assignment(&self) -> Result<TopicPartitionList, ConsumeError> {
         self.consumer.assignment().map_err(ConsumeError::Receive)
     }
-}
-
-fn headers_of(msg: &BorrowedMessage<'_>) -> Vec<(String, String)> {
-    msg.headers()
-        .map(|h| {
-            h.iter()
-                .map(|x| (x.key.to_owned(), x.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use ltf_producers::topics::{ensure_topics, TopicSpec};
 use ltf_schemas::TopicNames;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Headers as _, Message};
+use rdkafka::message::Message;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -183,22 +183,7 @@ impl Runner {
                     continue;
                 }
             };
-            let headers: Vec<(String, String)> = msg
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x| (x.key.to_owned(), x.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let meta = Meta {
-                topic: msg.topic().to_owned(),
-                partition: msg.partition(),
-                offset: msg.offset(),
-                key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                timestamp_ms: msg.timestamp().to_millis(),
-                headers,
-            };
+            let meta = Meta::of(&msg);
             let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
             drop(msg);
             let tp = (meta.topic.clone(), meta.partition);
