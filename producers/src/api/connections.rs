@@ -6,7 +6,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -63,49 +62,12 @@ pub enum GrantDoc {
     },
 }
 
-/// A connection as stored, without its credentials.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnectionView {
-    /// The connection id.
-    pub id: String,
-    /// The service.
-    pub service: String,
-    /// The user who connected it.
-    pub user_id: String,
-    /// Whether it holds credentials.
-    pub authenticated: bool,
-    /// When the access token expires, when the service said.
-    pub token_expires_at: Option<DateTime<Utc>>,
-    /// The granted scope, space-separated, when the service said.
-    pub scope: Option<String>,
-    /// When the connection was created.
-    pub created_at: DateTime<Utc>,
-    /// When its credentials last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<ServiceConnection> for ConnectionView {
-    fn from(c: ServiceConnection) -> ConnectionView {
-        ConnectionView {
-            id: c.id,
-            service: c.service,
-            user_id: c.user_id,
-            authenticated: c.authenticated,
-            token_expires_at: c.token_expires_at,
-            scope: c.scope,
-            created_at: c.created_at,
-            updated_at: c.updated_at,
-        }
-    }
-}
-
 /// Answer of `POST /v1/connections`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionAuthenticated {
     /// The connection.
-    pub connection: ConnectionView,
+    pub connection: ServiceConnection,
     /// Its ConnectionEstablished, when it was established now (none on re-authentication).
     pub event_ids: Vec<Uuid>,
     /// Where the events are.
@@ -140,7 +102,7 @@ pub async fn authenticate_connection(
     let done = if out.events.is_empty() { StatusCode::OK } else { StatusCode::CREATED };
     let s = settle(&state, &out.events, q.wait_for_publish.unwrap_or(false), done).await;
     let body = ConnectionAuthenticated {
-        connection: out.value.into(),
+        connection: out.value,
         event_ids: event_ids(&out.events),
         publication: s.publication,
         message: s.message,
