@@ -38,7 +38,7 @@ fn event() -> Result<Event> {
 }
 
 fn ctx() -> HandlerContext {
-    HandlerContext { group: GROUP.into(), handler: HANDLER.into(), attempt: 1, dedup: None }
+    HandlerContext::new(GROUP, HANDLER, 1, None)
 }
 
 async fn side_effect(tx: &mut Transaction<'static, Postgres>, event: &Event, writer: &str) -> Result<()> {
@@ -82,7 +82,7 @@ async fn a_committed_side_effect_is_not_repeated() -> Result<()> {
     assert!(store.begin(&ctx(), &ev).await?.is_none(), "a redelivery is a duplicate");
     assert_eq!(side_effects(&db.pool).await?, 1);
     // Another handler of the group processes the same event on its own.
-    let other = HandlerContext { handler: "another".into(), ..ctx() };
+    let other = HandlerContext::new(GROUP, "another", 1, None);
     assert!(store.begin(&other, &ev).await?.is_some());
     db.drop_database().await
 }

@@ -100,6 +100,7 @@ impl DedupStore {
     /// (a retryable [`HandlerError`](crate::HandlerError)), and its retry gets `None`.
     pub async fn begin(&self, ctx: &HandlerContext, event: &Event) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        ctx.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
         if DedupStore::record(&mut tx, &ctx.group, &ctx.handler, event.event_id()).await? {
             Ok(Some(tx))
         } else {

@@ -1,6 +1,7 @@
 //! The handler API: what a worker's handler implements and what it is given.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -151,9 +152,22 @@ pub struct HandlerContext {
     pub attempt: u32,
     /// The group's dedup store, when configured.
     pub dedup: Option<Arc<DedupStore>>,
+    /// Set by [`DedupStore::begin`]: the handler records the event in its own
+    /// transaction, so the runtime need not record it again.
+    pub(crate) recorded: Arc<AtomicBool>,
 }
 
 impl HandlerContext {
+    /// The context of attempt `attempt` of `handler` in `group`.
+    pub fn new(group: impl Into<String>, handler: impl Into<String>, attempt: u32, dedup: Option<Arc<DedupStore>>) -> HandlerContext {
+        HandlerContext { group: group.into(), handler: handler.into(), attempt, dedup, recorded: Arc::default() }
+    }
+
+    /// Whether the handler recorded the event through [`DedupStore::begin`].
+    pub(crate) fn recorded_by_handler(&self) -> bool {
+        self.recorded.load(Ordering::SeqCst)
+    }
+
     /// An idempotency key for side effects outside PostgreSQL (a webhook's
     /// `Idempotency-Key`, an email header): the same for every delivery of the event to
     /// this handler.

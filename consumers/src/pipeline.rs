@@ -163,6 +163,9 @@ impl Pipeline {
                 let handler = handler.clone();
                 async move {
                     handler.handle(&ctx, event).await?;
+                    if ctx.recorded_by_handler() {
+                        return Ok(());
+                    }
                     self.record_processed(&ctx.handler, event).await
                 }
             })
@@ -192,7 +195,7 @@ impl Pipeline {
         let mut failed_dependency: Option<String> = None;
         let result = loop {
             attempt += 1;
-            let ctx = HandlerContext { group: self.group.clone(), handler: name.to_owned(), attempt, dedup: self.dedup.clone() };
+            let ctx = HandlerContext::new(self.group.clone(), name, attempt, self.dedup.clone());
             let err = match call(ctx).await {
                 Ok(()) => break Ok(()),
                 Err(e) => e,
