@@ -43,6 +43,7 @@
 //!   id ([`connections`]); no secret or token appears in a log, an error or `Debug`.
 
 pub mod api;
+pub mod automations;
 mod config;
 pub mod connections;
 mod error;

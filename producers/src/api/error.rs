@@ -172,6 +172,7 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::TooManyFields { count, limit } => ("too_many_fields", json!({ "count": count, "limit": limit })),
             UseCaseError::AlreadyExists { entity, id } => ("already_exists", json!({ "entity": entity, "id": id })),
             UseCaseError::UnknownForm(form) => ("unknown_form", json!({ "formId": form })),
+            UseCaseError::InvalidAutomation(e) => ("invalid_automation", json!({ "key": e.key })),
             UseCaseError::UnknownFormField { form, field } => ("unknown_field", json!({ "formId": form, "field": field })),
             UseCaseError::InvalidMapping { form_field, table_field, .. } => {
                 ("invalid_mapping", json!({ "formField": form_field, "tableField": table_field }))

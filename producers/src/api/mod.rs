@@ -16,6 +16,7 @@
 //! * requests are counted and timed by route template, method and status ([`observe`]).
 
 pub mod auth;
+pub mod automations;
 pub mod config;
 pub mod connections;
 pub mod context;
@@ -101,6 +102,9 @@ pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .route("/v1/tables", post(tables::create_table))
         .route("/v1/forms", post(forms::create_form))
+        .route("/v1/automations", post(automations::create_automation).get(automations::list_automations))
+        .route("/v1/automations/{automationId}", get(automations::get_automation))
+        .route("/v1/automations/{automationId}/runs", get(automations::list_runs))
         .route("/v1/forms/{formId}/submissions", post(forms::submit_form))
         .route("/v1/connections", post(connections::authenticate_connection))
         .route("/v1/tables/{tableId}/records", post(records::create_record).patch(records::update_records))

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::api::error::{ErrorBody, ErrorDetail};
-use crate::api::{connections, forms, health, records, scrape, tables, write};
+use crate::api::{automations, connections, forms, health, records, scrape, tables, write};
 
 /// The API's OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -24,6 +24,10 @@ use crate::api::{connections, forms, health, records, scrape, tables, write};
         forms::create_form,
         forms::submit_form,
         connections::authenticate_connection,
+        automations::create_automation,
+        automations::list_automations,
+        automations::get_automation,
+        automations::list_runs,
         records::create_record,
         records::create_records,
         records::update_record,
@@ -43,6 +47,7 @@ use crate::api::{connections, forms, health, records, scrape, tables, write};
         (name = "records", description = "Records: create, update, delete one or a batch; read"),
         (name = "forms", description = "Forms and their submissions"),
         (name = "connections", description = "Connections to external services (OAuth2)"),
+        (name = "automations", description = "Automation definitions and their runs"),
         (name = "health", description = "Liveness, readiness, metrics and this document (no API key)"),
     )
 )]

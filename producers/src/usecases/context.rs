@@ -25,7 +25,10 @@ impl Cause {
 ///   first event the use case emits (one request, one correlation id for all its events);
 /// * causationId: the cause's eventId, `None` for a user action;
 /// * `traceparent` (W3C), when a trace is active, goes into every event's headers;
-/// * `user_id` becomes the record's `created_by` and RecordCreated's `createdBy`.
+/// * `user_id` becomes the record's `created_by` and RecordCreated's `createdBy`;
+/// * with `derived_ids`, the ids the use case creates (eventIds, new record ids) are
+///   UUIDv5s of that namespace instead of random: a handler that runs a use case again
+///   for the same cause (after a crash before its commit) writes the same ids.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
     /// Correlation id of the flow (e.g. from an incoming request header).
@@ -36,6 +39,8 @@ pub struct RequestContext {
     pub traceparent: Option<String>,
     /// The acting user.
     pub user_id: Option<String>,
+    /// Namespace of the ids the use case creates, when they are derived from a cause.
+    pub derived_ids: Option<Uuid>,
 }
 
 impl RequestContext {
@@ -61,8 +66,29 @@ impl RequestContext {
         self
     }
 
-    /// Stamps correlation and causation ids on the events of one use case run.
+    /// Derives the ids this run creates from `namespace` (UUIDv5), e.g. a namespace
+    /// derived from the causing eventId and the handler.
+    pub fn with_derived_ids(mut self, namespace: Uuid) -> RequestContext {
+        self.derived_ids = Some(namespace);
+        self
+    }
+
+    /// The id of the `index`th new `kind` (`record`) of this run: derived, or random.
+    pub(crate) fn new_id(&self, kind: &str, index: usize) -> Uuid {
+        match self.derived_ids {
+            Some(ns) => Uuid::new_v5(&ns, format!("{kind}/{index}").as_bytes()),
+            None => Uuid::new_v4(),
+        }
+    }
+
+    /// Stamps correlation and causation ids on the events of one use case run (and, with
+    /// derived ids, their eventIds).
     pub(crate) fn stamp(&self, mut events: Vec<DomainEvent>) -> Vec<DomainEvent> {
+        if self.derived_ids.is_some() {
+            for (i, e) in events.iter_mut().enumerate() {
+                e.envelope.event_id = self.new_id("event", i);
+            }
+        }
         let correlation = self
             .correlation_id
             .clone()
@@ -108,5 +134,17 @@ mod tests {
         assert_eq!(out[0].envelope.causation_id, Some(cause.event_id().to_string()));
         let out = RequestContext::caused_by(&cause).with_correlation_id("req-9").stamp(vec![event()]);
         assert_eq!(out[0].envelope.correlation_id, "req-9");
+    }
+
+    #[test]
+    fn derived_ids_are_the_same_for_the_same_namespace() {
+        let ns = Uuid::new_v4();
+        let ctx = RequestContext::caused_by(&event()).with_derived_ids(ns);
+        let a = ctx.stamp(vec![event(), event()]);
+        let b = ctx.stamp(vec![event(), event()]);
+        assert_eq!(a[0].event_id(), b[0].event_id());
+        assert_ne!(a[0].event_id(), a[1].event_id());
+        assert_eq!(ctx.new_id("record", 0), ctx.new_id("record", 0));
+        assert_ne!(RequestContext::default().new_id("record", 0), RequestContext::default().new_id("record", 0));
     }
 }

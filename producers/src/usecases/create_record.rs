@@ -1,6 +1,5 @@
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Fields, RecordCreated};
 use sqlx::{Connection, PgConnection};
-use uuid::Uuid;
 
 use crate::store::{outbox, records};
 use crate::usecases::{validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
@@ -90,7 +89,7 @@ async fn create(
     for (index, fields) in records.iter().enumerate() {
         validate::fields(&table, fields, index)?;
     }
-    let rows: Vec<(String, Fields)> = records.into_iter().map(|f| (Uuid::new_v4().to_string(), f)).collect();
+    let rows: Vec<(String, Fields)> = records.into_iter().enumerate().map(|(i, f)| (ctx.new_id("record", i).to_string(), f)).collect();
     let written = records::insert_many(&mut tx, table_id, &rows, ctx.user_id.as_deref()).await?;
     let events = written
         .iter()

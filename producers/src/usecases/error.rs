@@ -123,6 +123,10 @@ pub enum UseCaseError {
         id: String,
     },
 
+    /// An automation definition is invalid; names the bad key.
+    #[error(transparent)]
+    InvalidAutomation(#[from] crate::automations::DefinitionError),
+
     /// The form does not exist.
     #[error("form {0} does not exist")]
     UnknownForm(String),
@@ -283,6 +287,7 @@ impl UseCaseError {
             | UseCaseError::TooManyFields { .. }
             | UseCaseError::UnknownFormField { .. }
             | UseCaseError::InvalidMapping { .. }
+            | UseCaseError::InvalidAutomation(_)
             | UseCaseError::MalformedCredentials(_) => 400,
             UseCaseError::UnknownTable(_)
             | UseCaseError::RecordNotFound { .. }

@@ -30,6 +30,7 @@ mod authenticate_connection;
 mod changes;
 mod config;
 mod context;
+mod create_automation;
 mod create_form;
 mod create_record;
 mod create_table;
@@ -49,6 +50,7 @@ pub use authenticate_connection::{AuthenticateConnection, AuthenticateConnection
 pub use changes::{changed_fields, merge};
 pub use config::RecordLimits;
 pub use context::{Cause, RequestContext};
+pub use create_automation::CreateAutomation;
 pub use create_form::{CreateForm, CreateFormInput};
 pub use create_record::{CreateMultipleRecords, CreateMultipleRecordsInput, CreateRecord, CreateRecordInput};
 pub use create_table::{CreateTable, CreateTableInput};

@@ -1,0 +1,179 @@
+//! The automation tables: definitions (`ltf_automations`), runs
+//! (`ltf_automation_runs`) and their steps (`ltf_automation_steps`).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value as Json;
+use sqlx::types::Json as Jsonb;
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::definition::{Action, Automation, Trigger, TriggerEvent};
+
+type Row = (String, String, bool, Jsonb<Trigger>, Jsonb<Vec<Action>>);
+
+fn automation((id, name, enabled, Jsonb(trigger), Jsonb(actions)): Row) -> Automation {
+    Automation { id, name, enabled, trigger, actions }
+}
+
+const COLUMNS: &str = "id, name, enabled, trigger, actions";
+
+/// Inserts a validated definition.
+pub async fn insert(conn: &mut PgConnection, a: &Automation) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO ltf_automations (id, name, enabled, trigger, actions) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&a.id)
+        .bind(&a.name)
+        .bind(a.enabled)
+        .bind(Jsonb(&a.trigger))
+        .bind(Jsonb(&a.actions))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The automation `id`.
+pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<Automation>, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_automations WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(automation))
+}
+
+/// Every automation, by id.
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<Automation>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_automations ORDER BY id")).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(automation).collect())
+}
+
+/// Enables or disables `id`; false when there is no such automation.
+pub async fn set_enabled(conn: &mut PgConnection, id: &str, enabled: bool) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE ltf_automations SET enabled = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(enabled)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The enabled automations triggered by `event` on table or form `scope`, by id.
+pub async fn triggered_by(conn: &mut PgConnection, event: TriggerEvent, scope: &str) -> Result<Vec<Automation>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM ltf_automations
+         WHERE enabled AND trigger->>'event' = $1 AND coalesce(trigger->>'tableId', trigger->>'formId') = $2
+         ORDER BY id"
+    ))
+    .bind(event.as_str())
+    .bind(scope)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(automation).collect())
+}
+
+/// One run of an automation, with its steps.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutomationRun {
+    /// The run id (UUIDv5 of the source eventId and the automation id).
+    pub run_id: Uuid,
+    /// The automation.
+    pub automation_id: String,
+    /// The event that triggered it.
+    pub source_event_id: Uuid,
+    /// The flow's correlation id.
+    pub correlation_id: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// What the trigger passed to the actions.
+    #[schema(value_type = Object)]
+    pub trigger_data: Json,
+    /// The actions as they were when the run started.
+    #[schema(value_type = Vec<Object>)]
+    pub actions: Vec<Action>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The executed actions, in order.
+    pub steps: Vec<RunStep>,
+}
+
+/// One executed action of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStep {
+    /// Index of the action in the run's action list.
+    pub position: i32,
+    /// The action id.
+    pub action_id: String,
+    /// `webhook`, `email`, …
+    pub action_type: String,
+    /// `success` or `failure`.
+    pub result: String,
+    /// What the action returned.
+    #[schema(value_type = Object)]
+    pub data: Option<Json>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Handler attempts it took.
+    pub attempts: i32,
+    /// When it finished.
+    pub executed_at: DateTime<Utc>,
+}
+
+type RunRow = (Uuid, String, Uuid, String, String, Json, Jsonb<Vec<Action>>, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>);
+type StepRow = (Uuid, i32, String, String, String, Option<Json>, Option<String>, i32, DateTime<Utc>);
+
+/// The latest `limit` runs, of `automation` when given, newest first, with their steps.
+pub async fn runs(conn: &mut PgConnection, automation: Option<&str>, limit: i64) -> Result<Vec<AutomationRun>, sqlx::Error> {
+    let rows: Vec<RunRow> = sqlx::query_as(
+        "SELECT run_id, automation_id, source_event_id, correlation_id, status, trigger_data, actions, error, started_at, finished_at
+         FROM ltf_automation_runs WHERE ($1::text IS NULL OR automation_id = $1)
+         ORDER BY started_at DESC, run_id LIMIT $2",
+    )
+    .bind(automation)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let steps: Vec<StepRow> = sqlx::query_as(
+        "SELECT run_id, position, action_id, action_type, result, data, error, attempts, executed_at
+         FROM ltf_automation_steps WHERE run_id = ANY($1) ORDER BY run_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(run_id, automation_id, source_event_id, correlation_id, status, trigger_data, Jsonb(actions), error, started_at, finished_at)| {
+            let steps = steps
+                .iter()
+                .filter(|s| s.0 == run_id)
+                .map(|(_, position, action_id, action_type, result, data, error, attempts, executed_at)| RunStep {
+                    position: *position,
+                    action_id: action_id.clone(),
+                    action_type: action_type.clone(),
+                    result: result.clone(),
+                    data: data.clone(),
+                    error: error.clone(),
+                    attempts: *attempts,
+                    executed_at: *executed_at,
+                })
+                .collect();
+            AutomationRun { run_id, automation_id, source_event_id, correlation_id, status, trigger_data, actions, error, started_at, finished_at, steps }
+        })
+        .collect())
+}
+
+/// The run `run_id`.
+pub async fn run(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<AutomationRun>, sqlx::Error> {
+    let automation: Option<String> = sqlx::query_scalar("SELECT automation_id FROM ltf_automation_runs WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(automation) = automation else { return Ok(None) };
+    Ok(runs(conn, Some(&automation), i64::MAX).await?.into_iter().find(|r| r.run_id == run_id))
+}

@@ -1,0 +1,85 @@
+use ltf_schemas::Fields;
+use serde_json::Value as Json;
+use thiserror::Error;
+
+/// A `{{path}}` that names nothing in the run's data.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("template {template:?}: {{{{{path}}}}} is not in the run's data")]
+pub struct TemplateError {
+    /// The template.
+    pub template: String,
+    /// The missing path.
+    pub path: String,
+}
+
+fn lookup<'a>(data: &'a Json, path: &str) -> Option<&'a Json> {
+    path.split('.').try_fold(data, |v, key| match v {
+        Json::Object(m) => m.get(key),
+        Json::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+/// Renders `{{path}}` placeholders of `template` from `data` (dotted paths into objects,
+/// numeric segments into arrays). A template that is exactly one placeholder keeps the
+/// value's JSON type (`"{{fields.count}}"` gives a number); otherwise values are written
+/// into the string (strings as they are, everything else as JSON).
+pub fn render(template: &str, data: &Json) -> Result<Json, TemplateError> {
+    let missing = |path: &str| TemplateError { template: template.to_owned(), path: path.to_owned() };
+    let trimmed = template.trim();
+    if let Some(path) = trimmed.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+        if !path.contains("{{") && !path.contains("}}") {
+            let path = path.trim();
+            return lookup(data, path).cloned().ok_or_else(|| missing(path));
+        }
+    }
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start + 2..].find("}}") else { break };
+        out.push_str(&rest[..start]);
+        let path = rest[start + 2..start + 2 + len].trim();
+        match lookup(data, path).ok_or_else(|| missing(path))? {
+            Json::String(s) => out.push_str(s),
+            Json::Null => {}
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &rest[start + 2 + len + 2..];
+    }
+    out.push_str(rest);
+    Ok(Json::String(out))
+}
+
+/// Renders every string inside `value` (recursively).
+pub fn render_json(value: &Json, data: &Json) -> Result<Json, TemplateError> {
+    Ok(match value {
+        Json::String(s) => render(s, data)?,
+        Json::Array(a) => Json::Array(a.iter().map(|v| render_json(v, data)).collect::<Result<_, _>>()?),
+        Json::Object(m) => Json::Object(m.iter().map(|(k, v)| Ok((k.clone(), render_json(v, data)?))).collect::<Result<_, _>>()?),
+        other => other.clone(),
+    })
+}
+
+/// Renders every value of `fields`.
+pub fn render_fields(fields: &Fields, data: &Json) -> Result<Fields, TemplateError> {
+    fields.iter().map(|(k, v)| Ok((k.clone(), render_json(v, data)?))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn placeholders_are_filled_and_single_ones_keep_their_type() {
+        let data = json!({"recordId": "r1", "fields": {"n": 3, "tags": ["a", "b"], "name": "Ada"}});
+        assert_eq!(render("{{fields.n}}", &data).unwrap(), json!(3));
+        assert_eq!(render("Hi {{ fields.name }} ({{recordId}}) #{{fields.n}} {{fields.tags.1}}", &data).unwrap(), json!("Hi Ada (r1) #3 b"));
+        assert_eq!(render("no placeholders", &data).unwrap(), json!("no placeholders"));
+        let err = render("{{fields.nope}}", &data).unwrap_err();
+        assert_eq!(err.path, "fields.nope");
+        let mut f = Fields::new();
+        f.insert("email".into(), json!("{{fields.name}}@example.com"));
+        assert_eq!(render_fields(&f, &data).unwrap()["email"], json!("Ada@example.com"));
+    }
+}
