@@ -465,7 +465,7 @@ async fn redis_down_is_an_outage_the_worker_waits_out_not_a_poison_message() -> 
     f.publisher.publish_batch(&events).await?;
 
     // The worker as `ltf worker cache` assembles it, against a Redis that is not there.
-    let deps = WorkerDeps { redis_url: Some(url.clone()), cache_key_prefix: Some(f.prefix.clone()) };
+    let deps = WorkerDeps { redis_url: Some(url.clone()), cache_key_prefix: Some(f.prefix.clone()), ..Default::default() };
     assert_eq!(WorkerKind::Cache.topics(&f.topics), vec![f.topic.clone()], "the table topic only");
     assert!(!WorkerKind::Cache.uses_dedup_store());
     assert_eq!(WorkerKind::Cache.router(&deps)?.handlers_for(EventType::RecordCreated).len(), 1);

@@ -8,6 +8,7 @@
 
 mod api;
 mod audit;
+mod automations;
 mod bench;
 mod bench_api;
 mod bench_consume;
@@ -50,8 +51,11 @@ enum Command {
     Api(api::ApiArgs),
     /// Apply the database migrations and print those applied.
     Migrate(migrate::MigrateArgs),
-    /// Run a worker's consumer group (audit) until stopped.
+    /// Run a worker's consumer group (audit, cache, analytics, automation) until stopped.
     Worker(worker::WorkerArgs),
+    /// Store, list, enable or disable automations; show their runs.
+    #[command(subcommand)]
+    Automations(automations::AutomationsCmd),
     /// Print an aggregate's history from the audit worker's event log.
     Audit(audit::AuditArgs),
     /// Publish the transactional outbox to Kafka, in order, until stopped.
@@ -75,5 +79,6 @@ async fn main() -> Result<()> {
         Command::Migrate(a) => migrate::run(a).await,
         Command::Worker(a) => worker::run(&cli.common, a).await,
         Command::Audit(a) => audit::run(a).await,
+        Command::Automations(c) => automations::run(&cli.common, c).await,
     }
 }

@@ -10,6 +10,7 @@ use axum::routing::get;
 use clap::Args;
 use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
+use ltf_consumers::workers::automation::AutomationConfig;
 use ltf_consumers::workers::{WorkerDeps, WorkerKind};
 use ltf_consumers::{DedupStore, Health, ReaderConfig, Runner, WorkerConfig};
 use tokio::sync::watch;
@@ -21,7 +22,7 @@ use crate::settings::Common;
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// The worker: audit, cache.
+    /// The worker: audit, cache, analytics, automation.
     name: String,
     /// PostgreSQL URL of the domain store, dedup store and event log (every worker but
     /// cache).
@@ -58,6 +59,50 @@ pub struct WorkerArgs {
     /// Days dedup records are kept.
     #[arg(long, env = "LTF_WORKER_DEDUP_RETENTION_DAYS", default_value_t = 7)]
     dedup_retention_days: u64,
+    #[command(flatten)]
+    automation: AutomationArgs,
+}
+
+/// The automation worker's settings.
+#[derive(Debug, Args)]
+struct AutomationArgs {
+    /// Default timeout of a webhook call, in milliseconds.
+    #[arg(long, env = "LTF_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    webhook_timeout_ms: u64,
+    /// Hosts webhooks may call although they resolve to loopback, private or link-local
+    /// addresses (comma-separated host names or IP literals). By default only public
+    /// addresses are called (SSRF guard).
+    #[arg(long, env = "LTF_WEBHOOK_ALLOW_HOSTS", value_delimiter = ',')]
+    webhook_allow_hosts: Vec<String>,
+    /// SMTP server of email actions: smtp://host:port, smtp://host?tls=required or
+    /// smtps://user:password@host. Without it email actions fail saying so.
+    #[arg(long, env = "LTF_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<Secret>,
+    /// Sender of email actions.
+    #[arg(long, env = "LTF_EMAIL_FROM", default_value = "LaTeChforce automations <automations@latechforce.invalid>")]
+    email_from: String,
+    /// Webhook notify actions are delivered to (their default channel when set).
+    #[arg(long, env = "LTF_NOTIFY_WEBHOOK_URL", hide_env_values = true)]
+    notify_webhook_url: Option<Secret>,
+    /// Recipient of notify actions delivered by email.
+    #[arg(long, env = "LTF_NOTIFY_EMAIL_TO")]
+    notify_email_to: Option<String>,
+}
+
+impl AutomationArgs {
+    fn config(&self) -> Result<AutomationConfig> {
+        if self.webhook_timeout_ms == 0 || self.webhook_timeout_ms > 60_000 {
+            bail!("--webhook-timeout-ms must be between 1 and 60000");
+        }
+        Ok(AutomationConfig {
+            webhook_timeout: Duration::from_millis(self.webhook_timeout_ms),
+            webhook_allow_hosts: self.webhook_allow_hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect(),
+            smtp_url: self.smtp_url.as_ref().map(|s| s.0.clone()),
+            email_from: self.email_from.clone(),
+            notify_webhook_url: self.notify_webhook_url.as_ref().map(|s| s.0.clone()),
+            notify_email_to: self.notify_email_to.clone(),
+        })
+    }
 }
 
 pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
@@ -90,8 +135,13 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     } else {
         None
     };
-    let deps = WorkerDeps { redis_url: Some(args.redis_url.0.clone()), cache_key_prefix: Some(args.cache_key_prefix.clone()) };
     let codec = common.codec()?;
+    let deps = WorkerDeps {
+        redis_url: Some(args.redis_url.0.clone()),
+        cache_key_prefix: Some(args.cache_key_prefix.clone()),
+        codec: Some(codec.clone()),
+        automation: args.automation.config()?,
+    };
     let publisher_config = common.publisher_config();
     let publisher = ltf_producers::EventPublisher::new(&publisher_config, codec.clone())?;
     let pipeline = Pipeline::new(

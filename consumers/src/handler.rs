@@ -155,12 +155,26 @@ pub struct HandlerContext {
     /// Set by [`DedupStore::begin`]: the handler records the event in its own
     /// transaction, so the runtime need not record it again.
     pub(crate) recorded: Arc<AtomicBool>,
+    /// Attempts the runtime's retry policy allows this delivery (1 when unknown).
+    pub max_attempts: u32,
 }
 
 impl HandlerContext {
     /// The context of attempt `attempt` of `handler` in `group`.
     pub fn new(group: impl Into<String>, handler: impl Into<String>, attempt: u32, dedup: Option<Arc<DedupStore>>) -> HandlerContext {
-        HandlerContext { group: group.into(), handler: handler.into(), attempt, dedup, recorded: Arc::default() }
+        HandlerContext { group: group.into(), handler: handler.into(), attempt, dedup, recorded: Arc::default(), max_attempts: 1 }
+    }
+
+    /// Sets the attempts the retry policy allows.
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> HandlerContext {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Whether a retryable error returned now would not be retried: a handler that turns
+    /// failures into events (the automation's ActionExecuted failure) does so now.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
     }
 
     /// Whether the handler recorded the event through [`DedupStore::begin`].

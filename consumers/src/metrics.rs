@@ -40,6 +40,13 @@ pub const ANALYTICS_EVENTS_TOTAL: &str = "latechforce_analytics_events_total";
 /// configured OAuth2 services: a bounded set).
 pub const ANALYTICS_CONNECTIONS_TOTAL: &str = "latechforce_analytics_connections_total";
 
+/// Automation runs, by `status` (`started`, `succeeded`, `failed`).
+pub const AUTOMATION_RUNS_TOTAL: &str = "latechforce_automation_runs_total";
+/// Automation actions executed, by `action_type` and `result` (`success`, `failure`).
+pub const AUTOMATION_ACTIONS_TOTAL: &str = "latechforce_automation_actions_total";
+/// Time one action took (the external call or the use case), by `action_type`.
+pub const AUTOMATION_ACTION_SECONDS: &str = "latechforce_automation_action_duration_seconds";
+
 /// Label names.
 pub mod labels {
     /// The consumer group id.
@@ -62,6 +69,13 @@ pub mod labels {
     pub const KIND: &str = "kind";
     /// An external service name (configured set).
     pub const SERVICE: &str = "service";
+    /// An automation run status.
+    pub const STATUS: &str = "status";
+    /// An automation action type (`webhook`, `email`, `create_record`, `update_record`,
+    /// `notify`).
+    pub const ACTION_TYPE: &str = "action_type";
+    /// An action result (`success`, `failure`).
+    pub const RESULT: &str = "result";
 }
 
 /// Outcome label values.
@@ -94,4 +108,7 @@ pub fn describe() {
     describe_counter!(ANALYTICS_CONNECTIONS_TOTAL, "Connections established, by service.");
     describe_counter!(REBALANCES_TOTAL, "Partition assignments and revocations.");
     describe_counter!(CACHE_WRITES_TOTAL, "Record-cache writes, applied or refused as stale by the version guard.");
+    describe_counter!(AUTOMATION_RUNS_TOTAL, "Automation runs started, succeeded and failed.");
+    describe_counter!(AUTOMATION_ACTIONS_TOTAL, "Automation actions executed, by action type and result.");
+    describe_histogram!(AUTOMATION_ACTION_SECONDS, Unit::Seconds, "Time an automation action took, by action type.");
 }

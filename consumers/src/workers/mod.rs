@@ -2,7 +2,12 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod automation;
 pub mod cache;
+
+use std::sync::Arc;
+
+use ltf_schemas::EventCodec;
 
 use ltf_schemas::{AggregateType, TopicNames};
 
@@ -17,6 +22,8 @@ pub enum WorkerKind {
     Cache,
     /// Hourly rollups per table, form, service and automation.
     Analytics,
+    /// Automations, form submissions to records, connection usage, delete cascades.
+    Automation,
 }
 
 /// What a worker's handlers need besides Kafka: connections to their stores.
@@ -26,6 +33,10 @@ pub struct WorkerDeps {
     pub redis_url: Option<String>,
     /// The cache's key prefix (default [`cache::DEFAULT_PREFIX`]).
     pub cache_key_prefix: Option<String>,
+    /// The codec of the events the worker emits (the automation worker's).
+    pub codec: Option<Arc<EventCodec>>,
+    /// The automation worker's settings.
+    pub automation: automation::AutomationConfig,
 }
 
 /// A worker that cannot be assembled.
@@ -42,11 +53,14 @@ pub enum WorkerSetupError {
     /// The cache could not be set up.
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
+    /// The automation worker could not be set up.
+    #[error(transparent)]
+    Automation(#[from] automation::AutomationSetupError),
 }
 
 impl WorkerKind {
     /// Every worker, for listings.
-    pub const ALL: [WorkerKind; 3] = [WorkerKind::Audit, WorkerKind::Cache, WorkerKind::Analytics];
+    pub const ALL: [WorkerKind; 4] = [WorkerKind::Audit, WorkerKind::Cache, WorkerKind::Analytics, WorkerKind::Automation];
 
     /// The worker's name (`audit`).
     pub fn name(self) -> &'static str {
@@ -54,6 +68,7 @@ impl WorkerKind {
             WorkerKind::Audit => "audit",
             WorkerKind::Cache => "cache",
             WorkerKind::Analytics => "analytics",
+            WorkerKind::Automation => "automation",
         }
     }
 
@@ -73,6 +88,7 @@ impl WorkerKind {
         match self {
             WorkerKind::Audit | WorkerKind::Analytics => AggregateType::ALL.iter().map(|a| names.events(*a)).collect(),
             WorkerKind::Cache => vec![names.events(AggregateType::Table)],
+            WorkerKind::Automation => AggregateType::ALL.iter().map(|a| names.events(*a)).collect(),
         }
     }
 
@@ -80,7 +96,7 @@ impl WorkerKind {
     /// cache worker does not: its version guard is its idempotency.
     pub fn uses_dedup_store(self) -> bool {
         match self {
-            WorkerKind::Audit | WorkerKind::Analytics => true,
+            WorkerKind::Audit | WorkerKind::Analytics | WorkerKind::Automation => true,
             WorkerKind::Cache => false,
         }
     }
@@ -92,6 +108,10 @@ impl WorkerKind {
         Ok(match self {
             WorkerKind::Audit => Router::new().register(audit::AuditHandler),
             WorkerKind::Analytics => Router::new().register(analytics::AnalyticsHandler),
+            WorkerKind::Automation => {
+                let codec = deps.codec.clone().ok_or(WorkerSetupError::Missing { worker: "automation", what: "an event codec" })?;
+                automation::router(codec, &deps.automation)?
+            }
             WorkerKind::Cache => {
                 let url = deps.redis_url.as_deref().ok_or(WorkerSetupError::Missing { worker: "cache", what: "a Redis URL" })?;
                 let mut config = cache::CacheConfig::new(url);

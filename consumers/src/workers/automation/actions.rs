@@ -1,0 +1,316 @@
+//! The action executor and run tracker. A run advances by events:
+//! AutomationTriggered executes the first action; each action's ActionExecuted is written
+//! with the step's row and the dedup record of the event that caused it, in one
+//! transaction; a successful ActionExecuted executes the next action, or ends the run as
+//! succeeded after the last; a failed one ends the run as failed.
+//!
+//! External calls (webhook, email, notify) happen before that transaction, carrying the
+//! idempotency key `<runId>:<actionId>`: a crash between the call and the commit repeats
+//! the call with the same key. Record actions run their use case inside the transaction,
+//! so they happen exactly once. A retryable failure is returned to the runtime (retry with
+//! backoff, the host's circuit breaker) until the last attempt, which records the action
+//! as failed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ltf_producers::automations::{render, render_fields, render_json, Action, ActionKind, NotifyChannel};
+use ltf_producers::usecases::{CreateRecord, CreateRecordInput, RecordPatch, UpdateRecord, UpdateRecordInput, UseCase};
+use ltf_schemas::{ActionExecuted, ActionResult, EventCodec, EventPayload, EventType, Fields};
+use metrics::{counter, histogram};
+use serde_json::{json, Value as Json};
+use sqlx::types::Json as Jsonb;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::effects::EffectError;
+use super::{emit, Effects};
+use crate::metrics::{labels, AUTOMATION_ACTIONS_TOTAL, AUTOMATION_ACTION_SECONDS, AUTOMATION_RUNS_TOTAL};
+use crate::{Event, Handler, HandlerContext, HandlerError};
+
+/// Executes actions and tracks runs.
+#[derive(Debug)]
+pub struct ActionHandler {
+    codec: Arc<EventCodec>,
+    effects: Arc<Effects>,
+}
+
+impl ActionHandler {
+    /// A handler with the worker's effects.
+    pub fn new(codec: Arc<EventCodec>, effects: Arc<Effects>) -> ActionHandler {
+        ActionHandler { codec, effects }
+    }
+}
+
+/// A run as stored: what its actions need.
+struct Run {
+    id: Uuid,
+    automation_id: String,
+    trigger_data: Json,
+    actions: Vec<Action>,
+    steps: Fields,
+}
+
+async fn load_run(pool: &PgPool, id: Uuid) -> Result<Run, HandlerError> {
+    let row: Option<(String, Json, Jsonb<Vec<Action>>)> =
+        sqlx::query_as("SELECT automation_id, trigger_data, actions FROM ltf_automation_runs WHERE run_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let Some((automation_id, trigger_data, Jsonb(actions))) = row else {
+        return Err(HandlerError::permanent("unknown_run", format!("run {id} is not in the run tracker")));
+    };
+    let steps: Vec<(String, Option<Json>)> =
+        sqlx::query_as("SELECT action_id, data FROM ltf_automation_steps WHERE run_id = $1 ORDER BY position")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+    let steps = steps.into_iter().map(|(id, data)| (id, data.unwrap_or(Json::Null))).collect();
+    Ok(Run { id, automation_id, trigger_data, actions, steps })
+}
+
+fn parse_run_id(s: &str) -> Result<Uuid, HandlerError> {
+    Uuid::parse_str(s).map_err(|_| HandlerError::permanent("bad_run_id", format!("runId {s:?} is not a UUID")))
+}
+
+impl Run {
+    /// What templates see: the trigger data plus `runId`, `automationId` and `steps`.
+    fn template_data(&self) -> Json {
+        let mut data = match &self.trigger_data {
+            Json::Object(m) => m.clone(),
+            _ => Fields::new(),
+        };
+        data.insert("runId".into(), json!(self.id.to_string()));
+        data.insert("automationId".into(), json!(self.automation_id));
+        data.insert("steps".into(), Json::Object(self.steps.clone()));
+        Json::Object(data)
+    }
+}
+
+#[async_trait]
+impl Handler for ActionHandler {
+    fn name(&self) -> &str {
+        "actions"
+    }
+
+    fn can_handle(&self, event_type: EventType) -> bool {
+        matches!(event_type, EventType::AutomationTriggered | EventType::ActionExecuted)
+    }
+
+    async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
+        let dedup = emit::dedup(ctx)?;
+        match &event.event.payload {
+            EventPayload::AutomationTriggered(p) => {
+                let run = load_run(dedup.pool(), parse_run_id(&p.run_id)?).await?;
+                self.execute(ctx, event, run, 0).await
+            }
+            EventPayload::ActionExecuted(p) => {
+                let run_id = parse_run_id(&p.run_id)?;
+                if p.result == ActionResult::Failure {
+                    return self.finish(ctx, event, run_id, "failed", p.error.as_deref()).await;
+                }
+                let run = load_run(dedup.pool(), run_id).await?;
+                let Some(done) = run.actions.iter().position(|a| a.id == p.action_id) else {
+                    return Err(HandlerError::permanent("unknown_action", format!("run {run_id} has no action {:?}", p.action_id)));
+                };
+                if done + 1 < run.actions.len() {
+                    self.execute(ctx, event, run, done + 1).await
+                } else {
+                    self.finish(ctx, event, run_id, "succeeded", None).await
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl ActionHandler {
+    /// Ends a run (once: a replayed ending changes nothing).
+    async fn finish(&self, ctx: &HandlerContext, event: &Event, run_id: Uuid, status: &'static str, error: Option<&str>) -> Result<(), HandlerError> {
+        let Some(mut tx) = emit::dedup(ctx)?.begin(ctx, event).await? else { return Ok(()) };
+        let ended = sqlx::query(
+            "UPDATE ltf_automation_runs SET status = $2, error = $3, finished_at = now() WHERE run_id = $1 AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(status)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if ended.rows_affected() == 1 {
+            counter!(AUTOMATION_RUNS_TOTAL, labels::STATUS => status).increment(1);
+        }
+        Ok(())
+    }
+
+    /// Executes action `position` of `run`, caused by `event`, and records it.
+    async fn execute(&self, ctx: &HandlerContext, event: &Event, run: Run, position: usize) -> Result<(), HandlerError> {
+        let dedup = emit::dedup(ctx)?;
+        if dedup.is_processed(&ctx.group, &ctx.handler, event.event_id()).await? {
+            return Ok(());
+        }
+        let action = run.actions[position].clone();
+        let data = run.template_data();
+        let key = format!("{}:{}", run.id, action.id);
+        let started = Instant::now();
+        let external = match &action.kind {
+            ActionKind::CreateRecord { .. } | ActionKind::UpdateRecord { .. } => None,
+            kind => Some(self.call(kind, &data, &key).await),
+        };
+        if let Some(Err(e)) = &external {
+            if e.retryable && !ctx.is_last_attempt() {
+                let err = HandlerError::retryable("action_failed", e);
+                return Err(match &e.dependency {
+                    Some(d) => err.from_dependency(d.clone()),
+                    None => err,
+                });
+            }
+        }
+        let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
+        let result: Result<Fields, String> = match external {
+            Some(r) => r.map_err(|e| e.message),
+            None => self.record_action(&mut tx, event, &action, &data).await?,
+        };
+        let action_type = action.kind.type_name();
+        histogram!(AUTOMATION_ACTION_SECONDS, labels::ACTION_TYPE => action_type).record(started.elapsed().as_secs_f64());
+        let (result_kind, step_data, error) = match result {
+            Ok(d) => (ActionResult::Success, Some(d), None),
+            Err(e) => (ActionResult::Failure, None, Some(e)),
+        };
+        let result_name = match result_kind {
+            ActionResult::Success => "success",
+            ActionResult::Failure => "failure",
+        };
+        sqlx::query(
+            "INSERT INTO ltf_automation_steps (run_id, position, action_id, action_type, result, data, error, attempts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_id, position) DO NOTHING",
+        )
+        .bind(run.id)
+        .bind(position as i32)
+        .bind(&action.id)
+        .bind(action_type)
+        .bind(result_name)
+        .bind(step_data.clone().map(|d| Jsonb(Json::Object(d))))
+        .bind(&error)
+        .bind(ctx.attempt as i32)
+        .execute(&mut *tx)
+        .await?;
+        let executed = emit::caused_by(
+            event,
+            emit::derived(run.id, &format!("action-executed/{position}")),
+            EventPayload::ActionExecuted(ActionExecuted {
+                automation_id: run.automation_id.clone(),
+                action_id: action.id.clone(),
+                run_id: run.id.to_string(),
+                result: result_kind,
+                data: step_data,
+                error,
+            }),
+        );
+        emit::append(&mut tx, &self.codec, event, vec![executed]).await?;
+        tx.commit().await?;
+        counter!(AUTOMATION_ACTIONS_TOTAL, labels::ACTION_TYPE => action_type, labels::RESULT => result_name).increment(1);
+        Ok(())
+    }
+
+    /// Performs an external action (webhook, email, notify).
+    async fn call(&self, kind: &ActionKind, data: &Json, key: &str) -> Result<Fields, EffectError> {
+        let text = |t: &str| -> Result<String, EffectError> {
+            match render(t, data).map_err(EffectError::permanent)? {
+                Json::String(s) => Ok(s),
+                other => Ok(other.to_string()),
+            }
+        };
+        match kind {
+            ActionKind::Webhook { url, body, timeout_ms } => {
+                let body = match body {
+                    Some(b) => render_json(b, data).map_err(EffectError::permanent)?,
+                    None => data.clone(),
+                };
+                self.effects.webhooks.post(&text(url)?, &body, key, timeout_ms.map(Duration::from_millis)).await
+            }
+            ActionKind::Email { to, subject, body } => {
+                let mailer = self.effects.mailer.as_ref().ok_or_else(|| EffectError::permanent("no SMTP server is configured (smtp_url)"))?;
+                mailer.send(&text(to)?, &text(subject)?, &text(body)?, key).await
+            }
+            ActionKind::Notify { message, channel } => {
+                let message = text(message)?;
+                self.effects.notify(*channel, &message, data, key).await
+            }
+            ActionKind::CreateRecord { .. } | ActionKind::UpdateRecord { .. } => Err(EffectError::permanent("not an external action")),
+        }
+    }
+
+    /// Runs a record action's use case inside the dedup transaction. `Ok(Err(..))` is the
+    /// action's failure (a refused use case, a template naming nothing); `Err` a failure
+    /// to retry.
+    async fn record_action(
+        &self,
+        conn: &mut PgConnection,
+        event: &Event,
+        action: &Action,
+        data: &Json,
+    ) -> Result<Result<Fields, String>, HandlerError> {
+        let uc_ctx = emit::use_case_context(event, "actions", &action.id);
+        let outcome = match &action.kind {
+            ActionKind::CreateRecord { table_id, fields } => {
+                let fields = match render_fields(fields, data) {
+                    Ok(f) => f,
+                    Err(e) => return Ok(Err(e.to_string())),
+                };
+                CreateRecord.execute(conn, &self.codec, &uc_ctx, CreateRecordInput { table_id: table_id.clone(), fields }).await.map(|o| o.value)
+            }
+            ActionKind::UpdateRecord { table_id, record_id, fields } => {
+                let (record_id, fields) = match (render(record_id, data), render_fields(fields, data)) {
+                    (Ok(id), Ok(f)) => (id, f),
+                    (Err(e), _) | (_, Err(e)) => return Ok(Err(e.to_string())),
+                };
+                let record_id = match record_id {
+                    Json::String(s) => s,
+                    Json::Array(ids) if ids.len() == 1 && ids[0].is_string() => ids[0].as_str().unwrap_or_default().to_owned(),
+                    other => return Ok(Err(format!("recordId must name one record, got {other}"))),
+                };
+                let patch = RecordPatch { record_id, fields, expected_version: None };
+                UpdateRecord.execute(conn, &self.codec, &uc_ctx, UpdateRecordInput { table_id: table_id.clone(), patch }).await.map(|o| o.value)
+            }
+            _ => return Ok(Err("not a record action".into())),
+        };
+        match outcome {
+            Ok(record) => {
+                let mut d = Fields::new();
+                d.insert("recordId".into(), json!(record.id));
+                d.insert("tableId".into(), json!(record.table_id));
+                d.insert("recordVersion".into(), json!(record.version));
+                Ok(Ok(d))
+            }
+            Err(e) if e.is_retryable() => Err(emit::use_case_error(e)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+}
+
+impl super::Effects {
+    /// Delivers a notify action's message through `channel` (default: the configured
+    /// default channel).
+    pub(crate) async fn notify(&self, channel: Option<NotifyChannel>, message: &str, data: &Json, key: &str) -> Result<Fields, EffectError> {
+        let channel = channel.or(self.notify.default_channel).ok_or_else(|| EffectError::permanent("no notification channel is configured"))?;
+        let mut out = match channel {
+            NotifyChannel::Webhook => {
+                let url = self.notify.webhook_url.as_deref().ok_or_else(|| EffectError::permanent("no notification webhook is configured"))?;
+                let body = json!({"message": message, "runId": data["runId"], "automationId": data["automationId"]});
+                self.webhooks.post(url, &body, key, None).await?
+            }
+            NotifyChannel::Email => {
+                let to = self.notify.email_to.as_deref().ok_or_else(|| EffectError::permanent("no notification recipient is configured"))?;
+                let mailer = self.mailer.as_ref().ok_or_else(|| EffectError::permanent("no SMTP server is configured (smtp_url)"))?;
+                mailer.send(to, "LaTeChforce notification", message, key).await?
+            }
+        };
+        out.insert("channel".into(), json!(match channel {
+            NotifyChannel::Webhook => "webhook",
+            NotifyChannel::Email => "email",
+        }));
+        Ok(out)
+    }
+}

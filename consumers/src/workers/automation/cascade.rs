@@ -1,0 +1,96 @@
+//! Cascade on delete: when a record is deleted, every other record whose link field
+//! points to it loses that link, through the UpdateRecord use case: each update emits
+//! its own RecordUpdated, caused by the deletion (ids derived from it), all committed with
+//! the deletion's dedup record.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ltf_producers::usecases::{RecordPatch, UpdateRecord, UpdateRecordInput, UseCase};
+use ltf_schemas::{EventCodec, EventPayload, EventType, Fields};
+use serde_json::Value as Json;
+
+use super::emit;
+use crate::{Event, Handler, HandlerContext, HandlerError};
+
+/// Removes links to deleted records.
+#[derive(Debug)]
+pub struct CascadeHandler {
+    codec: Arc<EventCodec>,
+}
+
+impl CascadeHandler {
+    /// A handler writing events with `codec`.
+    pub fn new(codec: Arc<EventCodec>) -> CascadeHandler {
+        CascadeHandler { codec }
+    }
+}
+
+/// The value of a link field without `id`: null for a single link, the array without it.
+pub fn unlinked(value: &Json, id: &str) -> Json {
+    match value {
+        Json::Array(ids) => Json::Array(ids.iter().filter(|v| v.as_str() != Some(id)).cloned().collect()),
+        _ => Json::Null,
+    }
+}
+
+#[async_trait]
+impl Handler for CascadeHandler {
+    fn name(&self) -> &str {
+        "cascade"
+    }
+
+    fn can_handle(&self, event_type: EventType) -> bool {
+        event_type == EventType::RecordDeleted
+    }
+
+    async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
+        let EventPayload::RecordDeleted(p) = &event.event.payload else { return Ok(()) };
+        let Some(mut tx) = emit::dedup(ctx)?.begin(ctx, event).await? else { return Ok(()) };
+        // Every (record, link field) that points to the deleted record.
+        let links: Vec<(String, String, String, Json)> = sqlx::query_as(
+            "SELECT r.id, r.table_id, f->>'name', r.fields->(f->>'name')
+             FROM ltf_records r
+             JOIN ltf_tables t ON t.id = r.table_id
+             CROSS JOIN LATERAL jsonb_array_elements(t.fields) f
+             WHERE f->>'type' = 'link' AND r.id <> $1
+               AND (r.fields->(f->>'name') = to_jsonb($1::text) OR r.fields->(f->>'name') @> jsonb_build_array($1::text))
+             ORDER BY r.table_id, r.id",
+        )
+        .bind(&p.record_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut patches: Vec<(String, String, Fields)> = Vec::new();
+        for (record_id, table_id, field, value) in links {
+            match patches.last_mut() {
+                Some((id, _, fields)) if *id == record_id => {
+                    fields.insert(field, unlinked(&value, &p.record_id));
+                }
+                _ => {
+                    let mut fields = Fields::new();
+                    fields.insert(field, unlinked(&value, &p.record_id));
+                    patches.push((record_id, table_id, fields));
+                }
+            }
+        }
+        for (record_id, table_id, fields) in patches {
+            let uc_ctx = emit::use_case_context(event, "cascade", &record_id);
+            let patch = RecordPatch { record_id, fields, expected_version: None };
+            UpdateRecord.execute(&mut tx, &self.codec, &uc_ctx, UpdateRecordInput { table_id, patch }).await.map_err(emit::use_case_error)?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn links_to_the_deleted_record_are_removed() {
+        assert_eq!(unlinked(&json!("r1"), "r1"), Json::Null);
+        assert_eq!(unlinked(&json!(["r0", "r1", "r2"]), "r1"), json!(["r0", "r2"]));
+    }
+}

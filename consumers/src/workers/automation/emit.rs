@@ -1,0 +1,71 @@
+//! What the automation's handlers share: derived ids, events caused by the event being
+//! handled, and appending them to the outbox inside the dedup transaction.
+
+use chrono::Utc;
+use ltf_producers::store::outbox::{self, OutboxError};
+use ltf_producers::usecases::{RequestContext, UseCaseError};
+use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Headers};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::dedup::DedupStore;
+use crate::{Event, HandlerContext, HandlerError};
+
+/// Namespace of run ids.
+const RUN_NAMESPACE: Uuid = Uuid::from_u128(0x6c74_665f_6175_746f_6d61_7469_6f6e_7275);
+
+/// The run id of `automation_id` triggered by event `source`: the same for every delivery
+/// of that event, so a replayed trigger finds its run.
+pub fn run_id(source: Uuid, automation_id: &str) -> Uuid {
+    Uuid::new_v5(&RUN_NAMESPACE, format!("{source}/{automation_id}").as_bytes())
+}
+
+/// An id derived from `cause` and `name` (UUIDv5).
+pub fn derived(cause: Uuid, name: &str) -> Uuid {
+    Uuid::new_v5(&cause, name.as_bytes())
+}
+
+/// A new event with id `id` caused by `cause`: same correlation id, causationId = its
+/// eventId.
+pub fn caused_by(cause: &Event, id: Uuid, payload: EventPayload) -> DomainEvent {
+    let mut e = DomainEvent::new(payload);
+    e.envelope.event_id = id;
+    e.envelope.occurred_on = Utc::now();
+    e.envelope.correlation_id = cause.event.envelope.correlation_id.clone();
+    e.envelope.causation_id = Some(cause.event_id().to_string());
+    e
+}
+
+/// The use-case context for changes caused by `cause` in handler `handler`: causation,
+/// correlation, the trace, and ids derived from (cause, handler, `scope`).
+pub fn use_case_context(cause: &Event, handler: &str, scope: &str) -> RequestContext {
+    let mut ctx = RequestContext::caused_by(&cause.event).with_derived_ids(derived(cause.event_id(), &format!("{handler}/{scope}")));
+    if let Some(tp) = cause.meta.header(Headers::TRACEPARENT) {
+        ctx = ctx.with_traceparent(tp);
+    }
+    ctx
+}
+
+/// Appends `events` to the outbox on `conn` (inside the dedup transaction), with the
+/// cause's trace.
+pub async fn append(conn: &mut PgConnection, codec: &EventCodec, cause: &Event, events: Vec<DomainEvent>) -> Result<(), HandlerError> {
+    outbox::append(conn, codec, cause.meta.header(Headers::TRACEPARENT), events).await.map_err(|e| match e {
+        OutboxError::Db(e) => HandlerError::from(e),
+        e @ OutboxError::Encode { .. } => HandlerError::retryable("encode", e).from_dependency("schema-registry"),
+    })?;
+    Ok(())
+}
+
+/// The dedup store, which every automation handler needs.
+pub fn dedup(ctx: &HandlerContext) -> Result<&DedupStore, HandlerError> {
+    ctx.dedup.as_deref().ok_or_else(|| HandlerError::permanent("config", "the automation worker needs the dedup store"))
+}
+
+/// A use case's refusal as a handler error: retryable when running it again may succeed.
+pub fn use_case_error(e: UseCaseError) -> HandlerError {
+    if e.is_retryable() {
+        HandlerError::retryable("use_case", e).from_dependency("postgres")
+    } else {
+        HandlerError::permanent("use_case", e)
+    }
+}

@@ -1,0 +1,89 @@
+//! The trigger evaluator: a record or form event that matches an enabled automation
+//! starts a run: the run's row and its AutomationTriggered, written with the event's
+//! dedup record in one transaction.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ltf_producers::automations::{store, trigger_data, TriggerEvent};
+use ltf_schemas::{AutomationTriggered, EventCodec, EventPayload, EventType};
+use metrics::counter;
+use serde_json::Value as Json;
+use sqlx::types::Json as Jsonb;
+
+use super::emit;
+use crate::metrics::{labels, AUTOMATION_RUNS_TOTAL};
+use crate::{Event, Handler, HandlerContext, HandlerError};
+
+/// Starts the runs an event triggers.
+#[derive(Debug)]
+pub struct TriggerHandler {
+    codec: Arc<EventCodec>,
+}
+
+impl TriggerHandler {
+    /// A handler writing events with `codec`.
+    pub fn new(codec: Arc<EventCodec>) -> TriggerHandler {
+        TriggerHandler { codec }
+    }
+}
+
+#[async_trait]
+impl Handler for TriggerHandler {
+    fn name(&self) -> &str {
+        "triggers"
+    }
+
+    fn can_handle(&self, event_type: EventType) -> bool {
+        TriggerEvent::of(event_type).is_some()
+    }
+
+    async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
+        let dedup = emit::dedup(ctx)?;
+        let payload = &event.event.payload;
+        let (Some(trigger), Some(data)) = (TriggerEvent::of(event.event_type()), trigger_data(payload)) else { return Ok(()) };
+        let scope = match payload {
+            EventPayload::FormSubmitted(p) => p.form_id.as_str(),
+            EventPayload::RecordCreated(p) => p.table_id.as_str(),
+            EventPayload::RecordUpdated(p) => p.table_id.as_str(),
+            EventPayload::RecordDeleted(p) => p.table_id.as_str(),
+            _ => return Ok(()),
+        };
+        let candidates = store::triggered_by(&mut *dedup.pool().acquire().await?, trigger, scope).await?;
+        let matching: Vec<_> = candidates.into_iter().filter(|a| a.trigger.matches(payload)).collect();
+        if matching.is_empty() {
+            return Ok(());
+        }
+        let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
+        let mut events = Vec::with_capacity(matching.len());
+        for automation in &matching {
+            let run_id = emit::run_id(event.event_id(), &automation.id);
+            sqlx::query(
+                "INSERT INTO ltf_automation_runs (run_id, automation_id, source_event_id, correlation_id, status, trigger_data, actions)
+                 VALUES ($1, $2, $3, $4, 'running', $5, $6) ON CONFLICT (run_id) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(&automation.id)
+            .bind(event.event_id())
+            .bind(&event.event.envelope.correlation_id)
+            .bind(Jsonb(Json::Object(data.clone())))
+            .bind(Jsonb(&automation.actions))
+            .execute(&mut *tx)
+            .await?;
+            events.push(emit::caused_by(
+                event,
+                emit::derived(run_id, "automation-triggered"),
+                EventPayload::AutomationTriggered(AutomationTriggered {
+                    automation_id: automation.id.clone(),
+                    trigger_id: trigger.as_str().to_owned(),
+                    trigger_data: data.clone(),
+                    run_id: run_id.to_string(),
+                }),
+            ));
+        }
+        emit::append(&mut tx, &self.codec, event, events).await?;
+        tx.commit().await?;
+        counter!(AUTOMATION_RUNS_TOTAL, labels::STATUS => "started").increment(matching.len() as u64);
+        Ok(())
+    }
+}
