@@ -5,6 +5,9 @@
 //! unreachable fails with a message naming the service. Nothing is skipped.
 
 pub mod api;
+pub mod platform;
+pub mod receiver;
+pub mod smtp;
 
 use std::time::{Duration, Instant};
 
@@ -194,4 +197,40 @@ pub async fn outbox_rows(pool: &sqlx::PgPool) -> Result<Vec<OutboxRow>> {
 /// How many rows `table` holds.
 pub async fn count_rows(pool: &sqlx::PgPool, table: &str) -> Result<i64> {
     Ok(sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(pool).await?)
+}
+
+/// How many messages of `topics` the consumer group `group` has not committed yet (all
+/// of them when it has committed nothing). Blocking: call it from `spawn_blocking` in
+/// async code.
+pub fn group_behind(group: &str, topics: &[String]) -> Result<i64> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap()).set("group.id", group).create()?;
+    let mut behind = 0;
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for p in md.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(topic, p.id());
+            let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+            let at = match committed.elements().first().map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => low,
+            };
+            behind += (high - at).max(0);
+        }
+    }
+    Ok(behind)
+}
+
+/// Waits until `group` committed every partition of `topics` up to its end.
+pub fn wait_caught_up(group: &str, topics: &[String], within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let behind = group_behind(group, topics)?;
+        if behind == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "group {group} still {behind} messages behind");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
