@@ -1,0 +1,223 @@
+//! The automation worker's own behaviour against the real stack: retries with one
+//! idempotency key, failed runs, the SSRF guard, the delete cascade, per-service
+//! connection usage, and the automation API's refusals.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use ltf_consumers::workers::audit::history;
+use ltf_producers::store::outbox;
+use ltf_schemas::{ConnectionEstablished, DomainEvent, EventPayload};
+use ltf_tests::api::{error_with, json_with};
+use ltf_tests::platform::{eventually, Platform};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn tasks(p: &Platform) -> Result<()> {
+    p.api.create_table("tasks", json!([{"name": "title", "type": "text"}])).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webhook_call_cut_off_by_its_timeout_is_repeated_with_the_same_key_and_takes_effect_once() -> Result<()> {
+    let p = Platform::start("auto-timeout").await?;
+    tasks(&p).await?;
+    // The first call is accepted (the receiver acts on it) but answered after the
+    // action's timeout: the worker cannot know it succeeded and calls again.
+    p.receiver.script(&[(Duration::from_millis(1500), StatusCode::OK)]);
+    p.create_automation(json!({
+        "id": "slow", "name": "Slow receiver",
+        "trigger": {"event": "record-created", "tableId": "tasks"},
+        "actions": [{"id": "hook", "type": "webhook", "url": p.receiver.url("/slow"), "timeoutMs": 300}]
+    }))
+    .await?;
+    p.create_record("tasks", json!({"title": "x"})).await?;
+    let runs = p.ended_runs("slow", 1, WAIT).await?;
+    p.settle(WAIT).await?;
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert_eq!(runs[0]["steps"][0]["attempts"], 2, "succeeded on the second attempt");
+    let calls = p.receiver.calls("/slow");
+    assert_eq!(calls.len(), 2, "called twice");
+    assert!(calls[0].key.is_some() && calls[0].key == calls[1].key, "with one key: {calls:?}");
+    assert_eq!(p.receiver.effects("/slow").len(), 1, "the receiver acted once");
+    p.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_action_ends_the_run_as_failed_after_the_retry_rules_and_later_actions_never_run() -> Result<()> {
+    let p = Platform::start("auto-failure").await?;
+    tasks(&p).await?;
+    p.create_automation(json!({
+        "id": "refused", "name": "Refused by the receiver",
+        "trigger": {"event": "record-created", "tableId": "tasks", "conditions": [{"field": "title", "op": "equals", "value": "refuse"}]},
+        "actions": [{"id": "hook", "type": "webhook", "url": p.receiver.url("/refuse")},
+                    {"id": "after", "type": "webhook", "url": p.receiver.url("/after")}]
+    }))
+    .await?;
+    p.create_automation(json!({
+        "id": "down", "name": "Receiver down",
+        "trigger": {"event": "record-created", "tableId": "tasks", "conditions": [{"field": "title", "op": "equals", "value": "down"}]},
+        "actions": [{"id": "hook", "type": "webhook", "url": p.receiver.url("/down")},
+                    {"id": "after", "type": "webhook", "url": p.receiver.url("/after")}]
+    }))
+    .await?;
+
+    // A 400 is permanent: one call, the run fails at once.
+    p.receiver.script(&[(Duration::ZERO, StatusCode::BAD_REQUEST)]);
+    p.create_record("tasks", json!({"title": "refuse"})).await?;
+    let runs = p.ended_runs("refused", 1, WAIT).await?;
+    assert_eq!(runs[0]["status"], "failed");
+    assert_eq!(runs[0]["error"], "webhook answered 400 Bad Request");
+    assert_eq!(runs[0]["steps"][0]["result"], "failure");
+    assert_eq!(runs[0]["steps"][0]["attempts"], 1);
+    assert_eq!(p.receiver.calls("/refuse").len(), 1);
+
+    // A 503 is retried: three attempts (the runtime's retry policy), then the run fails.
+    p.receiver.script(&[(Duration::ZERO, StatusCode::SERVICE_UNAVAILABLE); 3]);
+    p.create_record("tasks", json!({"title": "down"})).await?;
+    let runs = p.ended_runs("down", 1, WAIT).await?;
+    p.settle(WAIT).await?;
+    assert_eq!(runs[0]["status"], "failed");
+    assert_eq!(runs[0]["steps"][0]["attempts"], 3);
+    assert_eq!(runs[0]["error"], "webhook answered 503 Service Unavailable");
+    assert_eq!(p.receiver.calls("/down").len(), 3);
+    assert!(p.receiver.calls("/after").is_empty(), "no action after a failed one");
+    assert_eq!(runs[0]["steps"].as_array().map(Vec::len), Some(1));
+    // Nothing was dead-lettered: a failed action is a run outcome, not a poison message.
+    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM ltf_automation_runs WHERE status = 'failed'").fetch_one(&p.api.db.pool).await?;
+    assert_eq!(failed, 2);
+    p.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ssrf_guard_refuses_loopback_private_and_link_local_addresses_not_explicitly_allowed() -> Result<()> {
+    let p = Platform::start("auto-ssrf").await?;
+    tasks(&p).await?;
+    let port = p.receiver.url.rsplit(':').next().unwrap_or_default().to_owned();
+    // Only 127.0.0.1 is allowed; `localhost` resolves to loopback but is not.
+    let targets = [
+        ("local", format!("http://localhost:{port}/sneaky")),
+        ("private", "http://10.255.255.1/x".to_owned()),
+        ("metadata", "http://169.254.169.254/latest/meta-data".to_owned()),
+        ("v6", format!("http://[::1]:{port}/sneaky")),
+    ];
+    for (id, url) in &targets {
+        p.create_automation(json!({
+            "id": id, "name": id,
+            "trigger": {"event": "record-created", "tableId": "tasks"},
+            "actions": [{"id": "hook", "type": "webhook", "url": url}]
+        }))
+        .await?;
+    }
+    p.create_record("tasks", json!({"title": "x"})).await?;
+    for (id, _) in &targets {
+        let runs = p.ended_runs(id, 1, WAIT).await?;
+        assert_eq!(runs[0]["status"], "failed", "{id}");
+        let error = runs[0]["error"].as_str().unwrap_or_default();
+        ensure!(error.starts_with("refused to call") && error.contains("non-public"), "{id}: {error}");
+        assert_eq!(runs[0]["steps"][0]["attempts"], 1, "{id}: refused at once");
+    }
+    assert!(p.receiver.calls("/sneaky").is_empty(), "the loopback receiver was never called");
+    p.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_record_removes_the_links_to_it_through_update_record_caused_by_the_deletion() -> Result<()> {
+    let p = Platform::start("auto-cascade").await?;
+    p.api.create_table("contacts", json!([{"name": "name", "type": "text"}])).await?;
+    p.api.create_table("deals", json!([{"name": "title", "type": "text"}, {"name": "owner", "type": "link"}, {"name": "people", "type": "link"}])).await?;
+    let ada = p.create_record("contacts", json!({"name": "Ada"})).await?;
+    let bob = p.create_record("contacts", json!({"name": "Bob"})).await?;
+    let one = p.create_record("deals", json!({"title": "one", "owner": ada, "people": [ada, bob]})).await?;
+    let other = p.create_record("deals", json!({"title": "other", "owner": bob})).await?;
+    p.settle(WAIT).await?;
+
+    p.delete_record("contacts", &ada).await?;
+    let (fields, version) = eventually("the links to Ada removed", WAIT, || async {
+        Ok(p.record(&one).await?.filter(|(_, v)| *v == 2))
+    })
+    .await?;
+    p.settle(WAIT).await?;
+    assert_eq!(fields, json!({"title": "one", "people": [bob]}), "single link removed, list link without Ada");
+    assert_eq!(version, 2, "one update for both fields");
+    assert_eq!(p.record(&other).await?.map(|(_, v)| v), Some(1), "a deal not linking Ada is untouched");
+
+    let deletion = history(&p.api.db.pool, "contacts", None).await?.into_iter().find(|e| e.event_type == "record-deleted");
+    let deletion = deletion.ok_or_else(|| anyhow::anyhow!("the deletion is not in the audit log"))?;
+    let updates: Vec<_> = history(&p.api.db.pool, "deals", None).await?.into_iter().filter(|e| e.event_type == "record-updated").collect();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].causation_id, Some(deletion.event_id.to_string()));
+    assert_eq!(updates[0].correlation_id, deletion.correlation_id);
+    assert_eq!(updates[0].payload["payload"]["changedFields"], json!(["owner", "people"]), "{}", updates[0].payload);
+    p.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_established_counts_once_per_event_in_the_service_usage_and_marks_it_healthy() -> Result<()> {
+    let p = Platform::start("auto-connections").await?;
+    // Different connections are different Kafka keys, handled in any order: the latest
+    // (by occurredOn) is the service's last connection whatever the order.
+    let event = |id: &str, service: &str, seconds_ago: i64| {
+        let mut e = DomainEvent::new(EventPayload::ConnectionEstablished(ConnectionEstablished {
+            connection_id: id.into(),
+            service: service.into(),
+            user_id: "u1".into(),
+        }));
+        e.envelope.occurred_on -= chrono::TimeDelta::seconds(seconds_ago);
+        e
+    };
+    let events = vec![event("c2", "github", 10), event("c1", "github", 20), event("c3", "slack", 5)];
+    let mut tx = p.api.db.pool.begin().await?;
+    outbox::append(&mut tx, &p.api.codec, None, events).await?;
+    tx.commit().await?;
+    p.settle(WAIT).await?;
+    let usage: Vec<(String, i64, String, String)> =
+        sqlx::query_as("SELECT service, connections, last_connection_id, health FROM ltf_connection_usage ORDER BY service")
+            .fetch_all(&p.api.db.pool)
+            .await?;
+    assert_eq!(usage, vec![("github".into(), 2, "c2".into(), "healthy".into()), ("slack".into(), 1, "c3".into(), "healthy".into())]);
+    p.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_automation_api_refuses_bad_definitions_naming_the_key_and_serves_definitions_and_runs() -> Result<()> {
+    let api = ltf_tests::api::TestApi::start("auto-api").await?;
+    api.create_table("tasks", json!([{"name": "title", "type": "text"}])).await?;
+    let valid = json!({
+        "id": "a1", "name": "A",
+        "trigger": {"event": "record-updated", "tableId": "tasks", "conditions": [{"field": "title", "op": "changed"}]},
+        "actions": [{"id": "hook", "type": "webhook", "url": "https://hooks.example.com/x"}]
+    });
+    let post = |body: serde_json::Value| api.call(Method::POST, "/v1/automations").json(&body).send();
+    let mut bad = valid.clone();
+    bad["actions"][0]["url"] = json!("gopher://x");
+    let e = error_with(post(bad).await?, StatusCode::BAD_REQUEST, "invalid_automation").await?;
+    assert_eq!(e["details"]["key"], "actions[0].url");
+    let mut bad = valid.clone();
+    bad["trigger"]["conditions"][0] = json!({"field": "title", "op": "changedTo"});
+    let e = error_with(post(bad).await?, StatusCode::BAD_REQUEST, "invalid_automation").await?;
+    assert_eq!(e["details"]["key"], "trigger.conditions[0].value");
+    let mut bad = valid.clone();
+    bad["trigger"]["tableId"] = json!("nope");
+    error_with(post(bad).await?, StatusCode::NOT_FOUND, "unknown_table").await?;
+    let mut bad = valid.clone();
+    bad["actions"][0]["type"] = json!("teleport");
+    error_with(post(bad).await?, StatusCode::BAD_REQUEST, "invalid_body").await?;
+    assert_eq!(api.count("ltf_automations").await?, 0, "nothing stored");
+
+    let stored = json_with(post(valid.clone()).await?, StatusCode::CREATED).await?;
+    assert_eq!(stored["automation"]["enabled"], true);
+    error_with(post(valid.clone()).await?, StatusCode::CONFLICT, "already_exists").await?;
+    let list = json_with(api.call(Method::GET, "/v1/automations").send().await?, StatusCode::OK).await?;
+    assert_eq!(list["automations"][0]["id"], "a1");
+    let one = json_with(api.call(Method::GET, "/v1/automations/a1").send().await?, StatusCode::OK).await?;
+    assert_eq!(one["automation"]["trigger"], valid["trigger"]);
+    error_with(api.call(Method::GET, "/v1/automations/zz").send().await?, StatusCode::NOT_FOUND, "unknown_automation").await?;
+    let runs = json_with(api.call(Method::GET, "/v1/automations/a1/runs").send().await?, StatusCode::OK).await?;
+    assert_eq!(runs["runs"], json!([]));
+    error_with(api.call(Method::GET, "/v1/automations/a1/runs?limit=0").send().await?, StatusCode::BAD_REQUEST, "invalid_query").await?;
+    let r = api.anonymous(Method::GET, "/v1/automations").send().await?;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    api.stop().await
+}
