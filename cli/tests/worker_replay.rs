@@ -14,11 +14,10 @@ use ltf_schemas::{
     ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, EventCodec, EventPayload,
     Fields, FormSubmitted, RecordCreated, RecordDeleted, TopicNames,
 };
-use ltf_tests::{bootstrap, fresh_database, registry_url, unique_prefix};
+use ltf_tests::{bootstrap, fresh_database, registry_url, unique_prefix, wait_caught_up};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use sqlx::PgPool;
 
 fn spawn_worker(prefix: &str, db_url: &str) -> Result<Child> {
@@ -99,35 +98,6 @@ async fn rollups(pool: &PgPool) -> Result<BTreeMap<(String, String, String), i64
             .fetch_all(pool)
             .await?;
     Ok(rows.into_iter().map(|(d, k, m, v)| ((d, k, m), v)).collect())
-}
-
-/// Waits until `group` committed every partition of `topics` up to its end.
-fn wait_caught_up(group: &str, topics: &[String], within: Duration) -> Result<()> {
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", bootstrap()).set("group.id", group).create()?;
-    let deadline = Instant::now() + within;
-    loop {
-        let mut behind = 0;
-        for topic in topics {
-            let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-            for p in md.topics().iter().flat_map(|t| t.partitions()) {
-                let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition(topic, p.id());
-                let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
-                let at = match committed.elements().first().map(|e| e.offset()) {
-                    Some(Offset::Offset(o)) => o,
-                    _ => 0,
-                };
-                behind += (high - at).max(0);
-            }
-        }
-        if behind == 0 {
-            return Ok(());
-        }
-        ensure!(Instant::now() < deadline, "group {group} still {behind} messages behind");
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,8 @@ struct Worker {
     task: JoinHandle<Result<RunReport, ltf_consumers::ConsumeError>>,
 }
 
+type RelayTask = JoinHandle<Result<(), ltf_producers::relay::RelayError>>;
+
 /// The running pipeline of one test.
 pub struct Platform {
     /// The API (and the test's database, `api.db`).
@@ -50,7 +52,7 @@ pub struct Platform {
     pub smtp: SmtpServer,
     /// Key prefix of the record cache.
     pub cache_prefix: String,
-    relay: Option<(oneshot::Sender<()>, JoinHandle<Result<(), ltf_producers::relay::RelayError>>)>,
+    relay: Option<(oneshot::Sender<()>, RelayTask)>,
     workers: Vec<Worker>,
 }
 

@@ -104,7 +104,7 @@ mod tests {
         assert!(!other.matches(&updated(&["email"], "Open")));
         let created: Trigger = serde_json::from_value(json!({"event": "record-created", "tableId": "tasks"})).unwrap();
         assert!(!created.matches(&updated(&["email"], "Open")));
-        assert!(trigger(json!([{"field": "missing", "op": "exists"}])).matches(&updated(&[], "x")) == false);
+        assert!(!trigger(json!([{"field": "missing", "op": "exists"}])).matches(&updated(&[], "x")));
     }
 
     #[test]
