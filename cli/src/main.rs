@@ -14,6 +14,7 @@ mod bench_api;
 mod bench_consume;
 mod database;
 mod demo;
+mod demo_flows;
 mod migrate;
 mod ops;
 mod relay;
@@ -47,6 +48,9 @@ enum Command {
     Topics(topics::TopicsCmd),
     /// Publish a realistic stream of every event type and show it consumed.
     Demo(demo::DemoArgs),
+    /// Drive the running api, relay and workers through the spec's flows and summarise
+    /// each worker (see scripts/demo).
+    DemoFlows(demo_flows::DemoFlowsArgs),
     /// Serve the HTTP API over the use cases.
     Api(api::ApiArgs),
     /// Apply the database migrations and print those applied.
@@ -73,6 +77,7 @@ async fn main() -> Result<()> {
         Command::Schemas(c) => schemas::run(&cli.common, c).await,
         Command::Topics(c) => topics::run(&cli.common, c).await,
         Command::Demo(a) => demo::run(&cli.common, a).await,
+        Command::DemoFlows(a) => demo_flows::run(a).await,
         Command::Relay(a) => relay::run(&cli.common, a).await,
         Command::Bench(c) => bench::run(&cli.common, c).await,
         Command::Api(a) => api::run(&cli.common, a).await,
