@@ -58,7 +58,13 @@ struct Received {
 async fn receive(State(r): State<Arc<Mutex<Received>>>, uri: Uri, headers: HeaderMap) -> StatusCode {
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let mut g = r.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    *g.calls.entry(uri.path().to_owned()).or_default() += 1;
+    let calls = g.calls.entry(uri.path().to_owned()).or_default();
+    *calls += 1;
+    // Like a real CRM, it is sometimes briefly unavailable: every 10th call gets a 503,
+    // which the worker retries (with the same Idempotency-Key).
+    if uri.path() == "/crm" && *calls % 10 == 0 {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     g.keys.entry(uri.path().to_owned()).or_default().insert(key);
     StatusCode::OK
 }
@@ -187,13 +193,13 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
     println!("\n{:<11} {:>9} {:>11} {:>8} {:>14} {:>9} {:>9}", "worker", "handled", "duplicates", "retried", "dead-lettered", "e2e p50", "e2e p99");
     for (name, s) in &scrapes {
         let events = |o: &str| sum(s, EVENTS_TOTAL, |l| l.get("outcome") == Some(o));
-        let handled = events(outcome::SUCCESS) + events(outcome::RETRIED);
+        let handled = (events(outcome::SUCCESS) + events(outcome::RETRIED)) as u64;
         let (p50, p99) = (quantile(s, END_TO_END_SECONDS, 0.5), quantile(s, END_TO_END_SECONDS, 0.99));
         println!(
             "{name:<11} {handled:>9} {:>11} {:>8} {:>14} {:>9} {:>9}",
-            events(outcome::DUPLICATE),
-            events(outcome::RETRIED),
-            sum(s, DEAD_LETTERS_TOTAL, |_| true),
+            events(outcome::DUPLICATE) as u64,
+            events(outcome::RETRIED) as u64,
+            sum(s, DEAD_LETTERS_TOTAL, |_| true) as u64,
             ms(p50),
             ms(p99)
         );
@@ -203,7 +209,7 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
     for (path, what) in [("/crm", "new deals sent to the CRM (simple)"), ("/notify", "new contacts announced (chain)"), ("/workflow", "won deals started the workflow (conditional)")] {
         let calls = r.calls.get(path).copied().unwrap_or_default();
         let keys = r.keys.get(path).map_or(0, BTreeSet::len);
-        println!("  {calls:>6} calls, {keys:>6} distinct Idempotency-Keys  {what}");
+        println!("  {calls:>6} calls, {keys:>6} accepted distinct Idempotency-Keys  {what}");
     }
     println!("  (handled counts handler runs: the automation worker runs up to 5 handlers per event;");
     println!("   end-to-end latency is occurredOn to handled, from the workers' histograms.)");
@@ -216,14 +222,16 @@ async fn scrape(http: &reqwest::Client, url: &str) -> Result<Scrape> {
 }
 
 fn sum(s: &Scrape, metric: &str, keep: impl Fn(&prometheus_parse::Labels) -> bool) -> f64 {
-    s.samples
+    // + 0.0: an empty float sum is -0.0.
+    0.0 + s
+        .samples
         .iter()
         .filter(|x| x.metric == metric && keep(&x.labels))
         .map(|x| match &x.value {
             Metric::Counter(v) | Metric::Gauge(v) | Metric::Untyped(v) => *v,
             _ => 0.0,
         })
-        .sum()
+        .sum::<f64>()
 }
 
 /// The `q` quantile of histogram `metric` over every label set, interpolated within its
