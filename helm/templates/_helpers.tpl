@@ -259,7 +259,7 @@ spec:
 {{- end -}}
 
 {{/* A ClusterIP Service: dict root, component, port, portName, servicePort, type. */}}
-{{- define "latechforce.service" -}}
+{{- define "latechforce.service" }}
 ---
 apiVersion: v1
 kind: Service
@@ -304,7 +304,7 @@ spec:
 {{- end -}}
 
 {{/* A CPU HorizontalPodAutoscaler: dict root, component, a (autoscaling values). */}}
-{{- define "latechforce.hpa" -}}
+{{- define "latechforce.hpa" }}
 ---
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
