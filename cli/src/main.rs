@@ -13,12 +13,14 @@ mod bench_api;
 mod bench_consume;
 mod database;
 mod demo;
+mod dlq;
 mod migrate;
 mod ops;
 mod relay;
 mod sample;
 mod schemas;
 mod settings;
+mod status;
 mod topics;
 mod worker;
 
@@ -56,6 +58,11 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Publish the transactional outbox to Kafka, in order, until stopped.
     Relay(relay::RelayArgs),
+    /// Dead letters: list counts, show them decoded, replay them to the group's retry topic.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCmd),
+    /// Consumer groups (state, members, lag), dead letters and the outbox backlog.
+    Status(status::StatusArgs),
     /// Throughput benchmarks (see scripts/bench).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -75,5 +82,7 @@ async fn main() -> Result<()> {
         Command::Migrate(a) => migrate::run(a).await,
         Command::Worker(a) => worker::run(&cli.common, a).await,
         Command::Audit(a) => audit::run(a).await,
+        Command::Dlq(c) => dlq::run(&cli.common, c).await,
+        Command::Status(a) => status::run(&cli.common, a).await,
     }
 }
