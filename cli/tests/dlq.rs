@@ -218,7 +218,7 @@ async fn replay_dry_run_publishes_and_records_nothing() -> Result<()> {
 
     // No DATABASE_URL needed for a dry run.
     let out = run_ok(ltf(&prefix).args(["dlq", "replay", "--group", "audit", "--dry-run"]))?;
-    assert_eq!(out.lines().filter(|l| l.starts_with("would replay ")).count(), 2, "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("would replay ") && l.contains(" -> ")).count(), 2, "{out}");
     assert!(out.contains(&format!("-> {retry}")), "{out}");
     assert!(out.contains("would replay 2 dead letter(s)"), "{out}");
     let out = run_ok(ltf(&prefix).args(["dlq", "replay", "--group", "audit", "--dry-run", "--class", "timeout", "--json"]))?;
