@@ -416,7 +416,27 @@ async fn a_dead_letter_of_a_failing_handler_is_shown_healed_replayed_and_handled
         ensure!(Instant::now() < deadline, "the replays did not arrive");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Handled: the running group (seen by `ltf status`) committed its retry topic to the end.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let out = run_ok(ltf(&prefix).args(["status", "--json"]))?;
+        let s: Value = serde_json::from_str(&out)?;
+        let g = s["groups"].as_array().and_then(|gs| gs.iter().find(|g| g["group"] == group.as_str())).cloned();
+        let g = g.context("the worker's group in ltf status")?;
+        let t = g["topics"].as_array().and_then(|ts| ts.iter().find(|t| t["topic"] == retry.as_str())).cloned();
+        let committed: i64 = t.as_ref().and_then(|t| t["partitions"].as_array()).map_or(0, |ps| {
+            ps.iter().filter_map(|p| p["committed"].as_i64()).sum()
+        });
+        if committed == 4 {
+            assert_eq!(t.as_ref().map(|t| t["lag"].clone()), Some(Value::from(0)), "{out}");
+            assert_eq!(g["state"], "Stable", "{out}");
+            assert_eq!(g["members"].as_array().map(Vec::len), Some(1), "{out}");
+            assert_eq!(g["dead_letters_total"], 2, "{out}");
+            break;
+        }
+        ensure!(Instant::now() < deadline, "the worker did not commit the replays: {out}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert_eq!(logged(&db.pool, None).await?, 5);
     assert_eq!(logged(&db.pool, Some(bad)).await?, 1, "still once");
     assert_eq!(count(&dlq)?, 2, "nothing dead-lettered again");

@@ -97,6 +97,9 @@ pub fn read_topic(consumer: &BaseConsumer, topic: &DlqTopic, range: Range) -> Re
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", topic.name)),
         };
+        if msg.topic() != topic.name {
+            continue; // left over from an earlier assignment of this consumer
+        }
         let p = msg.partition();
         if pending.iter().any(|(x, high)| *x == p && msg.offset() + 1 >= *high) {
             pending.retain(|(x, _)| *x != p);
