@@ -127,9 +127,18 @@ async fn status_shows_lag_dead_letters_and_the_outbox_backlog() -> Result<()> {
 
     // --watch refreshes until Ctrl-C (SIGINT), then exits cleanly.
     let child = ltf(&prefix).args(["status", "--watch", "1"]).stdout(Stdio::piped()).spawn()?;
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await; // a refresh takes ~1.5 s, then 1 s of sleep
     let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status()?;
     ensure!(sent.success(), "sending SIGINT");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut child = child;
+    while child.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill()?;
+            anyhow::bail!("ltf status --watch did not stop on Ctrl-C");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let out = child.wait_with_output()?;
     ensure!(out.status.success(), "exits cleanly on Ctrl-C: {}", out.status);
     let refreshes = String::from_utf8_lossy(&out.stdout).matches("ltf status  prefix").count();

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::database::{DatabaseArgs, Secret};
 use crate::dlq::list::{counts, DlqCount};
+use crate::ops;
 use crate::settings::Common;
 
 pub use groups::GroupKafka;
@@ -49,7 +50,7 @@ pub struct Status {
     pub at: DateTime<Utc>,
     pub topic_prefix: String,
     pub groups: Vec<GroupStatus>,
-    /// `None` when no database was given (see `outbox_note`).
+    /// `None` when no database was given or it could not be read (see `outbox_note`).
     pub outbox: Option<OutboxBacklog>,
     pub outbox_note: Option<String>,
 }
@@ -64,23 +65,28 @@ pub async fn run(common: &Common, args: StatusArgs) -> Result<()> {
         return render::print(&status, args.json);
     };
     let every = Duration::from_secs(secs.max(1));
+    // One signal future for the whole loop, polled from the first refresh on: a Ctrl-C
+    // that arrives while a refresh runs stops the loop too (tokio keeps the signal for
+    // the registered listener; a new `ctrl_c()` per iteration would miss it).
+    let stop = ops::shutdown_signal();
+    tokio::pin!(stop);
     loop {
-        let shown = match collect(common, pool.as_ref()).await {
+        let status = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            s = collect(common, pool.as_ref()) => s,
+        };
+        match status {
             Ok(status) => {
                 if !args.json {
                     print!("\x1b[2J\x1b[H");
                 }
-                render::print(&status, args.json)
+                render::print(&status, args.json)?;
             }
-            Err(e) => {
-                eprintln!("status failed: {e:#}");
-                Ok(())
-            }
-        };
-        shown?;
+            Err(e) => eprintln!("status failed: {e:#}"),
+        }
         tokio::select! {
+            _ = &mut stop => return Ok(()),
             _ = tokio::time::sleep(every) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
 }
@@ -102,7 +108,11 @@ pub async fn collect(common: &Common, pool: Option<&sqlx::PgPool>) -> Result<Sta
         })
         .collect();
     let (outbox, outbox_note) = match pool {
-        Some(pool) => (Some(outbox::backlog(pool).await?), None),
+        // The Kafka part is still worth showing when the outbox cannot be read.
+        Some(pool) => match outbox::backlog(pool).await {
+            Ok(b) => (Some(b), None),
+            Err(e) => (None, Some(format!("outbox unreadable: {e:#}"))),
+        },
         None => (None, Some("outbox skipped: no DATABASE_URL".to_owned())),
     };
     Ok(Status { at: Utc::now(), topic_prefix: common.topic_prefix.clone(), groups, outbox, outbox_note })
