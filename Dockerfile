@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The `ltf` image: build with BuildKit (`docker build -t latechforce/ltf .`, or
 # `docker compose build`). Two stages: a Rust toolchain builds the binary, a slim
-# Debian runtime ships it alone.
+# Debian runtime (same Debian release, so the same glibc) ships it alone with CA
+# certificates and zlib, its only shared libraries beyond libc.
 
 # Must be at least the highest rust-version in Cargo.lock (uuid 1.29 needs 1.89).
 ARG RUST_VERSION=1.95
@@ -33,6 +34,16 @@ RUN apt-get update \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin ltf
 COPY --from=build /out/ltf /usr/local/bin/ltf
-USER 10001
+LABEL org.opencontainers.image.title="ltf" \
+      org.opencontainers.image.description="LaTeChforce event pipeline: api, relay, workers, CLI"
+# Runs as the unprivileged ltf user (uid/gid 10001, no home, no login shell); works
+# with a read-only root filesystem (docker-compose.yml and the Helm chart mount one).
+USER 10001:10001
+WORKDIR /
+# api 8080, relay 9100, workers 9101-9104 (metrics, /healthz, /readyz); every listener
+# is 127.0.0.1 unless --listen says otherwise (0.0.0.0:<port> in containers).
+EXPOSE 8080 9100 9101 9102 9103 9104
+# ltf handles SIGTERM itself (finishes in-flight work, commits, exits).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["ltf"]
 CMD ["--help"]

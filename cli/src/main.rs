@@ -15,12 +15,14 @@ mod bench_consume;
 mod database;
 mod demo;
 mod demo_flows;
+mod dlq;
 mod migrate;
 mod ops;
 mod relay;
 mod sample;
 mod schemas;
 mod settings;
+mod status;
 mod topics;
 mod worker;
 
@@ -64,6 +66,11 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Publish the transactional outbox to Kafka, in order, until stopped.
     Relay(relay::RelayArgs),
+    /// Dead letters: list counts, show them decoded, replay them to the group's retry topic.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCmd),
+    /// Consumer groups (state, members, lag), dead letters and the outbox backlog.
+    Status(status::StatusArgs),
     /// Throughput benchmarks (see scripts/bench).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -85,5 +92,7 @@ async fn main() -> Result<()> {
         Command::Worker(a) => worker::run(&cli.common, a).await,
         Command::Audit(a) => audit::run(a).await,
         Command::Automations(c) => automations::run(&cli.common, c).await,
+        Command::Dlq(c) => dlq::run(&cli.common, c).await,
+        Command::Status(a) => status::run(&cli.common, a).await,
     }
 }

@@ -4,6 +4,8 @@
 //! bounded sets (group, handler, event type, outcome, topic, partition, dependency) —
 //! never ids or free text. docs/metrics.md lists them.
 
+pub use ltf_producers::metrics::{Kind, Metric};
+
 /// Events handled, by `group`, `handler`, `event_type` and `outcome`
 /// (`success`, `retried`, `dead_lettered`, `duplicate`, `undecodable`).
 pub const EVENTS_TOTAL: &str = "latechforce_consumer_events_total";
@@ -90,25 +92,30 @@ pub mod outcome {
     pub const DUPLICATE: &str = "duplicate";
 }
 
+/// Every metric this crate exports. Adding a metric: its constant above, a line here,
+/// a row in docs/metrics.md.
+pub const CATALOGUE: &[Metric] = &[
+    Metric::counter(EVENTS_TOTAL, &[labels::GROUP, labels::HANDLER, labels::EVENT_TYPE, labels::OUTCOME], "Events handled, by group, handler, event type and outcome."),
+    Metric::histogram(PROCESSING_SECONDS, &[labels::GROUP, labels::HANDLER], "Handler processing time, all attempts."),
+    Metric::histogram(END_TO_END_SECONDS, &[labels::GROUP, labels::EVENT_TYPE], "Handled time minus occurredOn."),
+    Metric::counter(RETRIES_TOTAL, &[labels::GROUP, labels::HANDLER, labels::CLASS], "Failed handler attempts that will be retried."),
+    Metric::counter(DEAD_LETTERS_TOTAL, &[labels::GROUP, labels::TOPIC, labels::CLASS], "Messages written to a dead-letter topic."),
+    Metric::gauge(LAG_MESSAGES, &[labels::GROUP, labels::TOPIC, labels::PARTITION], "Consumer lag in messages per partition."),
+    Metric::gauge(LAG_SECONDS, &[labels::GROUP, labels::TOPIC, labels::PARTITION], "Age of the oldest unfinished message per partition."),
+    Metric::gauge(IN_FLIGHT, &[labels::GROUP], "Events fetched and not finished."),
+    Metric::gauge(CIRCUIT_STATE, &[labels::GROUP, labels::DEPENDENCY], "Circuit-breaker state: 0 closed, 1 half-open, 2 open."),
+    Metric::gauge(FUSE_TRIPPED, &[labels::GROUP], "1 when the DLQ-rate fuse stopped the worker."),
+    Metric::counter(DEDUP_PRUNED_TOTAL, &[], "Dedup records deleted by pruning."),
+    Metric::counter(REBALANCES_TOTAL, &[labels::GROUP, labels::KIND], "Partition assignments and revocations."),
+    Metric::counter(CACHE_WRITES_TOTAL, &[labels::KIND, labels::OUTCOME], "Record-cache writes, applied or refused as stale by the version guard."),
+    Metric::counter(ANALYTICS_EVENTS_TOTAL, &[labels::EVENT_TYPE], "Events applied to the analytics rollups, by event type."),
+    Metric::counter(ANALYTICS_CONNECTIONS_TOTAL, &[labels::SERVICE], "Connections established, by service."),
+    Metric::counter(AUTOMATION_RUNS_TOTAL, &[labels::STATUS], "Automation runs started, succeeded and failed."),
+    Metric::counter(AUTOMATION_ACTIONS_TOTAL, &[labels::ACTION_TYPE, labels::RESULT], "Automation actions executed, by action type and result."),
+    Metric::histogram(AUTOMATION_ACTION_SECONDS, &[labels::ACTION_TYPE], "Time an automation action took, by action type."),
+];
+
 /// Describes every metric on the installed recorder; call once at start.
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(EVENTS_TOTAL, "Events handled, by group, handler, event type and outcome.");
-    describe_histogram!(PROCESSING_SECONDS, Unit::Seconds, "Handler processing time, all attempts.");
-    describe_histogram!(END_TO_END_SECONDS, Unit::Seconds, "Handled time minus occurredOn.");
-    describe_counter!(RETRIES_TOTAL, "Failed handler attempts that will be retried.");
-    describe_counter!(DEAD_LETTERS_TOTAL, "Messages written to a dead-letter topic.");
-    describe_gauge!(LAG_MESSAGES, "Consumer lag in messages per partition.");
-    describe_gauge!(LAG_SECONDS, Unit::Seconds, "Age of the oldest unfinished message per partition.");
-    describe_gauge!(IN_FLIGHT, "Events fetched and not finished.");
-    describe_gauge!(CIRCUIT_STATE, "Circuit-breaker state: 0 closed, 1 half-open, 2 open.");
-    describe_gauge!(FUSE_TRIPPED, "1 when the DLQ-rate fuse stopped the worker.");
-    describe_counter!(DEDUP_PRUNED_TOTAL, "Dedup records deleted by pruning.");
-    describe_counter!(ANALYTICS_EVENTS_TOTAL, "Events applied to the analytics rollups, by event type.");
-    describe_counter!(ANALYTICS_CONNECTIONS_TOTAL, "Connections established, by service.");
-    describe_counter!(REBALANCES_TOTAL, "Partition assignments and revocations.");
-    describe_counter!(CACHE_WRITES_TOTAL, "Record-cache writes, applied or refused as stale by the version guard.");
-    describe_counter!(AUTOMATION_RUNS_TOTAL, "Automation runs started, succeeded and failed.");
-    describe_counter!(AUTOMATION_ACTIONS_TOTAL, "Automation actions executed, by action type and result.");
-    describe_histogram!(AUTOMATION_ACTION_SECONDS, Unit::Seconds, "Time an automation action took, by action type.");
+    ltf_producers::metrics::describe_all(CATALOGUE);
 }

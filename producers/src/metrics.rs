@@ -42,16 +42,95 @@ pub mod labels {
     pub const REASON: &str = "reason";
 }
 
+/// What Prometheus type a metric exports as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A monotonic counter (`_total`).
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// A histogram with the buckets the recorder was installed with.
+    Histogram,
+}
+
+impl Kind {
+    /// The Prometheus type name (`counter`, `gauge`, `histogram`), as docs/metrics.md writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One exported metric: name, type, label names and help text. Each crate's `CATALOGUE`
+/// lists its metrics; `describe` registers them, and a test checks the catalogues
+/// against the code and against docs/metrics.md.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// The full name (`latechforce_…`).
+    pub name: &'static str,
+    /// Its type.
+    pub kind: Kind,
+    /// Its label names, all from bounded sets.
+    pub labels: &'static [&'static str],
+    /// The help text.
+    pub help: &'static str,
+}
+
+impl Metric {
+    /// A counter.
+    pub const fn counter(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Metric {
+        Metric { name, kind: Kind::Counter, labels, help }
+    }
+
+    /// A gauge.
+    pub const fn gauge(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Metric {
+        Metric { name, kind: Kind::Gauge, labels, help }
+    }
+
+    /// A histogram.
+    pub const fn histogram(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Metric {
+        Metric { name, kind: Kind::Histogram, labels, help }
+    }
+}
+
+/// Every metric this crate exports. Adding a metric: its constant above, a line here,
+/// a row in docs/metrics.md.
+pub const CATALOGUE: &[Metric] = &[
+    Metric::counter(API_REQUESTS_TOTAL, &[labels::ROUTE, labels::METHOD, labels::STATUS], "HTTP requests served by the API, by route, method and status."),
+    Metric::histogram(API_REQUEST_DURATION_SECONDS, &[labels::ROUTE, labels::METHOD], "Latency of API requests, by route and method."),
+    Metric::counter(API_EVENTS_WRITTEN_TOTAL, &[labels::EVENT_TYPE], "Events written to the outbox by API requests, by event type."),
+    Metric::gauge(OUTBOX_BACKLOG, &[], "Outbox rows not yet published."),
+    Metric::gauge(OUTBOX_OLDEST_AGE_SECONDS, &[], "Age of the oldest unpublished outbox row."),
+    Metric::counter(RELAY_PUBLISHED_TOTAL, &[labels::TOPIC, labels::EVENT_TYPE], "Outbox rows published and marked sent, by topic and event type."),
+    Metric::counter(RELAY_FAILURES_TOTAL, &[labels::REASON], "Relay batches rolled back for a later retry, by reason."),
+    Metric::histogram(RELAY_BATCH_DURATION_SECONDS, &[], "Duration of one relay batch."),
+    Metric::counter(RELAY_PRUNED_TOTAL, &[], "Sent outbox rows deleted after the retention."),
+];
+
 /// Describes every metric (help text) on the installed recorder; call once at start.
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(API_REQUESTS_TOTAL, "HTTP requests served by the API, by route, method and status.");
-    describe_histogram!(API_REQUEST_DURATION_SECONDS, Unit::Seconds, "Latency of API requests, by route and method.");
-    describe_counter!(API_EVENTS_WRITTEN_TOTAL, "Events written to the outbox by API requests, by event type.");
-    describe_gauge!(OUTBOX_BACKLOG, "Outbox rows not yet published.");
-    describe_gauge!(OUTBOX_OLDEST_AGE_SECONDS, Unit::Seconds, "Age of the oldest unpublished outbox row.");
-    describe_counter!(RELAY_PUBLISHED_TOTAL, "Outbox rows published and marked sent, by topic and event type.");
-    describe_counter!(RELAY_FAILURES_TOTAL, "Relay batches rolled back for a later retry, by reason.");
-    describe_histogram!(RELAY_BATCH_DURATION_SECONDS, Unit::Seconds, "Duration of one relay batch.");
-    describe_counter!(RELAY_PRUNED_TOTAL, "Sent outbox rows deleted after the retention.");
+    describe_all(CATALOGUE);
+}
+
+/// Describes `catalogue` on the installed recorder; a name ending in `_seconds` or
+/// `_bytes` gets that unit.
+pub fn describe_all(catalogue: &[Metric]) {
+    use metrics::Unit;
+    for m in catalogue {
+        let unit = if m.name.ends_with("_seconds") {
+            Some(Unit::Seconds)
+        } else if m.name.ends_with("_bytes") {
+            Some(Unit::Bytes)
+        } else {
+            None
+        };
+        metrics::with_recorder(|r| match m.kind {
+            Kind::Counter => r.describe_counter(m.name.into(), unit, m.help.into()),
+            Kind::Gauge => r.describe_gauge(m.name.into(), unit, m.help.into()),
+            Kind::Histogram => r.describe_histogram(m.name.into(), unit, m.help.into()),
+        });
+    }
 }
