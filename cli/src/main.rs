@@ -23,6 +23,7 @@ mod sample;
 mod schemas;
 mod settings;
 mod status;
+mod telemetry;
 mod topics;
 mod worker;
 
@@ -79,7 +80,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    cli.common.init_tracing();
+    let _telemetry = cli.common.init_tracing(&service_name(&cli.command));
     match cli.command {
         Command::Schemas(c) => schemas::run(&cli.common, c).await,
         Command::Topics(c) => topics::run(&cli.common, c).await,
@@ -94,5 +95,15 @@ async fn main() -> Result<()> {
         Command::Automations(c) => automations::run(&cli.common, c).await,
         Command::Dlq(c) => dlq::run(&cli.common, c).await,
         Command::Status(a) => status::run(&cli.common, a).await,
+    }
+}
+
+/// The service name of a command's traces: `ltf-api`, `ltf-relay`, `ltf-worker-<name>`, ….
+fn service_name(command: &Command) -> String {
+    match command {
+        Command::Api(_) => "ltf-api".into(),
+        Command::Relay(_) => "ltf-relay".into(),
+        Command::Worker(a) => format!("ltf-worker-{}", a.name()),
+        _ => "ltf".into(),
     }
 }

@@ -24,15 +24,9 @@ pub struct Common {
 }
 
 impl Common {
-    pub fn init_tracing(&self) {
-        let filter = tracing_subscriber::EnvFilter::try_from_env("LTF_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,librdkafka=error"));
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-        if self.log_format == "json" {
-            builder.json().init();
-        } else {
-            builder.init();
-        }
+    /// Installs logging and tracing for the command `service` ([`crate::telemetry`]).
+    pub fn init_tracing(&self, service: &str) -> crate::telemetry::Telemetry {
+        crate::telemetry::init(service, self.log_format == "json")
     }
 
     pub fn topics(&self) -> TopicNames {

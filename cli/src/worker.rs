@@ -105,6 +105,13 @@ impl AutomationArgs {
     }
 }
 
+impl WorkerArgs {
+    /// The worker's name as given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     let Some(kind) = WorkerKind::parse(&args.name) else {
         let names: Vec<&str> = WorkerKind::ALL.iter().map(|w| w.name()).collect();

@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ltf_schemas::{EventCodec, SchemaError};
 use metrics::{counter, histogram};
-use tracing::{info_span, warn, Instrument};
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::dedup::DedupStore;
 use crate::metrics::{labels, outcome, END_TO_END_SECONDS, EVENTS_TOTAL, PROCESSING_SECONDS, RETRIES_TOTAL};
@@ -307,17 +307,22 @@ impl Pipeline {
 impl Process for Pipeline {
     async fn process(&self, msg: &Incoming, blocker: &Blocker) {
         let Some(event) = self.decode_or_dead_letter(msg, blocker).await else { return };
+        let traceparent = event.meta.header(ltf_schemas::Headers::TRACEPARENT);
         let span = info_span!("handle_event",
             group = %self.group,
             event_id = %event.event_id(),
             event_type = event.event_type().as_str(),
             aggregate_id = %event.event.aggregate_id(),
-            traceparent = event.meta.header(ltf_schemas::Headers::TRACEPARENT).unwrap_or(""),
+            traceparent = traceparent.unwrap_or(""),
+            trace_id = tracing::field::Empty,
         );
+        ltf_producers::trace::adopt(&span, traceparent);
         async {
-            for handler in self.router.handlers_for(event.event_type()) {
-                self.handle(&handler, &event, &msg.value, blocker).await;
+            let handlers = self.router.handlers_for(event.event_type());
+            for handler in &handlers {
+                self.handle(handler, &event, &msg.value, blocker).await;
             }
+            debug!(handlers = handlers.len(), "event handled");
         }
         .instrument(span)
         .await;

@@ -52,6 +52,7 @@ mod publisher;
 pub mod relay;
 pub mod store;
 pub mod topics;
+pub mod trace;
 pub mod usecases;
 
 pub use config::PublisherConfig;

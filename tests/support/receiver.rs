@@ -24,6 +24,8 @@ pub struct Call {
     pub key: Option<String>,
     /// Its JSON body.
     pub body: Value,
+    /// Its `traceparent`.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +49,8 @@ pub struct Receiver {
 
 async fn receive(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: HeaderMap, Json(body): Json<Value>) -> StatusCode {
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let call = Call { path: uri.path().to_owned(), key: key.clone(), body };
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let call = Call { path: uri.path().to_owned(), key: key.clone(), body, traceparent };
     let (delay, status) = {
         let mut g = inner.lock().expect("receiver lock");
         g.calls.push(call.clone());

@@ -81,7 +81,10 @@ pub fn request_context(headers: &HeaderMap, user_id: &str, request_id: &str) -> 
     if !correlation_id.is_empty() {
         ctx = ctx.with_correlation_id(correlation_id);
     }
-    if let Some(tp) = headers.get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()).filter(|s| is_traceparent(s)) {
+    // The request span's context (a child of the request's traceparent), or the
+    // request's traceparent itself when no OpenTelemetry layer gives spans a context.
+    let received = headers.get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()).filter(|s| is_traceparent(s));
+    if let Some(tp) = crate::trace::traceparent_of(&tracing::Span::current(), received) {
         ctx = ctx.with_traceparent(tp);
     }
     Ok(ctx)

@@ -67,13 +67,20 @@ pub fn request_id_of<B>(req: &axum::http::Request<B>) -> String {
 /// The span of one request (used by tower-http's trace layer). Its level is ERROR so it
 /// is enabled under any filter: every line logged while serving the request, a warning
 /// under the default `warn` filter included, carries the request id.
+///
+/// It joins the trace of the request's `traceparent` (or starts one) and records the
+/// trace id ([`crate::trace`]).
 pub fn make_span<B>(req: &axum::http::Request<B>) -> Span {
-    tracing::error_span!(
+    let span = tracing::error_span!(
         "http_request",
         method = method_label(req.method()),
         route = %route_of(req),
         request_id = %request_id_of(req),
-    )
+        trace_id = tracing::field::Empty,
+    );
+    let traceparent = req.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+    crate::trace::adopt(&span, traceparent);
+    span
 }
 
 /// Middleware: runs the request in its request id's scope, then counts and times it.

@@ -120,5 +120,16 @@ fn message(r: &Row) -> Result<EncodedEvent, RelayError> {
         };
         headers.push((name.clone(), v.clone()));
     }
+    // A publish span in the row's trace; the message carries the span's context.
+    if let Some(i) = headers.iter().position(|(name, _)| name == crate::trace::TRACEPARENT) {
+        let span = tracing::info_span!("relay_publish", event_id = %r.event_id, event_type = %r.event_type, topic = %r.topic,
+            trace_id = tracing::field::Empty);
+        crate::trace::adopt(&span, Some(&headers[i].1));
+        if let Some(tp) = crate::trace::traceparent_of(&span, Some(&headers[i].1)) {
+            headers[i].1 = tp;
+        }
+        let trace_id = crate::trace::trace_id_of(&headers[i].1).unwrap_or_default().to_owned();
+        span.in_scope(|| tracing::debug!(event_id = %r.event_id, trace_id, "publishing"));
+    }
     Ok(EncodedEvent { topic: r.topic.clone(), key: r.key.clone(), value: r.value.clone(), headers })
 }

@@ -156,7 +156,7 @@ impl ActionHandler {
         let started = Instant::now();
         let external = match &action.kind {
             ActionKind::CreateRecord { .. } | ActionKind::UpdateRecord { .. } => None,
-            kind => Some(self.call(kind, &data, &key).await),
+            kind => Some(self.call(kind, &data, &key, emit::traceparent(event).as_deref()).await),
         };
         if let Some(Err(e)) = &external {
             if e.retryable && !ctx.is_last_attempt() {
@@ -215,7 +215,7 @@ impl ActionHandler {
     }
 
     /// Performs an external action (webhook, email, notify).
-    async fn call(&self, kind: &ActionKind, data: &Json, key: &str) -> Result<Fields, EffectError> {
+    async fn call(&self, kind: &ActionKind, data: &Json, key: &str, traceparent: Option<&str>) -> Result<Fields, EffectError> {
         let text = |t: &str| -> Result<String, EffectError> {
             match render(t, data).map_err(EffectError::permanent)? {
                 Json::String(s) => Ok(s),
@@ -228,7 +228,7 @@ impl ActionHandler {
                     Some(b) => render_json(b, data).map_err(EffectError::permanent)?,
                     None => data.clone(),
                 };
-                self.effects.webhooks.post(&text(url)?, &body, key, timeout_ms.map(Duration::from_millis)).await
+                self.effects.webhooks.post(&text(url)?, &body, key, timeout_ms.map(Duration::from_millis), traceparent).await
             }
             ActionKind::Email { to, subject, body } => {
                 let mailer = self.effects.mailer.as_ref().ok_or_else(|| EffectError::permanent("no SMTP server is configured (smtp_url)"))?;
@@ -236,7 +236,7 @@ impl ActionHandler {
             }
             ActionKind::Notify { message, channel } => {
                 let message = text(message)?;
-                self.effects.notify(*channel, &message, data, key).await
+                self.effects.notify(*channel, &message, data, key, traceparent).await
             }
             ActionKind::CreateRecord { .. } | ActionKind::UpdateRecord { .. } => Err(EffectError::permanent("not an external action")),
         }
@@ -293,13 +293,20 @@ impl ActionHandler {
 impl super::Effects {
     /// Delivers a notify action's message through `channel` (default: the configured
     /// default channel).
-    pub(crate) async fn notify(&self, channel: Option<NotifyChannel>, message: &str, data: &Json, key: &str) -> Result<Fields, EffectError> {
+    pub(crate) async fn notify(
+        &self,
+        channel: Option<NotifyChannel>,
+        message: &str,
+        data: &Json,
+        key: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Fields, EffectError> {
         let channel = channel.or(self.notify.default_channel).ok_or_else(|| EffectError::permanent("no notification channel is configured"))?;
         let mut out = match channel {
             NotifyChannel::Webhook => {
                 let url = self.notify.webhook_url.as_deref().ok_or_else(|| EffectError::permanent("no notification webhook is configured"))?;
                 let body = json!({"message": message, "runId": data["runId"], "automationId": data["automationId"]});
-                self.webhooks.post(url, &body, key, None).await?
+                self.webhooks.post(url, &body, key, None, traceparent).await?
             }
             NotifyChannel::Email => {
                 let to = self.notify.email_to.as_deref().ok_or_else(|| EffectError::permanent("no notification recipient is configured"))?;

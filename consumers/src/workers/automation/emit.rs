@@ -40,16 +40,22 @@ pub fn caused_by(cause: &Event, id: Uuid, payload: EventPayload) -> DomainEvent 
 /// correlation, the trace, and ids derived from (cause, handler, `scope`).
 pub fn use_case_context(cause: &Event, handler: &str, scope: &str) -> RequestContext {
     let mut ctx = RequestContext::caused_by(&cause.event).with_derived_ids(derived(cause.event_id(), &format!("{handler}/{scope}")));
-    if let Some(tp) = cause.meta.header(Headers::TRACEPARENT) {
+    if let Some(tp) = traceparent(cause) {
         ctx = ctx.with_traceparent(tp);
     }
     ctx
 }
 
+/// The `traceparent` of events caused by `cause`: the current (handle_event) span's
+/// context, a child of the cause's trace.
+pub fn traceparent(cause: &Event) -> Option<String> {
+    ltf_producers::trace::traceparent_of(&tracing::Span::current(), cause.meta.header(Headers::TRACEPARENT))
+}
+
 /// Appends `events` to the outbox on `conn` (inside the dedup transaction), with the
 /// cause's trace.
 pub async fn append(conn: &mut PgConnection, codec: &EventCodec, cause: &Event, events: Vec<DomainEvent>) -> Result<(), HandlerError> {
-    outbox::append(conn, codec, cause.meta.header(Headers::TRACEPARENT), events).await.map_err(|e| match e {
+    outbox::append(conn, codec, traceparent(cause).as_deref(), events).await.map_err(|e| match e {
         OutboxError::Db(e) => HandlerError::from(e),
         e @ OutboxError::Encode { .. } => HandlerError::retryable("encode", e).from_dependency("schema-registry"),
     })?;

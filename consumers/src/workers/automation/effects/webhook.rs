@@ -30,19 +30,20 @@ impl Webhooks {
         Ok(Webhooks { http, guard, timeout })
     }
 
-    /// POSTs `body` to `url` with `key` as `Idempotency-Key`. 2xx is success (data: the
+    /// POSTs `body` to `url` with `key` as `Idempotency-Key` (and the trace's
+    /// `traceparent`). 2xx is success (data: the
     /// status and a JSON answer when there is one); 408, 429, 5xx, timeouts and connection
     /// failures are retryable failures of the host; other statuses, bad URLs and refused
     /// hosts are permanent.
-    pub async fn post(&self, url: &str, body: &Json, key: &str, timeout: Option<Duration>) -> Result<Fields, EffectError> {
+    pub async fn post(&self, url: &str, body: &Json, key: &str, timeout: Option<Duration>, traceparent: Option<&str>) -> Result<Fields, EffectError> {
         let url = Url::parse(url).map_err(|e| EffectError::permanent(format!("invalid webhook URL: {e}")))?;
         self.guard.check(&url).await.map_err(EffectError::permanent)?;
         let dependency = format!("webhook:{}", url.host_str().unwrap_or_default());
-        let response = self
-            .http
-            .post(url)
-            .timeout(timeout.unwrap_or(self.timeout))
-            .header(IDEMPOTENCY_KEY, key)
+        let mut request = self.http.post(url).timeout(timeout.unwrap_or(self.timeout)).header(IDEMPOTENCY_KEY, key);
+        if let Some(tp) = traceparent {
+            request = request.header("traceparent", tp);
+        }
+        let response = request
             .json(body)
             .send()
             .await

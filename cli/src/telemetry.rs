@@ -1,0 +1,108 @@
+//! Logs and traces of an `ltf` process.
+//!
+//! * Logs go to stderr, as text or JSON (`--log-format`), filtered by `LTF_LOG` (tracing's
+//!   EnvFilter syntax, default `warn`). JSON lines carry the fields of their spans, so
+//!   `trace_id` shows which trace a line belongs to.
+//! * Spans of the pipeline (API requests, relay publishes, handled events) are
+//!   OpenTelemetry spans whatever `LTF_LOG` says, so the W3C trace context flows from hop
+//!   to hop (`ltf_producers::trace`).
+//! * They are exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, with the exporter's standard
+//!   `OTEL_EXPORTER_OTLP_*` settings and `OTEL_SERVICE_NAME` (default `ltf-<command>`).
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Flushes and stops the exporter when dropped.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
+
+fn exporting() -> bool {
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"].iter().any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+}
+
+/// Installs the process's subscriber: the log layer and the OpenTelemetry layer.
+pub fn init(service: &str, json: bool) -> Telemetry {
+    let filter = EnvFilter::try_from_env("LTF_LOG").unwrap_or_else(|_| EnvFilter::new("warn,librdkafka=error"));
+    let (subscriber, telemetry, exporter_error) = subscriber(service, json, filter, std::io::stderr);
+    subscriber.init();
+    if let Some(e) = exporter_error {
+        tracing::error!(error = %e, "the OTLP span exporter could not be set up; spans are not exported");
+    }
+    telemetry
+}
+
+type Parts<S> = (S, Telemetry, Option<opentelemetry_otlp::ExporterBuildError>);
+
+/// The subscriber of [`init`], logging to `writer` through `filter`.
+fn subscriber<W>(service: &str, json: bool, filter: EnvFilter, writer: W) -> Parts<impl tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let logs = tracing_subscriber::fmt::layer().with_writer(writer);
+    let logs = if json { logs.json().boxed() } else { logs.boxed() };
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_owned());
+    let mut builder = SdkTracerProvider::builder().with_resource(Resource::builder().with_service_name(service).build());
+    let mut exporter_error = None;
+    if exporting() {
+        match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+            Ok(exporter) => builder = builder.with_batch_exporter(exporter),
+            Err(e) => exporter_error = Some(e),
+        }
+    }
+    let provider = builder.build();
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("ltf"))
+        .with_filter(Targets::new().with_target("ltf", Level::INFO).with_target("ltf_producers", Level::INFO).with_target("ltf_consumers", Level::INFO));
+    (tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans), Telemetry { provider }, exporter_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_trace_id_of_their_span_and_the_next_hop_gets_a_child() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let (subscriber, _telemetry, _) = subscriber("test", true, EnvFilter::new("warn,ltf_producers=debug"), move || writer.clone());
+        let next = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(target: "ltf_producers::relay::batch", "relay_publish", trace_id = tracing::field::Empty);
+            let received = "00-5b8efff798038103d269b633813fc60c-00f067aa0ba902b7-01";
+            ltf_producers::trace::adopt(&span, Some(received));
+            span.in_scope(|| tracing::debug!(target: "ltf_producers::relay::batch", "publishing"));
+            ltf_producers::trace::traceparent_of(&span, Some(received))
+        });
+        let logged = String::from_utf8(buffer.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
+        assert!(logged.contains(r#""trace_id":"5b8efff798038103d269b633813fc60c""#), "{logged}");
+        let next = next.unwrap_or_default();
+        assert!(next.starts_with("00-5b8efff798038103d269b633813fc60c-") && !next.contains("00f067aa0ba902b7"), "{next}");
+    }
+}
