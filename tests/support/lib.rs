@@ -154,7 +154,19 @@ impl TestDb {
         self.pool.close().await;
         let server: sqlx::postgres::PgConnectOptions = database_url().parse()?;
         let mut admin = sqlx::PgConnection::connect_with(&server).await?;
-        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut admin).await?;
+        // FORCE cannot end an autovacuum worker (it runs as the superuser), which may
+        // have just started on the new database: it ends on its own, so try again.
+        let mut attempt = 0;
+        loop {
+            match sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut admin).await {
+                Ok(_) => break,
+                Err(e) if attempt < 40 && e.to_string().contains("pg_signal_backend") => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         admin.close().await?;
         Ok(())
     }
