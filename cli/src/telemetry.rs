@@ -6,12 +6,12 @@
 //! * Spans of the pipeline (API requests, relay publishes, handled events) are
 //!   OpenTelemetry spans whatever `LTF_LOG` says, so the W3C trace context flows from hop
 //!   to hop (`ltf_producers::trace`).
-//! * They are exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//! * They are recorded and exported over OTLP/HTTP only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, with the exporter's standard
 //!   `OTEL_EXPORTER_OTLP_*` settings and `OTEL_SERVICE_NAME` (default `ltf-<command>`).
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
@@ -55,7 +55,11 @@ where
     let logs = tracing_subscriber::fmt::layer().with_writer(writer);
     let logs = if json { logs.json().boxed() } else { logs.boxed() };
     let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_owned());
-    let mut builder = SdkTracerProvider::builder().with_resource(Resource::builder().with_service_name(service).build());
+    // Without an exporter, spans are not recorded (AlwaysOff): they still get a span
+    // context, so trace ids reach the logs and the next hop, at little cost per event.
+    let sampler = if exporting() { Sampler::ParentBased(Box::new(Sampler::AlwaysOn)) } else { Sampler::AlwaysOff };
+    let mut builder =
+        SdkTracerProvider::builder().with_sampler(sampler).with_resource(Resource::builder().with_service_name(service).build());
     let mut exporter_error = None;
     if exporting() {
         match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
@@ -66,6 +70,9 @@ where
     let provider = builder.build();
     let spans = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("ltf"))
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
         .with_filter(Targets::new().with_target("ltf", Level::INFO).with_target("ltf_producers", Level::INFO).with_target("ltf_consumers", Level::INFO));
     (tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans), Telemetry { provider }, exporter_error)
 }
