@@ -237,9 +237,16 @@ impl DomainEvent {
         &self.envelope.aggregate_id
     }
 
-    /// recordId for record events, otherwise the aggregateId (DESIGN.md, "Ordering key").
+    /// recordId for record events, runId for automation events, otherwise the aggregateId
+    /// (DESIGN.md, "Ordering key"). Automation events need order only within a run (its
+    /// AutomationTriggered, then each ActionExecuted), so runs of one automation are
+    /// handled concurrently and a slow or retried run holds up no other.
     pub fn ordering_key(&self) -> &str {
-        self.payload.record_id().unwrap_or(&self.envelope.aggregate_id)
+        match &self.payload {
+            EventPayload::AutomationTriggered(p) => &p.run_id,
+            EventPayload::ActionExecuted(p) => &p.run_id,
+            other => other.record_id().unwrap_or(&self.envelope.aggregate_id),
+        }
     }
 
     /// The topic this event belongs on.
@@ -280,6 +287,13 @@ mod tests {
         assert_eq!(c.envelope.correlation_id, e.envelope.correlation_id);
         assert_eq!(c.envelope.causation_id, Some(e.event_id().to_string()));
         assert_eq!(c.topic(&TopicNames::new("p")), "p.connection.events");
+        let a = DomainEvent::new(EventPayload::AutomationTriggered(AutomationTriggered {
+            automation_id: "auto".into(),
+            trigger_id: "record-created".into(),
+            trigger_data: Fields::new(),
+            run_id: "run-1".into(),
+        }));
+        assert_eq!((a.aggregate_id(), a.ordering_key()), ("auto", "run-1"));
     }
 
     #[test]
