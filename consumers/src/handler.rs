@@ -165,6 +165,15 @@ impl HandlerContext {
         HandlerContext { group: group.into(), handler: handler.into(), attempt, dedup, recorded: Arc::default(), max_attempts: 1 }
     }
 
+    /// The dedup store, for a handler that records its side effect in the dedup
+    /// transaction ([`DedupStore::begin`]); a pipeline built without one is a
+    /// configuration error, reported as a permanent failure naming the handler.
+    pub fn dedup_store(&self) -> Result<&DedupStore, HandlerError> {
+        self.dedup.as_deref().ok_or_else(|| {
+            HandlerError::permanent("config", format!("handler {} of group {} needs the dedup store", self.handler, self.group))
+        })
+    }
+
     /// Sets the attempts the retry policy allows.
     pub fn with_max_attempts(mut self, max_attempts: u32) -> HandlerContext {
         self.max_attempts = max_attempts;

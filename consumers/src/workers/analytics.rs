@@ -51,7 +51,7 @@ impl Handler for AnalyticsHandler {
     }
 
     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
-        let dedup = ctx.dedup.as_ref().ok_or_else(|| HandlerError::permanent("config", "the analytics worker needs the dedup store"))?;
+        let dedup = ctx.dedup_store()?;
         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
         let hour = bucket(event.event.envelope.occurred_on);
         for (dimension, key, metric) in counts(&event.event.payload) {

@@ -25,7 +25,7 @@ impl Handler for AuditHandler {
     }
 
     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
-        let dedup = ctx.dedup.as_ref().ok_or_else(|| HandlerError::permanent("config", "the audit worker needs the dedup store"))?;
+        let dedup = ctx.dedup_store()?;
         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
         let e = &event.event;
         let payload = serde_json::to_value(&e.payload).map_err(|err| HandlerError::permanent("serialize", err))?;

@@ -99,7 +99,7 @@ impl Handler for ActionHandler {
     }
 
     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
-        let dedup = emit::dedup(ctx)?;
+        let dedup = ctx.dedup_store()?;
         match &event.event.payload {
             EventPayload::AutomationTriggered(p) => {
                 let run = load_run(dedup.pool(), parse_run_id(&p.run_id)?).await?;
@@ -128,7 +128,7 @@ impl Handler for ActionHandler {
 impl ActionHandler {
     /// Ends a run (once: a replayed ending changes nothing).
     async fn finish(&self, ctx: &HandlerContext, event: &Event, run_id: Uuid, status: &'static str, error: Option<&str>) -> Result<(), HandlerError> {
-        let Some(mut tx) = emit::dedup(ctx)?.begin(ctx, event).await? else { return Ok(()) };
+        let Some(mut tx) = ctx.dedup_store()?.begin(ctx, event).await? else { return Ok(()) };
         let ended = sqlx::query(
             "UPDATE ltf_automation_runs SET status = $2, error = $3, finished_at = now() WHERE run_id = $1 AND status = 'running'",
         )
@@ -146,10 +146,9 @@ impl ActionHandler {
 
     /// Executes action `position` of `run`, caused by `event`, and records it.
     async fn execute(&self, ctx: &HandlerContext, event: &Event, run: Run, position: usize) -> Result<(), HandlerError> {
-        let dedup = emit::dedup(ctx)?;
-        if dedup.is_processed(&ctx.group, &ctx.handler, event.event_id()).await? {
-            return Ok(());
-        }
+        // The pipeline skipped this event if it was processed already; `begin` below
+        // settles a concurrent delivery.
+        let dedup = ctx.dedup_store()?;
         let action = run.actions[position].clone();
         let data = run.template_data();
         let key = format!("{}:{}", run.id, action.id);

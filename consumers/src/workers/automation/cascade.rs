@@ -46,7 +46,7 @@ impl Handler for CascadeHandler {
 
     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
         let EventPayload::RecordDeleted(p) = &event.event.payload else { return Ok(()) };
-        let Some(mut tx) = emit::dedup(ctx)?.begin(ctx, event).await? else { return Ok(()) };
+        let Some(mut tx) = ctx.dedup_store()?.begin(ctx, event).await? else { return Ok(()) };
         // Every (record, link field) that points to the deleted record.
         let links: Vec<(String, String, String, Json)> = sqlx::query_as(
             "SELECT r.id, r.table_id, f->>'name', r.fields->(f->>'name')

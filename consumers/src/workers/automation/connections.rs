@@ -5,7 +5,6 @@
 use async_trait::async_trait;
 use ltf_schemas::{EventPayload, EventType};
 
-use super::emit;
 use crate::{Event, Handler, HandlerContext, HandlerError};
 
 /// Keeps per-service usage and health.
@@ -24,7 +23,7 @@ impl Handler for ConnectionsHandler {
 
     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
         let EventPayload::ConnectionEstablished(p) = &event.event.payload else { return Ok(()) };
-        let Some(mut tx) = emit::dedup(ctx)?.begin(ctx, event).await? else { return Ok(()) };
+        let Some(mut tx) = ctx.dedup_store()?.begin(ctx, event).await? else { return Ok(()) };
         sqlx::query(
             "INSERT INTO ltf_connection_usage (service, connections, last_connection_id, last_user_id, last_established_at, health)
              VALUES ($1, 1, $2, $3, $4, 'healthy')

@@ -8,8 +8,7 @@ use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Headers};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::dedup::DedupStore;
-use crate::{Event, HandlerContext, HandlerError};
+use crate::{Event, HandlerError};
 
 /// Namespace of run ids.
 const RUN_NAMESPACE: Uuid = Uuid::from_u128(0x6c74_665f_6175_746f_6d61_7469_6f6e_7275);
@@ -60,11 +59,6 @@ pub async fn append(conn: &mut PgConnection, codec: &EventCodec, cause: &Event, 
         e @ OutboxError::Encode { .. } => HandlerError::retryable("encode", e).from_dependency("schema-registry"),
     })?;
     Ok(())
-}
-
-/// The dedup store, which every automation handler needs.
-pub fn dedup(ctx: &HandlerContext) -> Result<&DedupStore, HandlerError> {
-    ctx.dedup.as_deref().ok_or_else(|| HandlerError::permanent("config", "the automation worker needs the dedup store"))
 }
 
 /// A use case's refusal as a handler error: retryable when running it again may succeed.

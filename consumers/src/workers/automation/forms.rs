@@ -47,7 +47,7 @@ impl Handler for FormsHandler {
 
     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
         let EventPayload::FormSubmitted(p) = &event.event.payload else { return Ok(()) };
-        let dedup = emit::dedup(ctx)?;
+        let dedup = ctx.dedup_store()?;
         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
         let Some(form) = forms::find_for_share(&mut tx, &p.form_id).await? else {
             return Err(HandlerError::permanent("unknown_form", format!("form {} does not exist", p.form_id)));

@@ -39,7 +39,7 @@ impl Handler for TriggerHandler {
     }
 
     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
-        let dedup = emit::dedup(ctx)?;
+        let dedup = ctx.dedup_store()?;
         let payload = &event.event.payload;
         let (Some(trigger), Some(data)) = (TriggerEvent::of(event.event_type()), trigger_data(payload)) else { return Ok(()) };
         let scope = match payload {
