@@ -268,3 +268,23 @@ fn quantile(s: &Scrape, metric: &str, q: f64) -> Option<f64> {
 fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |s| format!("{:.0} ms", s * 1000.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_the_bucket_like_histogram_quantile() {
+        let text = "# TYPE h histogram\nh_bucket{g=\"a\",le=\"0.1\"} 50\nh_bucket{g=\"a\",le=\"1\"} 90\nh_bucket{g=\"a\",le=\"+Inf\"} 100\nh_sum{g=\"a\"} 30\nh_count{g=\"a\"} 100\n\
+                    h_bucket{g=\"b\",le=\"0.1\"} 50\nh_bucket{g=\"b\",le=\"1\"} 90\nh_bucket{g=\"b\",le=\"+Inf\"} 100\nh_sum{g=\"b\"} 30\nh_count{g=\"b\"} 100\n";
+        let s = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        // 200 observations over both label sets: the median is the 100th, the top of 0.1.
+        assert!((quantile(&s, "h", 0.5).unwrap() - 0.1).abs() < 1e-9);
+        // The 0.7 quantile (140th) is half way into (0.1, 1].
+        assert!((quantile(&s, "h", 0.7).unwrap() - 0.55).abs() < 1e-9);
+        // Beyond the last finite bucket: its bound.
+        assert_eq!(quantile(&s, "h", 0.99), Some(1.0));
+        assert_eq!(quantile(&s, "missing", 0.5), None);
+        assert_eq!(ms(Some(0.0125)), "12 ms");
+    }
+}
