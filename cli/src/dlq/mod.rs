@@ -42,17 +42,32 @@ pub struct ListArgs {
     json: bool,
 }
 
+/// Which group's dead letters `show` and `replay` read.
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub struct LetterArgs {
     /// The consumer group (its id, or a worker name such as `audit`).
     #[arg(long)]
     group: String,
-    /// Only this source topic (name, or aggregate such as `table`).
+    /// Only this source topic (name, or aggregate such as `table`); `replay --offsets`
+    /// needs it when the group has several DLQ topics.
     #[arg(long)]
     topic: Option<String>,
     /// Only this `dlq-error-class`.
     #[arg(long)]
     class: Option<String>,
+}
+
+impl LetterArgs {
+    /// The DLQ topics to read.
+    fn selection(&self) -> Selection {
+        Selection { group: Some(self.group.clone()), topic: self.topic.clone() }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    letters: LetterArgs,
     /// Only this DLQ partition.
     #[arg(long)]
     partition: Option<i32>,

@@ -31,7 +31,7 @@ use sqlx::PgPool;
 
 use super::record::{already_replayed, record, Replayed};
 use super::scan::Range;
-use super::{load, DlqTopic, Filter, Letter, Selection};
+use super::{load, DlqTopic, Filter, Letter};
 use crate::database::{DatabaseArgs, Secret};
 use crate::settings::Common;
 
@@ -45,16 +45,8 @@ const KEPT: [&str; 4] =
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The consumer group (its id, or a worker name such as `audit`).
-    #[arg(long)]
-    group: String,
-    /// Only this source topic (name, or aggregate such as `table`); needed with
-    /// `--offsets` when the group has several DLQ topics.
-    #[arg(long)]
-    topic: Option<String>,
-    /// Only this `dlq-error-class`.
-    #[arg(long)]
-    class: Option<String>,
+    #[command(flatten)]
+    letters: super::LetterArgs,
     /// Only letters dead-lettered at or after this RFC 3339 time (the DLQ record's timestamp).
     #[arg(long)]
     since: Option<DateTime<Utc>>,
@@ -155,10 +147,10 @@ struct Summary {
 }
 
 pub async fn run(common: &Common, args: ReplayArgs) -> Result<()> {
-    let selection = Selection { group: Some(args.group.clone()), topic: args.topic.clone() };
+    let selection = args.letters.selection();
     let loaded = load(common, selection, Range::default()).await?;
     if loaded.is_empty() {
-        bail!("no dead-letter topic for group `{}` (prefix {})", args.group, common.topic_prefix);
+        bail!("no dead-letter topic for group `{}` (prefix {})", args.letters.group, common.topic_prefix);
     }
     if !args.offsets.is_empty() && loaded.len() > 1 {
         let names: Vec<&str> = loaded.iter().map(|(t, _)| t.source.as_str()).collect();
@@ -169,7 +161,7 @@ pub async fn run(common: &Common, args: ReplayArgs) -> Result<()> {
         (None, true) => None,
         (None, false) => bail!("replay records what it replayed in PostgreSQL: set DATABASE_URL (or --database-url)"),
     };
-    let filter = Filter { class: args.class.clone(), since: args.since, until: args.until };
+    let filter = Filter { class: args.letters.class.clone(), since: args.since, until: args.until };
     let mut summary = Summary { dry_run: args.dry_run, replayed: Vec::new(), skipped_already_replayed: 0 };
     let producer: Option<FutureProducer> = if args.dry_run {
         None

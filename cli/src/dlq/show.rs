@@ -8,7 +8,7 @@ use ltf_schemas::EventCodec;
 use serde::Serialize;
 
 use super::scan::Range;
-use super::{load, Filter, Letter, Selection, ShowArgs};
+use super::{load, Filter, Letter, ShowArgs};
 use crate::settings::Common;
 
 /// Most value bytes printed as hex when a value does not decode.
@@ -69,9 +69,9 @@ fn lossy(b: &[u8]) -> String {
 }
 
 pub async fn run(common: &Common, args: ShowArgs) -> Result<()> {
-    let selection = Selection { group: Some(args.group), topic: args.topic };
+    let selection = args.letters.selection();
     let range = Range { partition: args.partition, from_offset: args.offset };
-    let filter = Filter { class: args.class, ..Filter::default() };
+    let filter = Filter { class: args.letters.class.clone(), ..Filter::default() };
     let loaded = load(common, selection, range).await?;
     let codec = common.codec()?;
     let mut shown = Vec::new();
