@@ -118,6 +118,8 @@ async fn a_rolled_back_transaction_publishes_nothing() -> Result<()> {
     let input = CreateRecordInput { table_id: "tbl_0".into(), fields: fields(1) };
     CreateRecord.execute(&mut tx, &s.codec, &ctx, input).await?;
     tx.rollback().await?;
+    // Back to the pool: the teardown closes the pool, which waits for every connection.
+    drop(conn);
     let input = CreateRecordInput { table_id: "tbl_0".into(), fields: fields(2) };
     let kept = CreateRecord.run(&s.db.pool, &s.codec, &ctx, input).await?;
 

@@ -169,10 +169,14 @@ async fn a_chain_request_is_one_trace_through_the_api_relay_and_every_worker() -
     };
     let types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
     assert_eq!(types, vec!["form-submitted", "record-created", "automation-triggered", "action-executed"]);
-    for r in &rows {
-        let tp = r.header("traceparent").unwrap_or_default();
-        ensure!(tp.starts_with(&format!("00-{TRACE}-")), "{} carries {tp:?}", r.event_type);
-        ensure!(!tp.contains("00f067aa0ba902b7"), "{}: a span of ours is the parent, not the caller's", r.event_type);
+    let carried: Vec<(&str, &str)> = rows.iter().map(|r| (r.event_type.as_str(), r.header("traceparent").unwrap_or_default())).collect();
+    for (event_type, tp) in &carried {
+        ensure!(tp.starts_with(&format!("00-{TRACE}-")), "{event_type} carries {tp:?}; all: {carried:?}");
+        ensure!(
+            !tp.contains("00f067aa0ba902b7"),
+            "{event_type}: a span of ours is the parent, not the caller's; all: {carried:?}; api log:\n{}",
+            std::fs::read_to_string(&api.log)?
+        );
     }
     // Let the last events reach every worker, then stop everything (flushing the exporter).
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -148,10 +148,13 @@ impl TestDb {
         format!("{head}/{}", self.name)
     }
 
-    /// Closes the pool and drops the database.
+    /// Closes the pool and drops the database. Closing waits for every connection of the
+    /// pool to come back: one still held by the test (a `PoolConnection` or a transaction
+    /// alive across this call) fails the test after [`POOL_CLOSE_TIMEOUT`], naming the
+    /// cause, instead of hanging it. The database is dropped either way.
     pub async fn drop_database(self) -> Result<()> {
         use sqlx::Connection;
-        self.pool.close().await;
+        let closed = tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.pool.close()).await.is_ok();
         let server: sqlx::postgres::PgConnectOptions = database_url().parse()?;
         let mut admin = sqlx::PgConnection::connect_with(&server).await?;
         // FORCE cannot end an autovacuum worker (it runs as the superuser), which may
@@ -168,9 +171,17 @@ impl TestDb {
             }
         }
         admin.close().await?;
+        anyhow::ensure!(
+            closed,
+            "drop_database: the pool did not close within {POOL_CLOSE_TIMEOUT:?}: a connection or transaction of the \
+             test's pool is still held; drop it before the teardown"
+        );
         Ok(())
     }
 }
+
+/// How long [`TestDb::drop_database`] waits for the pool's connections to come back.
+pub const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One row of `ltf_outbox`, as the tests read it.
 #[derive(Debug, sqlx::FromRow)]

@@ -16,6 +16,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
 use crate::api::error::ApiError;
+use crate::api::observe::RequestTrace;
 use crate::usecases::RequestContext;
 
 /// The request id header.
@@ -57,7 +58,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .extensions
             .get::<Principal>()
             .ok_or_else(|| ApiError::unauthorized("no principal: this route requires an API key"))?;
-        request_context(&parts.headers, &principal.0, &current_request_id()).map(Caller)
+        let mut ctx = request_context(&parts.headers, &principal.0, &current_request_id())?;
+        // The request span's own context, fixed when the span was made: the events'
+        // parent is that span whatever span is current while the handler runs.
+        if let Some(tp) = parts.extensions.get::<RequestTrace>().and_then(|t| t.traceparent.clone()) {
+            ctx = ctx.with_traceparent(tp);
+        }
+        Ok(Caller(ctx))
     }
 }
 
@@ -81,10 +88,9 @@ pub fn request_context(headers: &HeaderMap, user_id: &str, request_id: &str) -> 
     if !correlation_id.is_empty() {
         ctx = ctx.with_correlation_id(correlation_id);
     }
-    // The request span's context (a child of the request's traceparent), or the
-    // request's traceparent itself when no OpenTelemetry layer gives spans a context.
-    let received = headers.get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()).filter(|s| is_traceparent(s));
-    if let Some(tp) = crate::trace::traceparent_of(&tracing::Span::current(), received) {
+    // The request's own traceparent; the extractor replaces it by the request span's
+    // context (a child of it) when an OpenTelemetry layer gives spans a context.
+    if let Some(tp) = headers.get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()).filter(|s| is_traceparent(s)) {
         ctx = ctx.with_traceparent(tp);
     }
     Ok(ctx)

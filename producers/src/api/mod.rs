@@ -128,6 +128,7 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(axum::middleware::from_fn(observe::observe))
         .layer(TraceLayer::new_for_http().make_span_with(observe::make_span::<axum::body::Body>))
+        .layer(axum::middleware::map_request(observe::start_trace))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::map_request(observe::drop_invalid_request_id))

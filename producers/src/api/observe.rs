@@ -64,13 +64,42 @@ pub fn request_id_of<B>(req: &axum::http::Request<B>) -> String {
     req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-/// The span of one request (used by tower-http's trace layer). Its level is ERROR so it
-/// is enabled under any filter: every line logged while serving the request, a warning
-/// under the default `warn` filter included, carries the request id.
+/// A request's span and the `traceparent` the events it writes carry, made once per
+/// request by [`start_trace`] and kept in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestTrace {
+    /// The request's span (tower-http's trace layer instruments the request with it).
+    pub span: Span,
+    /// The span's own context as a `traceparent` (a child of the caller's), or the
+    /// caller's `traceparent` when spans have no OpenTelemetry context; `None` without
+    /// either.
+    pub traceparent: Option<String>,
+}
+
+/// Middleware (outside the trace layer, inside the request-id layers): makes the request's
+/// span and fixes the `traceparent` its events carry from that span, not from whatever
+/// span is current when a handler runs.
+pub async fn start_trace(mut req: Request) -> Request {
+    let span = new_span(&req);
+    let received = req.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+    let traceparent = crate::trace::traceparent_of(&span, received);
+    req.extensions_mut().insert(RequestTrace { span, traceparent });
+    req
+}
+
+/// The span of one request for tower-http's trace layer: the one [`start_trace`] made, or
+/// a new one when that middleware did not run.
+pub fn make_span<B>(req: &axum::http::Request<B>) -> Span {
+    req.extensions().get::<RequestTrace>().map_or_else(|| new_span(req), |t| t.span.clone())
+}
+
+/// A new request span. Its level is ERROR so it is enabled under any filter: every line
+/// logged while serving the request, a warning under the default `warn` filter included,
+/// carries the request id.
 ///
 /// It joins the trace of the request's `traceparent` (or starts one) and records the
 /// trace id ([`crate::trace`]).
-pub fn make_span<B>(req: &axum::http::Request<B>) -> Span {
+fn new_span<B>(req: &axum::http::Request<B>) -> Span {
     let span = tracing::error_span!(
         "http_request",
         method = method_label(req.method()),
