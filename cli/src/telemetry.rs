@@ -112,4 +112,28 @@ mod tests {
         let next = next.unwrap_or_default();
         assert!(next.starts_with("00-5b8efff798038103d269b633813fc60c-") && !next.contains("00f067aa0ba902b7"), "{next}");
     }
+
+    /// The events of a request carry a child of the request span, fixed when the span is
+    /// made: a span the OpenTelemetry layer does not see (here one of another crate,
+    /// at DEBUG) being current while the handler runs must not turn it back into the
+    /// caller's own `traceparent`, as taking the current span did.
+    #[test]
+    fn a_request_traceparent_is_its_spans_child_whatever_span_is_current() {
+        use ltf_producers::api::observe::{start_trace, RequestTrace};
+        let (subscriber, _telemetry, _) = subscriber("test", true, EnvFilter::new("debug"), std::io::sink);
+        let received = "00-5b8efff798038103d269b633813fc60c-00f067aa0ba902b7-01";
+        let (fixed, ambient) = tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let req = axum::http::Request::builder().uri("/v1/tables").header("traceparent", received).body(axum::body::Body::empty());
+            let req = runtime.block_on(start_trace(req.expect("request")));
+            let trace = req.extensions().get::<RequestTrace>().cloned().expect("the request's trace");
+            let _in_request = trace.span.enter();
+            let other = tracing::debug_span!(target: "some_dependency", "query");
+            let _in_other = other.enter();
+            (trace.traceparent, ltf_producers::trace::traceparent_of(&tracing::Span::current(), Some(received)))
+        });
+        let fixed = fixed.unwrap_or_default();
+        assert!(fixed.starts_with("00-5b8efff798038103d269b633813fc60c-") && !fixed.contains("00f067aa0ba902b7"), "{fixed}");
+        assert_eq!(ambient.as_deref(), Some(received), "the current span has no context: the old way fell back to the caller's");
+    }
 }
