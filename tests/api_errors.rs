@@ -17,8 +17,7 @@ const RECORDS: &str = "/v1/tables/tbl_tasks/records";
 /// The API with the table `tbl_tasks` and one record in it; returns the record id.
 async fn setup_with(test: &str, configure: impl FnOnce(&mut ltf_producers::api::ApiConfig)) -> Result<(TestApi, String)> {
     let api = TestApi::start_with(test, configure).await?;
-    api.create_table("tbl_tasks", json!([{"name": "title", "type": "text"}, {"name": "points", "type": "integer"}]))
-        .await?;
+    api.create_table("tbl_tasks", json!([{"name": "title", "type": "text"}, {"name": "points", "type": "integer"}])).await?;
     let r = api.call(Method::POST, RECORDS).json(&json!({"fields": {"title": "keep", "points": 1}})).send().await?;
     let body = json_with(r, StatusCode::CREATED).await?;
     let id = body["record"]["id"].as_str().context("id")?.to_owned();
@@ -45,8 +44,7 @@ async fn malformed_json_and_a_wrong_content_type_are_400_and_415() -> Result<()>
     let post = |body: &'static str, content_type: &'static str| {
         api.call(Method::POST, RECORDS).header("content-type", content_type).body(body).send()
     };
-    error_with(post(r#"{"fields": {"title": "x""#, "application/json").await?, StatusCode::BAD_REQUEST, "invalid_json")
-        .await?;
+    error_with(post(r#"{"fields": {"title": "x""#, "application/json").await?, StatusCode::BAD_REQUEST, "invalid_json").await?;
     error_with(post("", "application/json").await?, StatusCode::BAD_REQUEST, "invalid_json").await?;
     error_with(post(r#"{"fields": [1]}"#, "application/json").await?, StatusCode::BAD_REQUEST, "invalid_body").await?;
     let e = error_with(post(r#"{"fields": {}, "extra": 1}"#, "application/json").await?, StatusCode::BAD_REQUEST, "invalid_body")
@@ -100,7 +98,8 @@ async fn unknown_tables_and_records_are_404() -> Result<()> {
     let r = api.call(Method::POST, "/v1/tables/tbl_nope/records").json(&json!({"fields": {"title": "x"}})).send().await?;
     let e = error_with(r, StatusCode::NOT_FOUND, "unknown_table").await?;
     assert_eq!(e["message"], "table tbl_nope does not exist");
-    let r = api.call(Method::POST, "/v1/tables/tbl_nope/records/batch").json(&json!({"records": [{"fields": {}}]})).send().await?;
+    let r =
+        api.call(Method::POST, "/v1/tables/tbl_nope/records/batch").json(&json!({"records": [{"fields": {}}]})).send().await?;
     error_with(r, StatusCode::NOT_FOUND, "unknown_table").await?;
     let r = api.call(Method::PATCH, &format!("{RECORDS}/rec_nope")).json(&json!({"fields": {"title": "x"}})).send().await?;
     error_with(r, StatusCode::NOT_FOUND, "record_not_found").await?;
@@ -142,7 +141,11 @@ async fn validation_errors_are_400_naming_the_field() -> Result<()> {
     let dup = json!({"name": "t", "fields": [{"name": "a", "type": "text"}, {"name": "a", "type": "date"}]});
     let r = api.call(Method::POST, "/v1/tables").json(&dup).send().await?;
     error_with(r, StatusCode::BAD_REQUEST, "duplicate_field").await?;
-    let r = api.call(Method::POST, "/v1/tables").json(&json!({"name": "t", "fields": [{"name": "a", "type": "blob"}]})).send().await?;
+    let r = api
+        .call(Method::POST, "/v1/tables")
+        .json(&json!({"name": "t", "fields": [{"name": "a", "type": "blob"}]}))
+        .send()
+        .await?;
     error_with(r, StatusCode::BAD_REQUEST, "invalid_body").await?;
     let r = api.call(Method::POST, "/v1/tables").json(&json!({"id": "tbl_tasks", "name": "again", "fields": []})).send().await?;
     error_with(r, StatusCode::CONFLICT, "already_exists").await?;
@@ -153,12 +156,20 @@ async fn validation_errors_are_400_naming_the_field() -> Result<()> {
 #[tokio::test]
 async fn a_stale_version_is_409() -> Result<()> {
     let (api, id) = setup("err-stale").await?;
-    let r = api.call(Method::PATCH, &format!("{RECORDS}/{id}")).json(&json!({"fields": {"points": 2}, "expectedVersion": 7})).send().await?;
+    let r = api
+        .call(Method::PATCH, &format!("{RECORDS}/{id}"))
+        .json(&json!({"fields": {"points": 2}, "expectedVersion": 7}))
+        .send()
+        .await?;
     let e = error_with(r, StatusCode::CONFLICT, "stale_version").await?;
     assert_eq!(e["details"]["actualVersion"], 1);
     let r = api.call(Method::DELETE, &format!("{RECORDS}/{id}?expectedVersion=2")).send().await?;
     error_with(r, StatusCode::CONFLICT, "stale_version").await?;
-    let r = api.call(Method::POST, &format!("{RECORDS}/delete")).json(&json!({"records": [{"id": id, "expectedVersion": 3}]})).send().await?;
+    let r = api
+        .call(Method::POST, &format!("{RECORDS}/delete"))
+        .json(&json!({"records": [{"id": id, "expectedVersion": 3}]}))
+        .send()
+        .await?;
     error_with(r, StatusCode::CONFLICT, "stale_version").await?;
     assert_unchanged(&api).await?;
     api.stop().await
@@ -214,7 +225,12 @@ async fn bad_query_parameters_and_headers_are_400_an_invalid_traceparent_is_igno
     error_with(r, StatusCode::BAD_REQUEST, "invalid_query").await?;
     let r = api.call(Method::POST, RECORDS).header("x-correlation-id", "c".repeat(129)).json(&body).send().await?;
     error_with(r, StatusCode::BAD_REQUEST, "invalid_correlation_id").await?;
-    let r = api.call(Method::POST, &format!("{RECORDS}?wait=true")).header("x-request-id", "r".repeat(200)).json(&body).send().await?;
+    let r = api
+        .call(Method::POST, &format!("{RECORDS}?wait=true"))
+        .header("x-request-id", "r".repeat(200))
+        .json(&body)
+        .send()
+        .await?;
     let id = r.headers()["x-request-id"].to_str()?.to_owned();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "an oversized request id is replaced: {id}");
     error_with(r, StatusCode::BAD_REQUEST, "invalid_query").await?;

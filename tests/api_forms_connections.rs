@@ -116,7 +116,9 @@ async fn a_submission_writes_its_row_and_a_form_submitted_outbox_row() -> Result
 #[tokio::test]
 async fn bad_submissions_and_forms_are_refused_and_write_nothing() -> Result<()> {
     let api = with_form("api-form-errors").await?;
-    let submit = |form: &str, data: Value| api.call(Method::POST, &format!("/v1/forms/{form}/submissions")).json(&json!({"data": data})).send();
+    let submit = |form: &str, data: Value| {
+        api.call(Method::POST, &format!("/v1/forms/{form}/submissions")).json(&json!({"data": data})).send()
+    };
     error_with(submit("frm_nope", json!({"mail": "x"})).await?, StatusCode::NOT_FOUND, "unknown_form").await?;
     let e = error_with(submit("frm_contact", json!({"phone": "1"})).await?, StatusCode::BAD_REQUEST, "unknown_field").await?;
     assert_eq!(e["details"]["field"], "phone");
@@ -171,10 +173,8 @@ async fn a_connection_is_established_once_with_its_tokens_stored_encrypted_and_n
     assert_eq!(connection["authenticated"], true);
     assert_eq!(connection["scope"], "read write");
 
-    let blob: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM ltf_connections WHERE id = $1")
-        .bind(&id)
-        .fetch_one(&api.db.pool)
-        .await?;
+    let blob: Vec<u8> =
+        sqlx::query_scalar("SELECT credentials FROM ltf_connections WHERE id = $1").bind(&id).fetch_one(&api.db.pool).await?;
     assert!(!blob.windows(ACCESS_TOKEN.len()).any(|w| w == ACCESS_TOKEN.as_bytes()), "stored encrypted");
 
     let rows = outbox_rows(&api.db.pool).await?;
@@ -212,7 +212,11 @@ async fn refused_unknown_and_mismatched_connections_are_refused_and_write_nothin
     assert_eq!(api.count("ltf_connections").await?, 0);
     assert_eq!(api.count("ltf_outbox").await?, 0);
 
-    let body = json_with(connect(json!({"connectionId": "conn_1", "service": "acme", "userId": "ada", "grant": grant(GOOD_CODE)})).await?, StatusCode::CREATED).await?;
+    let body = json_with(
+        connect(json!({"connectionId": "conn_1", "service": "acme", "userId": "ada", "grant": grant(GOOD_CODE)})).await?,
+        StatusCode::CREATED,
+    )
+    .await?;
     assert_eq!(body["connection"]["userId"], "ada");
     let r = connect(json!({"connectionId": "conn_1", "service": "acme", "userId": "bob", "grant": grant(GOOD_CODE)})).await?;
     error_with(r, StatusCode::CONFLICT, "connection_mismatch").await?;

@@ -12,7 +12,7 @@ use ltf_producers::store::records;
 use ltf_producers::topics::{ensure_topics, TopicSpec};
 use ltf_producers::{EventPublisher, PublisherConfig};
 use ltf_schemas::{AggregateType, DomainEvent, EventCodec, EventPayload, Fields};
-use ltf_tests::api::{json_with, error_with, TestApi, PRINCIPAL};
+use ltf_tests::api::{error_with, json_with, TestApi, PRINCIPAL};
 use ltf_tests::{bootstrap, headers, outbox_rows, read_n, registry_url, OutboxRow};
 use rdkafka::Message;
 use reqwest::{Method, StatusCode};
@@ -194,10 +194,8 @@ async fn patch_record_updates_with_expected_version_and_refuses_a_stale_one() ->
 async fn patch_records_updates_a_batch_in_one_transaction() -> Result<()> {
     let api = setup("api-update-many").await?;
     let ids_created = create_many(&api, 3).await?;
-    let patches: Vec<Value> = ids_created
-        .iter()
-        .map(|id| json!({"id": id, "fields": {"done": true}, "expectedVersion": 1}))
-        .collect();
+    let patches: Vec<Value> =
+        ids_created.iter().map(|id| json!({"id": id, "fields": {"done": true}, "expectedVersion": 1})).collect();
     let r = api.call(Method::PATCH, RECORDS).json(&json!({"records": patches})).send().await?;
     let body = json_with(r, StatusCode::OK).await?;
     let records = body["records"].as_array().context("records")?;

@@ -64,7 +64,12 @@ async fn fan_out_one_record_created_reaches_the_audit_log_analytics_cache_and_au
         "actions": [{"id": "hook", "type": "webhook", "url": p.receiver.url("/fan")}]
     }))
     .await?;
-    let r = p.api.call(Method::POST, "/v1/tables/tasks/records").json(&json!({"fields": {"title": "Fan", "status": "Open"}})).send().await?;
+    let r = p
+        .api
+        .call(Method::POST, "/v1/tables/tasks/records")
+        .json(&json!({"fields": {"title": "Fan", "status": "Open"}}))
+        .send()
+        .await?;
     let body = ltf_tests::api::json_with(r, reqwest::StatusCode::CREATED).await?;
     let record = body["record"]["id"].as_str().unwrap_or_default().to_owned();
     let event_id = body["eventIds"][0].as_str().unwrap_or_default().to_owned();
@@ -72,9 +77,10 @@ async fn fan_out_one_record_created_reaches_the_audit_log_analytics_cache_and_au
     p.settle(WAIT).await?;
 
     // Audit: the event, once.
-    let logged: Vec<(String, String)> = sqlx::query_as("SELECT event_id::text, event_type FROM ltf_event_log WHERE aggregate_id = 'tasks'")
-        .fetch_all(&p.api.db.pool)
-        .await?;
+    let logged: Vec<(String, String)> =
+        sqlx::query_as("SELECT event_id::text, event_type FROM ltf_event_log WHERE aggregate_id = 'tasks'")
+            .fetch_all(&p.api.db.pool)
+            .await?;
     assert_eq!(logged, vec![(event_id.clone(), "record-created".to_owned())]);
     // Analytics: counted once.
     assert_eq!(total(&p.api.db.pool, "table", "tasks", "records_created", None, None).await?, 1);
@@ -149,11 +155,15 @@ async fn chain_form_submitted_record_created_automation_triggered_notification_s
     let types: Vec<&str> = ["form-submitted", "record-created", "automation-triggered", "action-executed"].to_vec();
     let mut expected_cause: Option<String> = None;
     for ty in &types {
-        let e = chain.iter().find(|e| e.event_type == *ty).ok_or_else(|| anyhow::anyhow!("{ty} not in the audit log: {chain:?}"))?;
+        let e =
+            chain.iter().find(|e| e.event_type == *ty).ok_or_else(|| anyhow::anyhow!("{ty} not in the audit log: {chain:?}"))?;
         ensure!(e.correlation_id == "chain-1", "{ty} correlation {}", e.correlation_id);
         ensure!(e.causation_id == expected_cause, "{ty} caused by {:?}, expected {:?}", e.causation_id, expected_cause);
         if let Some(cause) = &expected_cause {
-            ensure!(by_id[cause].occurred_on <= e.occurred_on && by_id[cause].received_at <= e.received_at, "{ty} logged before its cause");
+            ensure!(
+                by_id[cause].occurred_on <= e.occurred_on && by_id[cause].received_at <= e.received_at,
+                "{ty} logged before its cause"
+            );
         }
         expected_cause = Some(e.event_id.to_string());
     }
@@ -162,7 +172,8 @@ async fn chain_form_submitted_record_created_automation_triggered_notification_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conditional_email_change_updates_the_contact_status_change_starts_the_workflow_other_change_only_refreshes_the_cache() -> Result<()> {
+async fn conditional_email_change_updates_the_contact_status_change_starts_the_workflow_other_change_only_refreshes_the_cache(
+) -> Result<()> {
     let p = Platform::start("flow-conditional").await?;
     p.api.create_table("contacts", json!([{"name": "name", "type": "text"}, {"name": "email", "type": "text"}])).await?;
     p.api
@@ -186,7 +197,12 @@ async fn conditional_email_change_updates_the_contact_status_change_starts_the_w
     }))
     .await?;
     let contact = p.create_record("contacts", json!({"name": "Ada", "email": "old@example.com"})).await?;
-    let deal = p.create_record("deals", json!({"title": "Big", "email": "old@example.com", "status": "Open", "notes": "", "contact": contact})).await?;
+    let deal = p
+        .create_record(
+            "deals",
+            json!({"title": "Big", "email": "old@example.com", "status": "Open", "notes": "", "contact": contact}),
+        )
+        .await?;
     p.settle(WAIT).await?;
 
     // Email branch.
@@ -249,9 +265,11 @@ async fn snapshot(p: &Platform) -> Result<Snapshot> {
         webhook_calls: p.receiver.calls("/hook").len(),
         mails: p.smtp.messages()?.len(),
         records: sqlx::query_as("SELECT id, version FROM ltf_records ORDER BY id").fetch_all(pool).await?,
-        rollups: sqlx::query_as("SELECT dimension, key, metric, sum(value)::bigint FROM ltf_analytics_rollups GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
-            .fetch_all(pool)
-            .await?,
+        rollups: sqlx::query_as(
+            "SELECT dimension, key, metric, sum(value)::bigint FROM ltf_analytics_rollups GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )
+        .fetch_all(pool)
+        .await?,
         runs: sqlx::query_as("SELECT run_id::text, status FROM ltf_automation_runs ORDER BY 1").fetch_all(pool).await?,
         steps: p.count("ltf_automation_steps").await?,
         outbox: p.count("ltf_outbox").await?,
@@ -261,7 +279,8 @@ async fn snapshot(p: &Platform) -> Result<Snapshot> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replaying_every_topic_from_the_start_sends_no_second_webhook_or_mail_counts_nothing_twice_and_creates_no_record() -> Result<()> {
+async fn replaying_every_topic_from_the_start_sends_no_second_webhook_or_mail_counts_nothing_twice_and_creates_no_record(
+) -> Result<()> {
     let mut p = Platform::start("flow-replay").await?;
     tasks_table(&p).await?;
     p.api.create_table("log", json!([{"name": "text", "type": "text"}, {"name": "task", "type": "link"}])).await?;
@@ -287,7 +306,12 @@ async fn replaying_every_topic_from_the_start_sends_no_second_webhook_or_mail_co
         .send()
         .await?;
     ltf_tests::api::json_with(r, reqwest::StatusCode::CREATED).await?;
-    let r = p.api.call(Method::POST, "/v1/forms/intake/submissions").json(&json!({"data": {"title": "from the form"}})).send().await?;
+    let r = p
+        .api
+        .call(Method::POST, "/v1/forms/intake/submissions")
+        .json(&json!({"data": {"title": "from the form"}}))
+        .send()
+        .await?;
     ltf_tests::api::json_with(r, reqwest::StatusCode::CREATED).await?;
     let runs = p.ended_runs("everything", 4, WAIT).await?;
     ensure!(runs.iter().all(|r| r["status"] == "succeeded"), "runs: {runs:?}");

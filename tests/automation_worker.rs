@@ -85,7 +85,8 @@ async fn a_failed_action_ends_the_run_as_failed_after_the_retry_rules_and_later_
     assert!(p.receiver.calls("/after").is_empty(), "no action after a failed one");
     assert_eq!(runs[0]["steps"].as_array().map(Vec::len), Some(1));
     // Nothing was dead-lettered: a failed action is a run outcome, not a poison message.
-    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM ltf_automation_runs WHERE status = 'failed'").fetch_one(&p.api.db.pool).await?;
+    let failed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ltf_automation_runs WHERE status = 'failed'").fetch_one(&p.api.db.pool).await?;
     assert_eq!(failed, 2);
     p.stop().await
 }
@@ -126,7 +127,12 @@ async fn the_ssrf_guard_refuses_loopback_private_and_link_local_addresses_not_ex
 async fn deleting_a_record_removes_the_links_to_it_through_update_record_caused_by_the_deletion() -> Result<()> {
     let p = Platform::start("auto-cascade").await?;
     p.api.create_table("contacts", json!([{"name": "name", "type": "text"}])).await?;
-    p.api.create_table("deals", json!([{"name": "title", "type": "text"}, {"name": "owner", "type": "link"}, {"name": "people", "type": "link"}])).await?;
+    p.api
+        .create_table(
+            "deals",
+            json!([{"name": "title", "type": "text"}, {"name": "owner", "type": "link"}, {"name": "people", "type": "link"}]),
+        )
+        .await?;
     let ada = p.create_record("contacts", json!({"name": "Ada"})).await?;
     let bob = p.create_record("contacts", json!({"name": "Bob"})).await?;
     let one = p.create_record("deals", json!({"title": "one", "owner": ada, "people": [ada, bob]})).await?;
@@ -134,10 +140,8 @@ async fn deleting_a_record_removes_the_links_to_it_through_update_record_caused_
     p.settle(WAIT).await?;
 
     p.delete_record("contacts", &ada).await?;
-    let (fields, version) = eventually("the links to Ada removed", WAIT, || async {
-        Ok(p.record(&one).await?.filter(|(_, v)| *v == 2))
-    })
-    .await?;
+    let (fields, version) =
+        eventually("the links to Ada removed", WAIT, || async { Ok(p.record(&one).await?.filter(|(_, v)| *v == 2)) }).await?;
     p.settle(WAIT).await?;
     assert_eq!(fields, json!({"title": "one", "people": [bob]}), "single link removed, list link without Ada");
     assert_eq!(version, 2, "one update for both fields");
@@ -145,7 +149,8 @@ async fn deleting_a_record_removes_the_links_to_it_through_update_record_caused_
 
     let deletion = history(&p.api.db.pool, "contacts", None).await?.into_iter().find(|e| e.event_type == "record-deleted");
     let deletion = deletion.ok_or_else(|| anyhow::anyhow!("the deletion is not in the audit log"))?;
-    let updates: Vec<_> = history(&p.api.db.pool, "deals", None).await?.into_iter().filter(|e| e.event_type == "record-updated").collect();
+    let updates: Vec<_> =
+        history(&p.api.db.pool, "deals", None).await?.into_iter().filter(|e| e.event_type == "record-updated").collect();
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].causation_id, Some(deletion.event_id.to_string()));
     assert_eq!(updates[0].correlation_id, deletion.correlation_id);
@@ -176,7 +181,10 @@ async fn connection_established_counts_once_per_event_in_the_service_usage_and_m
         sqlx::query_as("SELECT service, connections, last_connection_id, health FROM ltf_connection_usage ORDER BY service")
             .fetch_all(&p.api.db.pool)
             .await?;
-    assert_eq!(usage, vec![("github".into(), 2, "c2".into(), "healthy".into()), ("slack".into(), 1, "c3".into(), "healthy".into())]);
+    assert_eq!(
+        usage,
+        vec![("github".into(), 2, "c2".into(), "healthy".into()), ("slack".into(), 1, "c3".into(), "healthy".into())]
+    );
     p.stop().await
 }
 
@@ -216,7 +224,8 @@ async fn the_automation_api_refuses_bad_definitions_naming_the_key_and_serves_de
     error_with(api.call(Method::GET, "/v1/automations/zz").send().await?, StatusCode::NOT_FOUND, "unknown_automation").await?;
     let runs = json_with(api.call(Method::GET, "/v1/automations/a1/runs").send().await?, StatusCode::OK).await?;
     assert_eq!(runs["runs"], json!([]));
-    error_with(api.call(Method::GET, "/v1/automations/a1/runs?limit=0").send().await?, StatusCode::BAD_REQUEST, "invalid_query").await?;
+    error_with(api.call(Method::GET, "/v1/automations/a1/runs?limit=0").send().await?, StatusCode::BAD_REQUEST, "invalid_query")
+        .await?;
     let r = api.anonymous(Method::GET, "/v1/automations").send().await?;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     api.stop().await

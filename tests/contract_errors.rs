@@ -57,7 +57,10 @@ async fn an_unsupported_version_is_a_typed_error() -> Result<()> {
     let v2 = ltf_schemas::catalog::schema_def(ltf_schemas::EventType::RecordCreated, 2)?;
     let mut json: serde_json::Value = serde_json::from_str(v2.text)?;
     let payload = json["fields"].as_array_mut().unwrap().iter_mut().find(|f| f["name"] == "payload").unwrap();
-    payload["type"]["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "tenantId", "type": ["null", "string"], "default": null}));
+    payload["type"]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "tenantId", "type": ["null", "string"], "default": null}));
     let v3_text = json.to_string();
     let subject = format!("{topic}-com.latechforce.events.RecordCreated");
     let (status, body) = post_schema(&subject, &v3_text).await?;

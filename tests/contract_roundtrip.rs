@@ -17,7 +17,8 @@ use rdkafka::message::Message;
 async fn setup(test: &str) -> Result<TopicNames> {
     let topics = TopicNames::new(unique_prefix(test));
     registry::register_all(&registry_url(), &topics).await?;
-    let specs: Vec<_> = topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 3, replication_factor: 1 }).collect();
+    let specs: Vec<_> =
+        topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 3, replication_factor: 1 }).collect();
     ensure_topics(&bootstrap(), &specs).await?;
     Ok(topics)
 }
@@ -74,7 +75,8 @@ async fn v1_record_created_is_read_with_the_v2_reader_and_gets_the_default() -> 
     let topics = setup("v1v2").await?;
     let codec = Arc::new(EventCodec::new(&registry_url(), topics.clone())?);
     let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), codec)?;
-    let v1 = examples::samples().into_iter().find(|e| e.event_type() == EventType::RecordCreated && e.envelope.version == 1).unwrap();
+    let v1 =
+        examples::samples().into_iter().find(|e| e.event_type() == EventType::RecordCreated && e.envelope.version == 1).unwrap();
     publisher.publish(&v1).await?;
     let msgs = read_n(&[topics.events(v1.aggregate_type())], 1, Duration::from_secs(30))?;
     let value = msgs[0].payload().unwrap();
@@ -82,9 +84,8 @@ async fn v1_record_created_is_read_with_the_v2_reader_and_gets_the_default() -> 
     let admin = RegistryAdmin::new(&registry_url());
     let subject = format!("{}-{}", topics.events(v1.aggregate_type()), EventType::RecordCreated.full_name());
     let v1_schema = admin.schema(&subject, 1).await?;
-    let writer = EventCodec::new(&registry_url(), topics.clone())?
-        .writer_schema(u32::from_be_bytes(value[1..5].try_into()?))
-        .await?;
+    let writer =
+        EventCodec::new(&registry_url(), topics.clone())?.writer_schema(u32::from_be_bytes(value[1..5].try_into()?)).await?;
     assert_eq!(writer.canonical_form(), v1_schema.canonical_form());
     // ... and decodes with the v2 reader: createdBy takes its default.
     let decoded = EventCodec::new(&registry_url(), topics)?.decode(value).await?;
@@ -116,12 +117,14 @@ async fn registration_is_idempotent_and_sets_backward_transitive() -> Result<()>
 #[tokio::test]
 async fn topics_ensure_creates_then_is_a_no_op() -> Result<()> {
     let topics = TopicNames::new(unique_prefix("topics"));
-    let specs: Vec<_> = topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 4, replication_factor: 1 }).collect();
+    let specs: Vec<_> =
+        topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 4, replication_factor: 1 }).collect();
     let first = ensure_topics(&bootstrap(), &specs).await?;
     assert!(first.iter().all(|(_, o)| *o == Ensured::Created), "{first:?}");
     let second = ensure_topics(&bootstrap(), &specs).await?;
     assert!(second.iter().all(|(_, o)| *o == Ensured::AlreadyExisted), "{second:?}");
-    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create()?;
+    let consumer: rdkafka::consumer::BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create()?;
     use rdkafka::consumer::Consumer;
     let md = consumer.fetch_metadata(Some(&specs[0].name), Duration::from_secs(10))?;
     assert_eq!(md.topics()[0].partitions().len(), 4);

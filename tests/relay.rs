@@ -13,8 +13,8 @@ use ltf_producers::store::tables::{self, FieldDef, FieldType, TableDef};
 use ltf_producers::topics::{ensure_topics, TopicSpec};
 use ltf_producers::usecases::{CreateMultipleRecordsInput, CreateRecordInput, RecordPatch, UpdateMultipleRecordsInput};
 use ltf_producers::{
-    CreateMultipleRecords, CreateRecord, EventPublisher, PublisherConfig, RecordLimits, RequestContext,
-    UpdateMultipleRecords, UseCase,
+    CreateMultipleRecords, CreateRecord, EventPublisher, PublisherConfig, RecordLimits, RequestContext, UpdateMultipleRecords,
+    UseCase,
 };
 use ltf_schemas::{AggregateType, EventCodec, Fields, TopicNames};
 use ltf_tests::delivery::{check_delivery, outbox_sequences, read_until_seen};
@@ -71,7 +71,11 @@ async fn write_load(pool: PgPool, codec: Arc<EventCodec>, table: usize, batches:
         let created = create.run(&pool, &codec, &ctx, input).await?.value;
         let patches = created
             .iter()
-            .map(|r| RecordPatch { record_id: r.id.clone(), fields: json!({"n": -1}).as_object().cloned().unwrap_or_default(), expected_version: Some(1) })
+            .map(|r| RecordPatch {
+                record_id: r.id.clone(),
+                fields: json!({"n": -1}).as_object().cloned().unwrap_or_default(),
+                expected_version: Some(1),
+            })
             .collect();
         let input = UpdateMultipleRecordsInput { table_id: format!("tbl_{table}"), patches };
         UpdateMultipleRecords::new(RecordLimits::default()).run(&pool, &codec, &ctx, input).await?;
@@ -148,8 +152,7 @@ async fn two_relays_publish_every_row_once_in_per_key_order() -> Result<()> {
         async move { b.run(stop).await }
     });
     // Four writers, one per table (aggregate), while both relays run: 4 × 2 × 10 × 25.
-    let writers: Vec<_> =
-        (0..4).map(|t| tokio::spawn(write_load(s.db.pool.clone(), s.codec.clone(), t, 10, 25))).collect();
+    let writers: Vec<_> = (0..4).map(|t| tokio::spawn(write_load(s.db.pool.clone(), s.codec.clone(), t, 10, 25))).collect();
     for w in writers {
         w.await??;
     }

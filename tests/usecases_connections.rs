@@ -22,8 +22,8 @@ use chrono::SubsecRound;
 use ltf_producers::connections::{ClientAuth, Secret};
 use ltf_producers::usecases::{OAuthGrant, ServiceConnection};
 use ltf_producers::{
-    AuthenticateConnection, AuthenticateConnectionInput, ConnectionsConfig, OAuthServiceConfig, Outcome, RequestContext,
-    UseCase, UseCaseError,
+    AuthenticateConnection, AuthenticateConnectionInput, ConnectionsConfig, OAuthServiceConfig, Outcome, RequestContext, UseCase,
+    UseCaseError,
 };
 use ltf_schemas::{AggregateType, EventCodec, EventPayload, TopicNames};
 use ltf_tests::{count_rows as count, fresh_database, outbox_rows as outbox, registry_url, unique_prefix, TestDb};
@@ -317,12 +317,18 @@ async fn a_refused_exchange_is_exchange_refused_and_writes_nothing() -> Result<(
 
     // The deployment's client secret is wrong: the operator's fault, 502.
     let err = s.run(input(None, "acme_wrong_secret", "user_1", code(GOOD_CODE))).await.unwrap_err();
-    assert!(matches!(&err, UseCaseError::ExchangeRefused { status: 401, error: Some(e), .. } if e == "invalid_client"), "{err:?}");
+    assert!(
+        matches!(&err, UseCaseError::ExchangeRefused { status: 401, error: Some(e), .. } if e == "invalid_client"),
+        "{err:?}"
+    );
     assert_eq!(err.status(), 502);
     assert_no_secret(&err);
 
-    let bad_redirect =
-        OAuthGrant::AuthorizationCode { code: Secret::new(GOOD_CODE), redirect_uri: Some("not a url".into()), code_verifier: None };
+    let bad_redirect = OAuthGrant::AuthorizationCode {
+        code: Secret::new(GOOD_CODE),
+        redirect_uri: Some("not a url".into()),
+        code_verifier: None,
+    };
     let err = s.run(input(None, "acme", "user_1", bad_redirect)).await.unwrap_err();
     assert!(matches!(err, UseCaseError::MalformedCredentials(_)), "{err:?}");
     assert_eq!(err.status(), 400);

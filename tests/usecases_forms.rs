@@ -84,9 +84,8 @@ async fn creating_a_table_and_a_form_with_a_mapping_stores_both_and_emits_nothin
     assert_eq!(mapping.0, contact_form().field_mapping);
 
     // Generated ids; a form needs no table.
-    let generated = CreateTable
-        .run(&db.pool, &codec, &user(), CreateTableInput { id: None, name: "Empty".into(), fields: vec![] })
-        .await?;
+    let generated =
+        CreateTable.run(&db.pool, &codec, &user(), CreateTableInput { id: None, name: "Empty".into(), fields: vec![] }).await?;
     assert!(generated.value.id.starts_with("tbl_"), "{}", generated.value.id);
     let input = CreateFormInput { id: None, table_id: None, field_mapping: BTreeMap::new(), ..contact_form() };
     let standalone = CreateForm.run(&db.pool, &codec, &user(), input).await?;
@@ -160,11 +159,7 @@ async fn bad_form_definitions_are_refused_with_their_error_and_write_nothing() -
     let err = CreateForm.run(&db.pool, &codec, &user(), mapped(&[("mail", "e_mail")])).await.unwrap_err();
     assert_eq!(fault(&err), Some(MappingFault::UnknownTableField), "{err:?}");
     let err = CreateForm.run(&db.pool, &codec, &user(), mapped(&[("newsletter", "budget")])).await.unwrap_err();
-    assert_eq!(
-        fault(&err),
-        Some(MappingFault::IncompatibleTypes { from: FieldType::Boolean, to: FieldType::Number }),
-        "{err:?}"
-    );
+    assert_eq!(fault(&err), Some(MappingFault::IncompatibleTypes { from: FieldType::Boolean, to: FieldType::Number }), "{err:?}");
     let err = CreateForm.run(&db.pool, &codec, &user(), mapped(&[("full_name", "name"), ("mail", "name")])).await.unwrap_err();
     assert_eq!(fault(&err), Some(MappingFault::TargetMappedTwice), "{err:?}");
     let no_table = CreateFormInput { table_id: None, ..contact_form() };
@@ -201,7 +196,8 @@ async fn submitting_a_form_writes_the_submission_and_one_outbox_row_that_decodes
     CreateForm.run(&db.pool, &codec, &user(), contact_form()).await?;
     let data = f(json!({"full_name": "Ada", "mail": "ada@example.test", "seats": 12, "newsletter": null}));
     let ctx = user().with_correlation_id("req-42");
-    let out = SubmitForm.run(&db.pool, &codec, &ctx, SubmitFormInput { form_id: "frm_contact".into(), data: data.clone() }).await?;
+    let out =
+        SubmitForm.run(&db.pool, &codec, &ctx, SubmitFormInput { form_id: "frm_contact".into(), data: data.clone() }).await?;
     assert_eq!(out.value.form_id, "frm_contact");
     assert_eq!(out.value.data, data);
     assert_eq!(out.value.submitted_by.as_deref(), Some("user_1"));
@@ -254,7 +250,8 @@ async fn an_invalid_submission_is_refused_with_its_error_and_writes_nothing() ->
     let err = SubmitForm.run(&db.pool, &codec, &user(), submit("frm_nope", json!({}))).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::UnknownForm(id) if id == "frm_nope"), "{err:?}");
     assert_eq!(err.status(), 404);
-    let err = SubmitForm.run(&db.pool, &codec, &user(), submit("frm_contact", json!({"mail": "a", "phone": "1"}))).await.unwrap_err();
+    let err =
+        SubmitForm.run(&db.pool, &codec, &user(), submit("frm_contact", json!({"mail": "a", "phone": "1"}))).await.unwrap_err();
     assert!(
         matches!(&err, UseCaseError::UnknownFormField { form, field } if form == "frm_contact" && field == "phone"),
         "{err:?}"

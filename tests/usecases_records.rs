@@ -6,9 +6,8 @@
 use anyhow::{bail, Result};
 use ltf_producers::store::tables::{self, FieldDef, FieldType, TableDef};
 use ltf_producers::usecases::{
-    UseCase,
     CreateMultipleRecordsInput, CreateRecordInput, DeleteMultipleRecordsInput, DeleteRecordInput, RecordPatch, RecordRef,
-    UpdateMultipleRecordsInput, UpdateRecordInput,
+    UpdateMultipleRecordsInput, UpdateRecordInput, UseCase,
 };
 use ltf_producers::{
     CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, RecordLimits, RequestContext,
@@ -155,10 +154,7 @@ async fn an_unknown_table_is_unknown_table_and_writes_nothing() -> Result<()> {
 async fn an_unknown_field_is_unknown_field_and_writes_nothing() -> Result<()> {
     let (db, codec) = setup("uc-unknown-field").await?;
     let err = CreateRecord.run(&db.pool, &codec, &user(), create(json!({"title": "x", "color": "red"}))).await.unwrap_err();
-    assert!(
-        matches!(&err, UseCaseError::UnknownField { table, field, index: 0 } if table == TABLE && field == "color"),
-        "{err}"
-    );
+    assert!(matches!(&err, UseCaseError::UnknownField { table, field, index: 0 } if table == TABLE && field == "color"), "{err}");
     assert_eq!(err.status(), 400);
     assert_nothing_written(&db.pool).await?;
     db.drop_database().await

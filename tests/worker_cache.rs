@@ -329,8 +329,11 @@ async fn assert_cache_equals_database(f: &Fixture, cache: &RecordCache, deleted:
     let cached = cache_records(f, cache).await?;
     for ((table, id), (version, fields)) in &db {
         let want = CacheEntry::Live(CachedRecord { version: *version, fields: fields.clone() });
-        ensure!(cached.get(&(table.clone(), id.clone())) == Some(&want), "{table}/{id}: cache {:?}, database {want:?}",
-            cached.get(&(table.clone(), id.clone())));
+        ensure!(
+            cached.get(&(table.clone(), id.clone())) == Some(&want),
+            "{table}/{id}: cache {:?}, database {want:?}",
+            cached.get(&(table.clone(), id.clone()))
+        );
     }
     for key in deleted {
         ensure!(!db.contains_key(key), "{key:?} was deleted");
@@ -390,7 +393,9 @@ async fn after_a_replay_of_the_table_topic_the_cache_equals_the_database() -> Re
     // Deletes: every third record (four per table), after their extra updates.
     let deleted: Vec<(String, String)> = ids.iter().step_by(3).cloned().collect();
     for (table, id) in &deleted {
-        DeleteRecord.run(pool, &f.codec, &ctx, DeleteRecordInput { table_id: table.clone(), record: RecordRef::any_version(id) }).await?;
+        DeleteRecord
+            .run(pool, &f.codec, &ctx, DeleteRecordInput { table_id: table.clone(), record: RecordRef::any_version(id) })
+            .await?;
     }
     let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), f.codec.clone())?;
     let total = Relay::new(f.db.pool.clone(), publisher.clone(), RelayConfig::default())?.drain().await? as usize;
@@ -485,12 +490,10 @@ async fn redis_down_is_an_outage_the_worker_waits_out_not_a_poison_message() -> 
     assert!(read_n(&[dlq], 1, Duration::from_secs(1)).is_err(), "still no dead letter");
     running.stop().await?;
     let cache = RecordCache::new(&f.cache_config(&url))?;
-    let got: HashMap<String, Option<CachedRecord>> = futures::future::try_join_all(
-        (0..5).map(|i| {
-            let cache = cache.clone();
-            async move { Ok::<_, anyhow::Error>((format!("rec_{i}"), cache.get_record(t, &format!("rec_{i}")).await?)) }
-        }),
-    )
+    let got: HashMap<String, Option<CachedRecord>> = futures::future::try_join_all((0..5).map(|i| {
+        let cache = cache.clone();
+        async move { Ok::<_, anyhow::Error>((format!("rec_{i}"), cache.get_record(t, &format!("rec_{i}")).await?)) }
+    }))
     .await?
     .into_iter()
     .collect();

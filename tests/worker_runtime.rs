@@ -210,8 +210,16 @@ async fn poison_values_are_dead_lettered_with_their_headers_while_good_events_ar
         assert_eq!(m.key(), Some(key.as_bytes()));
         assert_eq!(header(&h, "dlq-original-topic"), Some(f.topic.as_str()));
         assert_eq!(header(&h, "dlq-consumer-group"), Some(f.group.as_str()));
-        for name in ["dlq-error-message", "dlq-attempts", "dlq-original-partition", "dlq-original-offset",
-            "dlq-original-timestamp", "dlq-handler", "dlq-first-failure", "dlq-last-failure"] {
+        for name in [
+            "dlq-error-message",
+            "dlq-attempts",
+            "dlq-original-partition",
+            "dlq-original-offset",
+            "dlq-original-timestamp",
+            "dlq-handler",
+            "dlq-first-failure",
+            "dlq-last-failure",
+        ] {
             assert!(header(&h, name).is_some(), "{name} missing: {h:?}");
         }
     }
@@ -233,7 +241,8 @@ async fn a_failure_that_heals_on_attempt_two_is_handled_once_and_one_that_never_
     let running = start(&f, sink(&calls, fail), BreakerConfig::default())?;
     let got = wait_applied(&f.db.pool, 2, Duration::from_secs(60)).await?;
     assert_eq!(got, ["heals", "after"], "`after` waits behind `never` on the same key, then runs");
-    let attempts: i32 = sqlx::query_scalar("SELECT attempt FROM test_side_effects WHERE label = 'heals'").fetch_one(&f.db.pool).await?;
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT attempt FROM test_side_effects WHERE label = 'heals'").fetch_one(&f.db.pool).await?;
     assert_eq!(attempts, 2);
     let dead = read_n(&[TopicNames::dlq(&f.topic, &f.group)], 1, Duration::from_secs(30))?;
     let h = headers(&dead[0]);
@@ -282,7 +291,8 @@ async fn an_open_circuit_pauses_without_dead_lettering_and_resumes_when_the_depe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_during_load_commits_what_finished_and_a_restart_repeats_none_of_it() -> Result<()> {
     let f = fixture("rt-stop").await?;
-    let events: Vec<_> = (0..2000).map(|i| created(&format!("tbl_{}", i % 50 % 8), &format!("rec{}", i % 50), &format!("s{i}"))).collect();
+    let events: Vec<_> =
+        (0..2000).map(|i| created(&format!("tbl_{}", i % 50 % 8), &format!("rec{}", i % 50), &format!("s{i}"))).collect();
     f.publisher.publish_batch(&events).await?;
     let calls = Arc::new(AtomicU32::new(0));
     let running = start(&f, sink(&calls, |_, _| None), BreakerConfig::default())?;

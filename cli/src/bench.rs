@@ -62,7 +62,8 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
     };
     let topics = TopicNames::new(&a.prefix);
     let topic = topics.events(AggregateType::Table);
-    ensure_topics(&common.bootstrap, &[TopicSpec { name: topic.clone(), partitions: a.partitions, replication_factor: 1 }]).await?;
+    ensure_topics(&common.bootstrap, &[TopicSpec { name: topic.clone(), partitions: a.partitions, replication_factor: 1 }])
+        .await?;
     let codec = Arc::new(EventCodec::new(&common.registry, topics)?);
     let mut config = common.publisher_config();
     config.compression = a.compression.clone();
@@ -88,7 +89,11 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
             total += publisher.encode(e).await?.value.len();
         }
         let secs = started.elapsed().as_secs_f64();
-        println!("RESULT side=encode events={} seconds={secs:.3} events_per_sec={:.0} bytes={total}", events.len(), events.len() as f64 / secs);
+        println!(
+            "RESULT side=encode events={} seconds={secs:.3} events_per_sec={:.0} bytes={total}",
+            events.len(),
+            events.len() as f64 / secs
+        );
         return Ok(());
     }
     let chunks: Vec<Vec<_>> = events.chunks(a.batch.max(1)).map(<[_]>::to_vec).collect();

@@ -188,7 +188,14 @@ async fn watch_backlog(client: Client, url: String, mut stop: watch::Receiver<bo
 }
 
 /// One client task: sends records until `stop` says so; the latencies of its 201s.
-async fn client_task(client: Client, urls: Arc<[String]>, key: Arc<str>, seed: u64, stop: Stop, errors: Arc<Errors>) -> Histogram<u64> {
+async fn client_task(
+    client: Client,
+    urls: Arc<[String]>,
+    key: Arc<str>,
+    seed: u64,
+    stop: Stop,
+    errors: Arc<Errors>,
+) -> Histogram<u64> {
     let mut sampler = Sampler::new(seed, 1);
     let mut latency = histogram();
     // Tasks start on different tables and go round them.
@@ -223,7 +230,14 @@ async fn client_task(client: Client, urls: Arc<[String]>, key: Arc<str>, seed: u
     latency
 }
 
-async fn run_step(client: &Client, args: &ApiBenchArgs, urls: &Arc<[String]>, key: &Arc<str>, concurrency: usize, seed: u64) -> Result<StepReport> {
+async fn run_step(
+    client: &Client,
+    args: &ApiBenchArgs,
+    urls: &Arc<[String]>,
+    key: &Arc<str>,
+    concurrency: usize,
+    seed: u64,
+) -> Result<StepReport> {
     let before = scrape(client, &args.relay_metrics).await.ok();
     let (stop_watch, watching) = watch::channel(false);
     let watcher = tokio::spawn(watch_backlog(client.clone(), args.relay_metrics.clone(), watching));
@@ -347,7 +361,16 @@ pub async fn run(args: ApiBenchArgs) -> Result<()> {
     );
     println!(
         "{:>11} {:>10} {:>8} {:>8} {:>8} {:>7} {:>11} {:>11} {:>10} {:>8}",
-        "concurrency", "requests/s", "p50 ms", "p99 ms", "max ms", "errors", "max backlog", "after drain", "relay ev/s", "requests"
+        "concurrency",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "max backlog",
+        "after drain",
+        "relay ev/s",
+        "requests"
     );
     let mut failed = 0;
     for (i, &c) in args.concurrency.iter().enumerate() {

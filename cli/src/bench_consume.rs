@@ -35,8 +35,8 @@ use ltf_schemas::{AggregateType, EventCodec, EventType, TopicNames};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::Message;
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
@@ -203,8 +203,7 @@ pub async fn run(common: &Common, a: ConsumeArgs) -> Result<()> {
     let pool = match a.mode {
         Mode::Dedup => {
             let url = a.database_url.as_ref().context("--mode dedup needs --database-url (or DATABASE_URL)")?;
-            let options: sqlx::postgres::PgConnectOptions =
-                url.0.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
+            let options: sqlx::postgres::PgConnectOptions = url.0.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(a.db_max_connections)
                 .connect_with(options)

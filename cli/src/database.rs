@@ -54,8 +54,7 @@ impl DatabaseArgs {
 /// Applies the migrations the database does not have; returns `version description` of
 /// each one applied now.
 pub async fn migrate(pool: &PgPool) -> Result<Vec<String>> {
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text").fetch_one(pool).await?;
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text").fetch_one(pool).await?;
     let before: HashSet<i64> = if exists.is_some() {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await?.into_iter().collect()
     } else {

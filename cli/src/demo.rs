@@ -120,10 +120,14 @@ pub async fn run(common: &Common, args: DemoArgs) -> Result<()> {
             // Stamp occurredOn as the change happens, so end-to-end latency is the
             // pipeline's, not the time the demo spent generating.
             let now = ltf_schemas::event::now_millis();
-            let chunk: Vec<_> = chunk.iter().cloned().map(|mut e| {
-                e.envelope.occurred_on = now;
-                e
-            }).collect();
+            let chunk: Vec<_> = chunk
+                .iter()
+                .cloned()
+                .map(|mut e| {
+                    e.envelope.occurred_on = now;
+                    e
+                })
+                .collect();
             publisher.publish_batch(&chunk).await?;
             pub_bar.inc(chunk.len() as u64);
         }
@@ -143,7 +147,10 @@ pub async fn run(common: &Common, args: DemoArgs) -> Result<()> {
         r.latency_ms = seen.latency_ms;
     }
     println!();
-    println!("{:<24}{:>10}{:>10}{:>12}{:>12}   by schema version", "event type", "published", "consumed", "e2e p50 ms", "e2e p99 ms");
+    println!(
+        "{:<24}{:>10}{:>10}{:>12}{:>12}   by schema version",
+        "event type", "published", "consumed", "e2e p50 ms", "e2e p99 ms"
+    );
     let (mut p, mut c) = (0, 0);
     for (ty, r) in &rows {
         let (p50, p99) = r.latency_ms.as_ref().map_or((0, 0), |h| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)));

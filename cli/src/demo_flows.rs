@@ -32,7 +32,11 @@ pub struct DemoFlowsArgs {
     #[arg(long, default_value = "http://127.0.0.1:9100/metrics")]
     relay_metrics: String,
     /// The workers' /metrics: `name=url`, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "audit=http://127.0.0.1:9101/metrics,cache=http://127.0.0.1:9102/metrics,analytics=http://127.0.0.1:9103/metrics,automation=http://127.0.0.1:9104/metrics")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "audit=http://127.0.0.1:9101/metrics,cache=http://127.0.0.1:9102/metrics,analytics=http://127.0.0.1:9103/metrics,automation=http://127.0.0.1:9104/metrics"
+    )]
     workers: Vec<String>,
     /// Where the webhook receiver listens (the automation worker must be allowed to call
     /// it, and use `<it>/notify` as its notification webhook).
@@ -97,7 +101,9 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let received = Arc::new(Mutex::new(Received::default()));
     let app = axum::Router::new().route("/{*path}", post(receive)).with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind(args.receiver).await.with_context(|| format!("binding the receiver to {}", args.receiver))?;
+    let listener = tokio::net::TcpListener::bind(args.receiver)
+        .await
+        .with_context(|| format!("binding the receiver to {}", args.receiver))?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     let hook = |path: &str| format!("http://{}{path}", args.receiver);
     let api = Api { http: reqwest::Client::new(), base: args.api.trim_end_matches('/').to_owned(), key: args.api_key.clone() };
@@ -106,11 +112,19 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let (contacts, deals, form) = (format!("contacts_{run}"), format!("deals_{run}"), format!("signup_{run}"));
     api.post("/v1/tables", json!({"id": contacts, "name": "Contacts", "fields": [{"name": "name", "type": "text"}, {"name": "email", "type": "text"}]})).await?;
-    api.post("/v1/tables", json!({"id": deals, "name": "Deals", "fields": [
+    api.post(
+        "/v1/tables",
+        json!({"id": deals, "name": "Deals", "fields": [
         {"name": "title", "type": "text"}, {"name": "email", "type": "text"}, {"name": "status", "type": "text"},
-        {"name": "notes", "type": "text"}, {"name": "contact", "type": "link"}]})).await?;
-    api.post("/v1/forms", json!({"id": form, "name": "Sign up", "tableId": contacts,
-        "fields": [{"name": "name", "type": "text"}, {"name": "email", "type": "text"}]})).await?;
+        {"name": "notes", "type": "text"}, {"name": "contact", "type": "link"}]}),
+    )
+    .await?;
+    api.post(
+        "/v1/forms",
+        json!({"id": form, "name": "Sign up", "tableId": contacts,
+        "fields": [{"name": "name", "type": "text"}, {"name": "email", "type": "text"}]}),
+    )
+    .await?;
     let automations = [
         // simple: record created -> webhook
         json!({"id": format!("new_deal_{run}"), "name": "New deal to the CRM", "trigger": {"event": "record-created", "tableId": deals},
@@ -130,7 +144,10 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
         api.post("/v1/automations", a.clone()).await?;
     }
 
-    println!("driving {} deals through the API ({} in flight): form submissions, records, updates, deletes", args.deals, args.concurrency);
+    println!(
+        "driving {} deals through the API ({} in flight): form submissions, records, updates, deletes",
+        args.deals, args.concurrency
+    );
     let started = Instant::now();
     let api = &api;
     let (contacts, deals, form) = (&contacts, &deals, &form);
@@ -190,7 +207,10 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
         }
     };
 
-    println!("\n{:<11} {:>9} {:>11} {:>8} {:>14} {:>9} {:>9}", "worker", "handled", "duplicates", "retried", "dead-lettered", "e2e p50", "e2e p99");
+    println!(
+        "\n{:<11} {:>9} {:>11} {:>8} {:>14} {:>9} {:>9}",
+        "worker", "handled", "duplicates", "retried", "dead-lettered", "e2e p50", "e2e p99"
+    );
     for (name, s) in &scrapes {
         let events = |o: &str| sum(s, EVENTS_TOTAL, |l| l.get("outcome") == Some(o));
         let handled = (events(outcome::SUCCESS) + events(outcome::RETRIED)) as u64;
@@ -206,7 +226,11 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
     }
     let r = received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     println!("\nwhat the automations did (as the webhook receiver saw it):");
-    for (path, what) in [("/crm", "new deals sent to the CRM (simple)"), ("/notify", "new contacts announced (chain)"), ("/workflow", "won deals started the workflow (conditional)")] {
+    for (path, what) in [
+        ("/crm", "new deals sent to the CRM (simple)"),
+        ("/notify", "new contacts announced (chain)"),
+        ("/workflow", "won deals started the workflow (conditional)"),
+    ] {
         let calls = r.calls.get(path).copied().unwrap_or_default();
         let keys = r.keys.get(path).map_or(0, BTreeSet::len);
         println!("  {calls:>6} calls, {keys:>6} accepted distinct Idempotency-Keys  {what}");

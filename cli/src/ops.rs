@@ -35,9 +35,12 @@ pub fn metrics_router(handle: PrometheusHandle) -> Router {
 }
 
 /// Serves `app` on `addr` until `shutdown` resolves.
-pub async fn serve(addr: SocketAddr, app: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the operations port {addr}"))?;
+pub async fn serve(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the operations port {addr}"))?;
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("operations server")
 }
 

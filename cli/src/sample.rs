@@ -2,8 +2,8 @@
 
 use ltf_schemas::fields::Fields;
 use ltf_schemas::{
-    ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent,
-    EventPayload, FormSubmitted, RecordCreated, RecordDeleted, RecordUpdated,
+    ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, EventPayload, FormSubmitted,
+    RecordCreated, RecordDeleted, RecordUpdated,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -67,7 +67,8 @@ impl Sampler {
         let status = self.pick(&STATUS);
         current.insert("status".into(), json!(status));
         current.insert("amount".into(), json!((self.rng.random_range(100..1_000_000) as f64) / 100.0));
-        let changed = ["amount", "status"].iter().filter(|k| previous.get(**k) != current.get(**k)).map(|k| k.to_string()).collect();
+        let changed =
+            ["amount", "status"].iter().filter(|k| previous.get(**k) != current.get(**k)).map(|k| k.to_string()).collect();
         DomainEvent::new(EventPayload::RecordUpdated(RecordUpdated {
             table_id: self.table(),
             record_id: id("rec"),
@@ -177,11 +178,8 @@ mod tests {
         let events: Vec<_> = (0..200).flat_map(|_| s.story()).collect();
         let types: BTreeSet<_> = events.iter().map(|e| e.event_type()).collect();
         assert_eq!(types.len(), EventType::ALL.len());
-        let versions: BTreeSet<_> = events
-            .iter()
-            .filter(|e| e.event_type() == EventType::RecordCreated)
-            .map(|e| e.envelope.version)
-            .collect();
+        let versions: BTreeSet<_> =
+            events.iter().filter(|e| e.event_type() == EventType::RecordCreated).map(|e| e.envelope.version).collect();
         assert_eq!(versions, BTreeSet::from([1, 2]));
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ltf_schemas::{EventCodec, TopicNames};
 use ltf_producers::{EventPublisher, PublisherConfig};
+use ltf_schemas::{EventCodec, TopicNames};
 
 #[derive(Debug, Clone, Args)]
 pub struct Common {

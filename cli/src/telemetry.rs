@@ -31,7 +31,9 @@ impl Drop for Telemetry {
 }
 
 fn exporting() -> bool {
-    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"].iter().any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
 }
 
 /// Installs the process's subscriber: the log layer and the OpenTelemetry layer.
@@ -73,7 +75,12 @@ where
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
-        .with_filter(Targets::new().with_target("ltf", Level::INFO).with_target("ltf_producers", Level::INFO).with_target("ltf_consumers", Level::INFO));
+        .with_filter(
+            Targets::new()
+                .with_target("ltf", Level::INFO)
+                .with_target("ltf_producers", Level::INFO)
+                .with_target("ltf_consumers", Level::INFO),
+        );
     (tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans), Telemetry { provider }, exporter_error)
 }
 
@@ -99,9 +106,11 @@ mod tests {
     fn json_lines_carry_the_trace_id_of_their_span_and_the_next_hop_gets_a_child() {
         let buffer = Buffer::default();
         let writer = buffer.clone();
-        let (subscriber, _telemetry, _) = subscriber("test", true, EnvFilter::new("warn,ltf_producers=debug"), move || writer.clone());
+        let (subscriber, _telemetry, _) =
+            subscriber("test", true, EnvFilter::new("warn,ltf_producers=debug"), move || writer.clone());
         let next = tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(target: "ltf_producers::relay::batch", "relay_publish", trace_id = tracing::field::Empty);
+            let span =
+                tracing::info_span!(target: "ltf_producers::relay::batch", "relay_publish", trace_id = tracing::field::Empty);
             let received = "00-5b8efff798038103d269b633813fc60c-00f067aa0ba902b7-01";
             ltf_producers::trace::adopt(&span, Some(received));
             span.in_scope(|| tracing::debug!(target: "ltf_producers::relay::batch", "publishing"));
@@ -124,7 +133,8 @@ mod tests {
         let received = "00-5b8efff798038103d269b633813fc60c-00f067aa0ba902b7-01";
         let (fixed, ambient) = tracing::subscriber::with_default(subscriber, || {
             let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-            let req = axum::http::Request::builder().uri("/v1/tables").header("traceparent", received).body(axum::body::Body::empty());
+            let req =
+                axum::http::Request::builder().uri("/v1/tables").header("traceparent", received).body(axum::body::Body::empty());
             let req = runtime.block_on(start_trace(req.expect("request")));
             let trace = req.extensions().get::<RequestTrace>().cloned().expect("the request's trace");
             let _in_request = trace.span.enter();

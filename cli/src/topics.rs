@@ -19,12 +19,8 @@ pub enum TopicsCmd {
 
 pub async fn run(common: &Common, cmd: TopicsCmd) -> Result<()> {
     let TopicsCmd::Ensure { partitions, replication_factor } = cmd;
-    let specs: Vec<TopicSpec> = common
-        .topics()
-        .all_events()
-        .into_iter()
-        .map(|name| TopicSpec { name, partitions, replication_factor })
-        .collect();
+    let specs: Vec<TopicSpec> =
+        common.topics().all_events().into_iter().map(|name| TopicSpec { name, partitions, replication_factor }).collect();
     for (name, outcome) in ensure_topics(&common.bootstrap, &specs).await? {
         let what = match outcome {
             Ensured::Created => "created",

@@ -168,10 +168,13 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9101 + index)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = ops::metrics_router(handle)
-        .route("/healthz", get({
-            let h = health.clone();
-            move || std::future::ready(alive(&h))
-        }))
+        .route(
+            "/healthz",
+            get({
+                let h = health.clone();
+                move || std::future::ready(alive(&h))
+            }),
+        )
         .route("/readyz", get(move || std::future::ready(ready(&health))));
     let server = tokio::spawn(ops::serve(listen, app, wait_for(stop_rx.clone())));
     info!(worker = kind.name(), %group, %listen, "worker starting");

@@ -11,7 +11,9 @@ use anyhow::{ensure, Context, Result};
 use ltf_producers::automations::Automation;
 use ltf_producers::relay::{Relay, RelayConfig};
 use ltf_producers::topics::{ensure_topics, TopicSpec};
-use ltf_producers::usecases::{CreateAutomation, CreateMultipleRecords, CreateMultipleRecordsInput, CreateTable, CreateTableInput, RequestContext, UseCase};
+use ltf_producers::usecases::{
+    CreateAutomation, CreateMultipleRecords, CreateMultipleRecordsInput, CreateTable, CreateTableInput, RequestContext, UseCase,
+};
 use ltf_producers::{EventPublisher, PublisherConfig};
 use ltf_schemas::{EventCodec, Fields, TopicNames};
 use ltf_tests::receiver::Receiver;
@@ -48,7 +50,8 @@ async fn an_automation_worker_killed_mid_stream_and_restarted_completes_every_ru
     let codec = Arc::new(EventCodec::new(&registry_url(), topics.clone())?);
     let receiver = Receiver::start().await?;
     let ctx = RequestContext::user("tester");
-    for (id, fields) in [("tasks", json!([{"name": "n", "type": "integer"}])), ("log", json!([{"name": "task", "type": "link"}]))] {
+    for (id, fields) in [("tasks", json!([{"name": "n", "type": "integer"}])), ("log", json!([{"name": "task", "type": "link"}]))]
+    {
         let input = CreateTableInput { id: Some(id.into()), name: id.into(), fields: serde_json::from_value(fields)? };
         CreateTable.run(&db.pool, &codec, &ctx, input).await?;
     }
@@ -60,10 +63,13 @@ async fn an_automation_worker_killed_mid_stream_and_restarted_completes_every_ru
     }))?;
     CreateAutomation.run(&db.pool, &codec, &ctx, automation).await?;
     let records: Vec<Fields> = (0..RUNS).map(|i| json!({"n": i}).as_object().cloned().unwrap_or_default()).collect();
-    CreateMultipleRecords { limits: Default::default() }.run(&db.pool, &codec, &ctx, CreateMultipleRecordsInput { table_id: "tasks".into(), records }).await?;
+    CreateMultipleRecords { limits: Default::default() }
+        .run(&db.pool, &codec, &ctx, CreateMultipleRecordsInput { table_id: "tasks".into(), records })
+        .await?;
 
     let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), codec.clone())?;
-    let relay = Relay::new(db.pool.clone(), publisher, RelayConfig { poll_interval: Duration::from_millis(100), ..Default::default() })?;
+    let relay =
+        Relay::new(db.pool.clone(), publisher, RelayConfig { poll_interval: Duration::from_millis(100), ..Default::default() })?;
     let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
     let relay = tokio::spawn(async move {
         relay
@@ -109,7 +115,10 @@ async fn an_automation_worker_killed_mid_stream_and_restarted_completes_every_ru
     assert_eq!(scalar(&db.pool, "SELECT count(*) FROM ltf_automation_steps").await?, 2 * RUNS as i64);
     // One log record per task: the record action happened once per run.
     assert_eq!(scalar(&db.pool, "SELECT count(*) FROM ltf_records WHERE table_id = 'log'").await?, RUNS as i64);
-    assert_eq!(scalar(&db.pool, "SELECT count(DISTINCT fields->>'task') FROM ltf_records WHERE table_id = 'log'").await?, RUNS as i64);
+    assert_eq!(
+        scalar(&db.pool, "SELECT count(DISTINCT fields->>'task') FROM ltf_records WHERE table_id = 'log'").await?,
+        RUNS as i64
+    );
     // Emitted events: one AutomationTriggered and two ActionExecuted per run, one RecordCreated per log record.
     let emitted = |t: &'static str| scalar(&db.pool, t);
     assert_eq!(emitted("SELECT count(*) FROM ltf_outbox WHERE event_type = 'automation-triggered'").await?, RUNS as i64);

@@ -26,7 +26,11 @@ fn text(o: &Output) -> String {
 async fn automations_are_stored_listed_toggled_and_their_runs_shown_and_bad_definitions_refused() -> Result<()> {
     let db = fresh_database().await?;
     let codec = EventCodec::new(&registry_url(), TopicNames::new(unique_prefix("auto-cli")))?;
-    let input = CreateTableInput { id: Some("tasks".into()), name: "Tasks".into(), fields: serde_json::from_value(json!([{"name": "status", "type": "text"}]))? };
+    let input = CreateTableInput {
+        id: Some("tasks".into()),
+        name: "Tasks".into(),
+        fields: serde_json::from_value(json!([{"name": "status", "type": "text"}]))?,
+    };
     CreateTable.run(&db.pool, &codec, &RequestContext::default(), input).await?;
     let dir = tempfile::tempdir()?;
     let good = dir.path().join("done.json");
@@ -48,14 +52,21 @@ async fn automations_are_stored_listed_toggled_and_their_runs_shown_and_bad_defi
     assert!(text(&again).contains("automation done already exists"), "{}", text(&again));
 
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, json!({"id": "bad", "name": "Bad", "trigger": {"event": "record-created", "tableId": "tasks"}, "actions": []}).to_string())?;
+    std::fs::write(
+        &bad,
+        json!({"id": "bad", "name": "Bad", "trigger": {"event": "record-created", "tableId": "tasks"}, "actions": []})
+            .to_string(),
+    )?;
     let refused = ltf(&url, &["automations", "create", bad.to_str().unwrap_or_default()])?;
     assert!(!refused.status.success());
     assert!(text(&refused).contains("invalid automation: actions: must hold at least one action"), "{}", text(&refused));
 
     let list = ltf(&url, &["automations", "list"])?;
     let listing = String::from_utf8(list.stdout)?;
-    assert!(listing.starts_with("done ") && listing.contains("enabled  record-updated on tasks (1 conditions) -> webhook"), "{listing}");
+    assert!(
+        listing.starts_with("done ") && listing.contains("enabled  record-updated on tasks (1 conditions) -> webhook"),
+        "{listing}"
+    );
     assert!(ltf(&url, &["automations", "disable", "done"])?.status.success());
     let json_list: serde_json::Value = serde_json::from_slice(&ltf(&url, &["automations", "list", "--json"])?.stdout)?;
     assert_eq!(json_list[0]["enabled"], false);

@@ -30,7 +30,12 @@ fn ltf(prefix: &str) -> Command {
 /// Runs `ltf` and returns its stdout; fails with its stderr when it fails.
 fn run_ok(cmd: &mut Command) -> Result<String> {
     let out: Output = cmd.output().context("running ltf")?;
-    ensure!(out.status.success(), "ltf failed: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    ensure!(
+        out.status.success(),
+        "ltf failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     Ok(String::from_utf8(out.stdout)?)
 }
 
@@ -49,7 +54,14 @@ struct Letter<'a> {
     headers: Vec<(String, String)>,
 }
 
-fn letter<'a>(key: Option<&'a str>, value: Vec<u8>, original: &[(String, String)], class: &str, source: &str, group: &str) -> Letter<'a> {
+fn letter<'a>(
+    key: Option<&'a str>,
+    value: Vec<u8>,
+    original: &[(String, String)],
+    class: &str,
+    source: &str,
+    group: &str,
+) -> Letter<'a> {
     let mut headers = original.to_vec();
     for (k, v) in [
         ("dlq-error-class", class),
@@ -135,7 +147,12 @@ async fn list_counts_dead_letters_per_group_topic_and_class() -> Result<()> {
     let l = |class: &str, source: &str, group: &str| letter(Some("k"), vec![1, 2, 3], &[], class, source, group);
     produce(
         &audit_table,
-        &[l("database", &table, &audit), l("database", &table, &audit), l("validation", &table, &audit), l("database", &table, &audit)],
+        &[
+            l("database", &table, &audit),
+            l("database", &table, &audit),
+            l("validation", &table, &audit),
+            l("database", &table, &audit),
+        ],
     )?;
     produce(&audit_form, &[l("undecodable", &form, &audit), l("undecodable", &form, &audit)])?;
     produce(&analytics_table, &[l("timeout", &table, &analytics)])?;
@@ -257,7 +274,9 @@ async fn replay_publishes_to_the_group_retry_topic_only_with_the_original_key_va
     )?;
     produce(&other_dlq, &[letter(Some("x"), vec![1], &[], "database", &table, &analytics)])?;
     let replay = |extra: &[&str]| -> Result<String> {
-        run_ok(ltf(&prefix).args(["dlq", "replay", "--group", "audit", "--rate", "20/s"]).args(extra).env("DATABASE_URL", db.url()))
+        run_ok(
+            ltf(&prefix).args(["dlq", "replay", "--group", "audit", "--rate", "20/s"]).args(extra).env("DATABASE_URL", db.url()),
+        )
     };
 
     let out = replay(&["--class", "database"])?;
@@ -272,7 +291,8 @@ async fn replay_publishes_to_the_group_retry_topic_only_with_the_original_key_va
     assert_eq!(header(&h, "event-id"), Some(event.event_id().to_string().as_str()));
     assert_eq!(header(&h, "dlq-original-topic"), Some(table.as_str()), "the origin is kept");
     assert_eq!(header(&h, "dlq-original-offset"), Some("12"));
-    for gone in ["dlq-error-class", "dlq-error-message", "dlq-attempts", "dlq-handler", "dlq-consumer-group", "dlq-first-failure"] {
+    for gone in ["dlq-error-class", "dlq-error-message", "dlq-attempts", "dlq-handler", "dlq-consumer-group", "dlq-first-failure"]
+    {
         assert_eq!(header(&h, gone), None, "{gone} is dropped: fresh attempts");
     }
     assert!(header(&h, "dlq-replayed-at").is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()));
@@ -402,7 +422,8 @@ async fn a_dead_letter_of_a_failing_handler_is_shown_healed_replayed_and_handled
     assert!(out.contains("replayed 1 dead letter(s); skipped 1"), "{out}");
     wait_logged(&db.pool, 5, &mut worker).await?;
     assert_eq!(logged(&db.pool, Some(bad)).await?, 1, "handled once");
-    let topic: String = sqlx::query_scalar("SELECT topic FROM ltf_event_log WHERE event_id = $1").bind(bad).fetch_one(&db.pool).await?;
+    let topic: String =
+        sqlx::query_scalar("SELECT topic FROM ltf_event_log WHERE event_id = $1").bind(bad).fetch_one(&db.pool).await?;
     assert_eq!(topic, retry, "handled from the group's retry topic");
 
     // A second replay publishes nothing; even `--again` changes nothing (same eventId:
@@ -424,9 +445,10 @@ async fn a_dead_letter_of_a_failing_handler_is_shown_healed_replayed_and_handled
         let g = s["groups"].as_array().and_then(|gs| gs.iter().find(|g| g["group"] == group.as_str())).cloned();
         let g = g.context("the worker's group in ltf status")?;
         let t = g["topics"].as_array().and_then(|ts| ts.iter().find(|t| t["topic"] == retry.as_str())).cloned();
-        let committed: i64 = t.as_ref().and_then(|t| t["partitions"].as_array()).map_or(0, |ps| {
-            ps.iter().filter_map(|p| p["committed"].as_i64()).sum()
-        });
+        let committed: i64 = t
+            .as_ref()
+            .and_then(|t| t["partitions"].as_array())
+            .map_or(0, |ps| ps.iter().filter_map(|p| p["committed"].as_i64()).sum());
         if committed == 4 {
             assert_eq!(t.as_ref().map(|t| t["lag"].clone()), Some(Value::from(0)), "{out}");
             assert_eq!(g["state"], "Stable", "{out}");

@@ -241,7 +241,12 @@ fn every_recorded_metric_is_catalogued_with_its_type_and_labels() {
                 continue;
             };
             if m.kind != call.kind {
-                problems.push(format!("{}: {name} is recorded as a {} but catalogued as a {}", call.at, call.kind.as_str(), m.kind.as_str()));
+                problems.push(format!(
+                    "{}: {name} is recorded as a {} but catalogued as a {}",
+                    call.at,
+                    call.kind.as_str(),
+                    m.kind.as_str()
+                ));
             }
             if !call.resolved {
                 continue;
@@ -299,7 +304,8 @@ fn doc_rows(labels: bool) -> Vec<(String, Vec<String>)> {
     }
     rows.into_iter()
         .filter_map(|l| {
-            let cells: Vec<String> = l.trim().strip_prefix('|')?.strip_suffix('|')?.split('|').map(|c| c.trim().to_owned()).collect();
+            let cells: Vec<String> =
+                l.trim().strip_prefix('|')?.strip_suffix('|')?.split('|').map(|c| c.trim().to_owned()).collect();
             let first = cells.first()?.strip_prefix('`')?.strip_suffix('`')?.to_owned();
             Some((first, cells[1..].to_vec()))
         })
@@ -350,8 +356,24 @@ fn docs_metrics_md_lists_exactly_the_catalogue() {
 
 /// Label names that carry identifiers or free text: unbounded, never a label.
 const UNBOUNDED: [&str; 18] = [
-    "id", "eventid", "recordid", "aggregateid", "tableid", "formid", "connectionid", "automationid", "submissionid",
-    "correlationid", "causationid", "requestid", "traceid", "userid", "principal", "message", "error", "url",
+    "id",
+    "eventid",
+    "recordid",
+    "aggregateid",
+    "tableid",
+    "formid",
+    "connectionid",
+    "automationid",
+    "submissionid",
+    "correlationid",
+    "causationid",
+    "requestid",
+    "traceid",
+    "userid",
+    "principal",
+    "message",
+    "error",
+    "url",
 ];
 
 fn is_unbounded(label: &str) -> bool {
@@ -371,7 +393,10 @@ fn every_label_is_bounded_and_documented() {
                 problems.push(format!("{}: label `{l}` looks like an id or free text; labels take bounded sets only", m.name));
             }
             if !documented.contains(*l) {
-                problems.push(format!("{}: label `{l}` has no row in docs/metrics.md's label table (say which values it takes)", m.name));
+                problems.push(format!(
+                    "{}: label `{l}` has no row in docs/metrics.md's label table (say which values it takes)",
+                    m.name
+                ));
             }
         }
     }

@@ -54,10 +54,8 @@ async fn status_shows_lag_dead_letters_and_the_outbox_backlog() -> Result<()> {
     let form = format!("{prefix}.form.events");
     let group = format!("{prefix}.audit");
     let dlq = TopicNames::dlq(&table, &group);
-    let specs: Vec<TopicSpec> = [&table, &form, &dlq]
-        .iter()
-        .map(|t| TopicSpec { name: (*t).clone(), partitions: 2, replication_factor: 1 })
-        .collect();
+    let specs: Vec<TopicSpec> =
+        [&table, &form, &dlq].iter().map(|t| TopicSpec { name: (*t).clone(), partitions: 2, replication_factor: 1 }).collect();
     ensure_topics(&bootstrap(), &specs).await?;
 
     // 10 messages two minutes old on partition 0, 3 fresh ones on partition 1; the group
@@ -67,8 +65,11 @@ async fn status_shows_lag_dead_letters_and_the_outbox_backlog() -> Result<()> {
     produce(&table, 1, 3, now_ms, &[])?;
     produce(&dlq, 0, 2, now_ms, &[("dlq-error-class", "database")])?;
     produce(&dlq, 1, 1, now_ms, &[("dlq-error-class", "validation")])?;
-    let committer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", bootstrap()).set("group.id", &group).set("enable.auto.commit", "false").create()?;
+    let committer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&table, 0, Offset::Offset(4))?;
     tpl.add_partition_offset(&table, 1, Offset::Offset(3))?;

@@ -93,8 +93,11 @@ async fn collect(State(c): State<Arc<Mutex<Collected>>>, headers: HeaderMap, bod
 async fn a_chain_request_is_one_trace_through_the_api_relay_and_every_worker() -> Result<()> {
     let db = fresh_database().await?;
     let prefix = unique_prefix("trace");
-    let specs: Vec<TopicSpec> =
-        TopicNames::new(&prefix).all_events().into_iter().map(|name| TopicSpec { name, partitions: 2, replication_factor: 1 }).collect();
+    let specs: Vec<TopicSpec> = TopicNames::new(&prefix)
+        .all_events()
+        .into_iter()
+        .map(|name| TopicSpec { name, partitions: 2, replication_factor: 1 })
+        .collect();
     ensure_topics(&bootstrap(), &specs).await?;
     let dir = tempfile::tempdir()?;
     let receiver = Receiver::start().await?;
@@ -110,7 +113,14 @@ async fn a_chain_request_is_one_trace_through_the_api_relay_and_every_worker() -
     ];
     let mut api = spawn(dir.path(), "api", &prefix, &db.url(), &["api"], &otlp)?;
     let relay_port = free_port()?;
-    let mut relay = spawn(dir.path(), "relay", &prefix, &db.url(), &["relay", "--listen", &format!("127.0.0.1:{relay_port}"), "--poll-interval-ms", "200"], &[])?;
+    let mut relay = spawn(
+        dir.path(),
+        "relay",
+        &prefix,
+        &db.url(),
+        &["relay", "--listen", &format!("127.0.0.1:{relay_port}"), "--poll-interval-ms", "200"],
+        &[],
+    )?;
     wait_ready(&mut api, &format!("http://127.0.0.1:{api_port}/readyz")).await?;
     wait_ready(&mut relay, &format!("http://127.0.0.1:{relay_port}/readyz")).await?;
     let mut workers = Vec::new();
@@ -121,7 +131,14 @@ async fn a_chain_request_is_one_trace_through_the_api_relay_and_every_worker() -
             ("LTF_NOTIFY_WEBHOOK_URL", receiver.url("/notify")),
             ("LTF_CACHE_KEY_PREFIX", prefix.clone()),
         ];
-        let p = spawn(dir.path(), name, &prefix, &db.url(), &["worker", name, "--listen", &format!("127.0.0.1:{port}"), "--session-timeout-ms", "6000"], &env)?;
+        let p = spawn(
+            dir.path(),
+            name,
+            &prefix,
+            &db.url(),
+            &["worker", name, "--listen", &format!("127.0.0.1:{port}"), "--session-timeout-ms", "6000"],
+            &env,
+        )?;
         workers.push((p, port));
     }
     for (p, port) in &mut workers {
@@ -132,11 +149,38 @@ async fn a_chain_request_is_one_trace_through_the_api_relay_and_every_worker() -
     let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
         http.request(method, format!("http://127.0.0.1:{api_port}{path}")).bearer_auth(KEY).json(&body).send()
     };
-    json_with(call(reqwest::Method::POST, "/v1/tables", json!({"id": "leads", "name": "Leads", "fields": [{"name": "name", "type": "text"}]})).await?, StatusCode::CREATED).await?;
-    json_with(call(reqwest::Method::POST, "/v1/forms", json!({"id": "signup", "name": "Sign up", "tableId": "leads", "fields": [{"name": "name", "type": "text"}]})).await?, StatusCode::CREATED).await?;
-    json_with(call(reqwest::Method::POST, "/v1/automations", json!({"id": "welcome", "name": "Welcome",
+    json_with(
+        call(
+            reqwest::Method::POST,
+            "/v1/tables",
+            json!({"id": "leads", "name": "Leads", "fields": [{"name": "name", "type": "text"}]}),
+        )
+        .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    json_with(
+        call(
+            reqwest::Method::POST,
+            "/v1/forms",
+            json!({"id": "signup", "name": "Sign up", "tableId": "leads", "fields": [{"name": "name", "type": "text"}]}),
+        )
+        .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    json_with(
+        call(
+            reqwest::Method::POST,
+            "/v1/automations",
+            json!({"id": "welcome", "name": "Welcome",
         "trigger": {"event": "record-created", "tableId": "leads"},
-        "actions": [{"id": "tell", "type": "notify", "message": "New lead {{fields.name}}"}]})).await?, StatusCode::CREATED).await?;
+        "actions": [{"id": "tell", "type": "notify", "message": "New lead {{fields.name}}"}]}),
+        )
+        .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
     let r = http
         .post(format!("http://127.0.0.1:{api_port}/v1/forms/signup/submissions"))
         .bearer_auth(KEY)
@@ -169,7 +213,8 @@ async fn a_chain_request_is_one_trace_through_the_api_relay_and_every_worker() -
     };
     let types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
     assert_eq!(types, vec!["form-submitted", "record-created", "automation-triggered", "action-executed"]);
-    let carried: Vec<(&str, &str)> = rows.iter().map(|r| (r.event_type.as_str(), r.header("traceparent").unwrap_or_default())).collect();
+    let carried: Vec<(&str, &str)> =
+        rows.iter().map(|r| (r.event_type.as_str(), r.header("traceparent").unwrap_or_default())).collect();
     for (event_type, tp) in &carried {
         ensure!(tp.starts_with(&format!("00-{TRACE}-")), "{event_type} carries {tp:?}; all: {carried:?}");
         ensure!(
@@ -194,7 +239,11 @@ async fn a_chain_request_is_one_trace_through_the_api_relay_and_every_worker() -
     let trace_bytes: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&TRACE[2 * i..2 * i + 2], 16).unwrap_or_default()).collect();
     let bodies = std::mem::take(&mut collected.lock().expect("collector lock").bodies);
     ensure!(!bodies.is_empty(), "the collector received nothing");
-    ensure!(bodies.iter().all(|(ct, _)| ct == "application/x-protobuf"), "content types {:?}", bodies.iter().map(|b| &b.0).collect::<Vec<_>>());
+    ensure!(
+        bodies.iter().all(|(ct, _)| ct == "application/x-protobuf"),
+        "content types {:?}",
+        bodies.iter().map(|b| &b.0).collect::<Vec<_>>()
+    );
     ensure!(bodies.iter().any(|(_, b)| b.windows(16).any(|w| w == trace_bytes.as_slice())), "no exported span has the trace id");
     collector.stop().await?;
     receiver.stop().await?;

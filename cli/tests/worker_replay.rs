@@ -11,8 +11,8 @@ use anyhow::{ensure, Context, Result};
 use ltf_producers::topics::{ensure_topics, TopicSpec};
 use ltf_producers::{EventPublisher, PublisherConfig};
 use ltf_schemas::{
-    ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, EventCodec, EventPayload,
-    Fields, FormSubmitted, RecordCreated, RecordDeleted, TopicNames,
+    ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, EventCodec, EventPayload, Fields,
+    FormSubmitted, RecordCreated, RecordDeleted, TopicNames,
 };
 use ltf_tests::{bootstrap, fresh_database, registry_url, unique_prefix, wait_caught_up};
 use rdkafka::admin::{AdminClient, AdminOptions};
@@ -106,7 +106,8 @@ async fn consuming_the_whole_stream_again_changes_no_rollup() -> Result<()> {
     let prefix = unique_prefix("replay");
     let topics = TopicNames::new(&prefix);
     let all = topics.all_events();
-    let specs: Vec<TopicSpec> = all.iter().map(|name| TopicSpec { name: name.clone(), partitions: 3, replication_factor: 1 }).collect();
+    let specs: Vec<TopicSpec> =
+        all.iter().map(|name| TopicSpec { name: name.clone(), partitions: 3, replication_factor: 1 }).collect();
     ensure_topics(&bootstrap(), &specs).await?;
     let codec = Arc::new(EventCodec::new(&registry_url(), topics.clone())?);
     let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), codec)?;

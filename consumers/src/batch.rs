@@ -144,7 +144,14 @@ async fn run_group(core: &Pipeline, handler: &dyn BatchHandler, group: Vec<Pendi
 
 /// Tries `events` as one batch; returns whether it succeeded. With `settle_failure` a
 /// failure is dead-lettered, otherwise left to the caller.
-async fn attempt(core: &Pipeline, handler: &dyn BatchHandler, name: &str, events: &[Pending], blocker: &Blocker, settle_failure: bool) -> bool {
+async fn attempt(
+    core: &Pipeline,
+    handler: &dyn BatchHandler,
+    name: &str,
+    events: &[Pending],
+    blocker: &Blocker,
+    settle_failure: bool,
+) -> bool {
     let batch: Vec<Event> = events.iter().map(|p| p.event.clone()).collect();
     let event_type = batch[0].event_type();
     let attempted = core

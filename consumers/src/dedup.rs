@@ -98,7 +98,11 @@ impl DedupStore {
     /// This relies on READ COMMITTED, PostgreSQL's default; under a REPEATABLE READ or
     /// SERIALIZABLE default the waiting delivery fails with a serialization error instead
     /// (a retryable [`HandlerError`](crate::HandlerError)), and its retry gets `None`.
-    pub async fn begin(&self, ctx: &HandlerContext, event: &Event) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
+    pub async fn begin(
+        &self,
+        ctx: &HandlerContext,
+        event: &Event,
+    ) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         ctx.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
         if DedupStore::record(&mut tx, &ctx.group, &ctx.handler, event.event_id()).await? {

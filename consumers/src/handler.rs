@@ -161,7 +161,12 @@ pub struct HandlerContext {
 
 impl HandlerContext {
     /// The context of attempt `attempt` of `handler` in `group`.
-    pub fn new(group: impl Into<String>, handler: impl Into<String>, attempt: u32, dedup: Option<Arc<DedupStore>>) -> HandlerContext {
+    pub fn new(
+        group: impl Into<String>,
+        handler: impl Into<String>,
+        attempt: u32,
+        dedup: Option<Arc<DedupStore>>,
+    ) -> HandlerContext {
         HandlerContext { group: group.into(), handler: handler.into(), attempt, dedup, recorded: Arc::default(), max_attempts: 1 }
     }
 

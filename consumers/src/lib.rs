@@ -58,8 +58,7 @@ pub use dedup::DedupStore;
 pub use error::ConsumeError;
 pub use handler::{Event, Handler, HandlerContext, HandlerError, Meta};
 pub use middleware::{
-    run_with_retry, BreakerConfig, Breakers, CircuitState, DeadLetter, DeadLetterPublisher, DlqFuse, FuseConfig,
-    RetryPolicy,
+    run_with_retry, BreakerConfig, Breakers, CircuitState, DeadLetter, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy,
 };
 pub use reader::{EventReader, ReceivedEvent};
 pub use router::Router;

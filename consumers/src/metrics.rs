@@ -95,23 +95,47 @@ pub mod outcome {
 /// Every metric this crate exports. Adding a metric: its constant above, a line here,
 /// a row in docs/metrics.md.
 pub const CATALOGUE: &[Metric] = &[
-    Metric::counter(EVENTS_TOTAL, &[labels::GROUP, labels::HANDLER, labels::EVENT_TYPE, labels::OUTCOME], "Events handled, by group, handler, event type and outcome."),
+    Metric::counter(
+        EVENTS_TOTAL,
+        &[labels::GROUP, labels::HANDLER, labels::EVENT_TYPE, labels::OUTCOME],
+        "Events handled, by group, handler, event type and outcome.",
+    ),
     Metric::histogram(PROCESSING_SECONDS, &[labels::GROUP, labels::HANDLER], "Handler processing time, all attempts."),
     Metric::histogram(END_TO_END_SECONDS, &[labels::GROUP, labels::EVENT_TYPE], "Handled time minus occurredOn."),
-    Metric::counter(RETRIES_TOTAL, &[labels::GROUP, labels::HANDLER, labels::CLASS], "Failed handler attempts that will be retried."),
-    Metric::counter(DEAD_LETTERS_TOTAL, &[labels::GROUP, labels::TOPIC, labels::CLASS], "Messages written to a dead-letter topic."),
+    Metric::counter(
+        RETRIES_TOTAL,
+        &[labels::GROUP, labels::HANDLER, labels::CLASS],
+        "Failed handler attempts that will be retried.",
+    ),
+    Metric::counter(
+        DEAD_LETTERS_TOTAL,
+        &[labels::GROUP, labels::TOPIC, labels::CLASS],
+        "Messages written to a dead-letter topic.",
+    ),
     Metric::gauge(LAG_MESSAGES, &[labels::GROUP, labels::TOPIC, labels::PARTITION], "Consumer lag in messages per partition."),
-    Metric::gauge(LAG_SECONDS, &[labels::GROUP, labels::TOPIC, labels::PARTITION], "Age of the oldest unfinished message per partition."),
+    Metric::gauge(
+        LAG_SECONDS,
+        &[labels::GROUP, labels::TOPIC, labels::PARTITION],
+        "Age of the oldest unfinished message per partition.",
+    ),
     Metric::gauge(IN_FLIGHT, &[labels::GROUP], "Events fetched and not finished."),
     Metric::gauge(CIRCUIT_STATE, &[labels::GROUP, labels::DEPENDENCY], "Circuit-breaker state: 0 closed, 1 half-open, 2 open."),
     Metric::gauge(FUSE_TRIPPED, &[labels::GROUP], "1 when the DLQ-rate fuse stopped the worker."),
     Metric::counter(DEDUP_PRUNED_TOTAL, &[], "Dedup records deleted by pruning."),
     Metric::counter(REBALANCES_TOTAL, &[labels::GROUP, labels::KIND], "Partition assignments and revocations."),
-    Metric::counter(CACHE_WRITES_TOTAL, &[labels::KIND, labels::OUTCOME], "Record-cache writes, applied or refused as stale by the version guard."),
+    Metric::counter(
+        CACHE_WRITES_TOTAL,
+        &[labels::KIND, labels::OUTCOME],
+        "Record-cache writes, applied or refused as stale by the version guard.",
+    ),
     Metric::counter(ANALYTICS_EVENTS_TOTAL, &[labels::EVENT_TYPE], "Events applied to the analytics rollups, by event type."),
     Metric::counter(ANALYTICS_CONNECTIONS_TOTAL, &[labels::SERVICE], "Connections established, by service."),
     Metric::counter(AUTOMATION_RUNS_TOTAL, &[labels::STATUS], "Automation runs started, succeeded and failed."),
-    Metric::counter(AUTOMATION_ACTIONS_TOTAL, &[labels::ACTION_TYPE, labels::RESULT], "Automation actions executed, by action type and result."),
+    Metric::counter(
+        AUTOMATION_ACTIONS_TOTAL,
+        &[labels::ACTION_TYPE, labels::RESULT],
+        "Automation actions executed, by action type and result.",
+    ),
     Metric::histogram(AUTOMATION_ACTION_SECONDS, &[labels::ACTION_TYPE], "Time an automation action took, by action type."),
 ];
 

@@ -195,7 +195,8 @@ impl Pipeline {
         let mut failed_dependency: Option<String> = None;
         let result = loop {
             attempt += 1;
-            let ctx = HandlerContext::new(self.group.clone(), name, attempt, self.dedup.clone()).with_max_attempts(self.retry.max_attempts);
+            let ctx = HandlerContext::new(self.group.clone(), name, attempt, self.dedup.clone())
+                .with_max_attempts(self.retry.max_attempts);
             let err = match call(ctx).await {
                 Ok(()) => break Ok(()),
                 Err(e) => e,

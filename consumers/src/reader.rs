@@ -41,9 +41,7 @@ impl EventReader {
     pub fn subscribe(config: &ReaderConfig, codec: Arc<EventCodec>, topics: &[String]) -> Result<EventReader, ConsumeError> {
         let consumer: StreamConsumer = config.client_config()?.create().map_err(ConsumeError::Create)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&names)
-            .map_err(|source| ConsumeError::Subscribe { topics: topics.to_vec(), source })?;
+        consumer.subscribe(&names).map_err(|source| ConsumeError::Subscribe { topics: topics.to_vec(), source })?;
         Ok(EventReader { consumer, codec })
     }
 

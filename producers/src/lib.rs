@@ -56,9 +56,9 @@ pub mod trace;
 pub mod usecases;
 
 pub use config::PublisherConfig;
+pub use connections::{ConnectionsConfig, OAuthServiceConfig};
 pub use error::PublishError;
 pub use publisher::{Delivery, EventPublisher};
-pub use connections::{ConnectionsConfig, OAuthServiceConfig};
 pub use usecases::{
     AuthenticateConnection, AuthenticateConnectionInput, CreateForm, CreateFormInput, CreateMultipleRecords, CreateRecord,
     CreateTable, CreateTableInput, DeleteMultipleRecords, DeleteRecord, Outcome, RecordLimits, RequestContext, SubmitForm,

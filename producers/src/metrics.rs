@@ -99,12 +99,28 @@ impl Metric {
 /// Every metric this crate exports. Adding a metric: its constant above, a line here,
 /// a row in docs/metrics.md.
 pub const CATALOGUE: &[Metric] = &[
-    Metric::counter(API_REQUESTS_TOTAL, &[labels::ROUTE, labels::METHOD, labels::STATUS], "HTTP requests served by the API, by route, method and status."),
-    Metric::histogram(API_REQUEST_DURATION_SECONDS, &[labels::ROUTE, labels::METHOD], "Latency of API requests, by route and method."),
-    Metric::counter(API_EVENTS_WRITTEN_TOTAL, &[labels::EVENT_TYPE], "Events written to the outbox by API requests, by event type."),
+    Metric::counter(
+        API_REQUESTS_TOTAL,
+        &[labels::ROUTE, labels::METHOD, labels::STATUS],
+        "HTTP requests served by the API, by route, method and status.",
+    ),
+    Metric::histogram(
+        API_REQUEST_DURATION_SECONDS,
+        &[labels::ROUTE, labels::METHOD],
+        "Latency of API requests, by route and method.",
+    ),
+    Metric::counter(
+        API_EVENTS_WRITTEN_TOTAL,
+        &[labels::EVENT_TYPE],
+        "Events written to the outbox by API requests, by event type.",
+    ),
     Metric::gauge(OUTBOX_BACKLOG, &[], "Outbox rows not yet published."),
     Metric::gauge(OUTBOX_OLDEST_AGE_SECONDS, &[], "Age of the oldest unpublished outbox row."),
-    Metric::counter(RELAY_PUBLISHED_TOTAL, &[labels::TOPIC, labels::EVENT_TYPE], "Outbox rows published and marked sent, by topic and event type."),
+    Metric::counter(
+        RELAY_PUBLISHED_TOTAL,
+        &[labels::TOPIC, labels::EVENT_TYPE],
+        "Outbox rows published and marked sent, by topic and event type.",
+    ),
     Metric::counter(RELAY_FAILURES_TOTAL, &[labels::REASON], "Relay batches rolled back for a later retry, by reason."),
     Metric::histogram(RELAY_BATCH_DURATION_SECONDS, &[], "Duration of one relay batch."),
     Metric::counter(RELAY_PRUNED_TOTAL, &[], "Sent outbox rows deleted after the retention."),

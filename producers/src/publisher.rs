@@ -134,11 +134,7 @@ impl EventPublisher {
 
     /// Waits until every queued message was delivered or failed.
     pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
-        self.producer.flush(timeout).map_err(|source| PublishError::Kafka {
-            topic: "*".into(),
-            event_id: "*".into(),
-            source,
-        })
+        self.producer.flush(timeout).map_err(|source| PublishError::Kafka { topic: "*".into(), event_id: "*".into(), source })
     }
 }
 

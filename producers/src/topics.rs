@@ -28,20 +28,22 @@ pub enum Ensured {
 pub async fn ensure_topics(bootstrap_servers: &str, specs: &[TopicSpec]) -> Result<Vec<(String, Ensured)>, PublishError> {
     for s in specs {
         if s.partitions < 1 {
-            return Err(PublishError::Config { key: "partitions".into(), reason: format!("{} for {}: must be at least 1", s.partitions, s.name) });
+            return Err(PublishError::Config {
+                key: "partitions".into(),
+                reason: format!("{} for {}: must be at least 1", s.partitions, s.name),
+            });
         }
         if s.replication_factor < 1 {
-            return Err(PublishError::Config { key: "replication_factor".into(), reason: format!("{} for {}: must be at least 1", s.replication_factor, s.name) });
+            return Err(PublishError::Config {
+                key: "replication_factor".into(),
+                reason: format!("{} for {}: must be at least 1", s.replication_factor, s.name),
+            });
         }
     }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .create()
-        .map_err(PublishError::Create)?;
-    let new: Vec<NewTopic<'_>> = specs
-        .iter()
-        .map(|s| NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor)))
-        .collect();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap_servers).create().map_err(PublishError::Create)?;
+    let new: Vec<NewTopic<'_>> =
+        specs.iter().map(|s| NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor))).collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(new.iter(), &opts)
@@ -68,7 +70,9 @@ async fn wait_for_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str
     loop {
         let ready = match admin.inner().fetch_metadata(Some(topic), Duration::from_secs(5)) {
             Ok(md) => md.topics().iter().all(|t| {
-                t.error().is_none() && !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+                t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
             }),
             Err(_) => false,
         };

@@ -12,7 +12,9 @@ fn codec(c: &mut Criterion) {
     let updated = events.iter().find(|e| e.event_type() == EventType::RecordUpdated).unwrap().clone();
     let v1 = events.iter().find(|e| e.event_type() == EventType::RecordCreated && e.envelope.version == 1).unwrap().clone();
     let def = schema_def(EventType::RecordUpdated, 1).unwrap();
-    c.bench_function("resolve schema (per-call cost inside apache-avro)", |b| b.iter(|| apache_avro::schema::ResolvedSchema::try_from(def.schema()).unwrap().get_names().len()));
+    c.bench_function("resolve schema (per-call cost inside apache-avro)", |b| {
+        b.iter(|| apache_avro::schema::ResolvedSchema::try_from(def.schema()).unwrap().get_names().len())
+    });
     c.bench_function("encode RecordUpdated", |b| b.iter(|| encode_body(&updated).unwrap()));
     let body = encode_body(&updated).unwrap();
     c.bench_function("decode RecordUpdated", |b| b.iter(|| decode_with(1, def.schema(), &body).unwrap()));

@@ -73,9 +73,7 @@ impl EventType {
 
     pub fn aggregate(self) -> AggregateType {
         match self {
-            EventType::RecordCreated | EventType::RecordUpdated | EventType::RecordDeleted => {
-                AggregateType::Table
-            }
+            EventType::RecordCreated | EventType::RecordUpdated | EventType::RecordDeleted => AggregateType::Table,
             EventType::AutomationTriggered | EventType::ActionExecuted => AggregateType::Automation,
             EventType::ConnectionEstablished => AggregateType::Connection,
             EventType::FormSubmitted => AggregateType::Form,
@@ -124,8 +122,7 @@ impl SchemaDef {
     /// The parsed schema (parsed once; the embedded files are checked by a unit test).
     pub fn schema(&self) -> &Schema {
         self.parsed.get_or_init(|| {
-            Schema::parse_str(self.text)
-                .unwrap_or_else(|e| panic!("embedded schema {} is invalid: {e}", self.file))
+            Schema::parse_str(self.text).unwrap_or_else(|e| panic!("embedded schema {} is invalid: {e}", self.file))
         })
     }
 }
@@ -150,23 +147,16 @@ pub static SCHEMAS: [SchemaDef; 8] = [
 
 /// The schema of `event_type` at `version`.
 pub fn schema_def(event_type: EventType, version: i32) -> Result<&'static SchemaDef, SchemaError> {
-    SCHEMAS
-        .iter()
-        .find(|s| s.event_type == event_type && s.version == version)
-        .ok_or_else(|| SchemaError::UnsupportedVersion {
-            event_type: event_type.as_str(),
-            version,
-            supported: event_type.versions(),
-        })
+    SCHEMAS.iter().find(|s| s.event_type == event_type && s.version == version).ok_or_else(|| SchemaError::UnsupportedVersion {
+        event_type: event_type.as_str(),
+        version,
+        supported: event_type.versions(),
+    })
 }
 
 /// The newest schema of `event_type`: the reader schema.
 pub fn latest(event_type: EventType) -> &'static SchemaDef {
-    SCHEMAS
-        .iter()
-        .filter(|s| s.event_type == event_type)
-        .max_by_key(|s| s.version)
-        .expect("every event type has a schema")
+    SCHEMAS.iter().filter(|s| s.event_type == event_type).max_by_key(|s| s.version).expect("every event type has a schema")
 }
 
 #[cfg(test)]

@@ -12,9 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use apache_avro::{from_avro_datum, Schema};
-use schema_registry_converter::async_impl::schema_registry::{
-    get_schema_by_id, post_schema, SrSettings,
-};
+use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 
@@ -73,13 +71,11 @@ pub fn headers_for(event: &DomainEvent) -> Vec<(String, String)> {
 pub fn split_frame(bytes: &[u8]) -> Result<(u32, &[u8]), SchemaError> {
     match bytes {
         [] => Err(SchemaError::NotConfluentFramed { reason: "empty value".into() }),
-        [m, ..] if *m != MAGIC_BYTE => Err(SchemaError::NotConfluentFramed {
-            reason: format!("magic byte is {m:#04x}, expected 0x00"),
-        }),
+        [m, ..] if *m != MAGIC_BYTE => {
+            Err(SchemaError::NotConfluentFramed { reason: format!("magic byte is {m:#04x}, expected 0x00") })
+        }
         [_, a, b, c, d, body @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), body)),
-        _ => Err(SchemaError::NotConfluentFramed {
-            reason: format!("{} bytes is shorter than the 5-byte header", bytes.len()),
-        }),
+        _ => Err(SchemaError::NotConfluentFramed { reason: format!("{} bytes is shorter than the 5-byte header", bytes.len()) }),
     }
 }
 
@@ -140,12 +136,7 @@ impl EventCodec {
     /// A codec against the Confluent-compatible API at `registry_url`
     /// (for Apicurio: `http://host:port/apis/ccompat/v7`).
     pub fn new(registry_url: &str, topics: TopicNames) -> Result<EventCodec, SchemaError> {
-        Ok(EventCodec {
-            sr: sr_settings(registry_url)?,
-            topics,
-            ids: RwLock::default(),
-            writers: RwLock::default(),
-        })
+        Ok(EventCodec { sr: sr_settings(registry_url)?, topics, ids: RwLock::default(), writers: RwLock::default() })
     }
 
     pub fn topics(&self) -> &TopicNames {
@@ -160,9 +151,7 @@ impl EventCodec {
             return Ok(*id);
         }
         let subj = subject(topic, &def.event_type.full_name());
-        let registered = post_schema(&self.sr, subj.clone(), supplied(def))
-            .await
-            .map_err(|e| registry_error(&subj, e))?;
+        let registered = post_schema(&self.sr, subj.clone(), supplied(def)).await.map_err(|e| registry_error(&subj, e))?;
         self.ids.write().expect("codec cache poisoned").insert(key, registered.id);
         self.writers
             .write()
@@ -180,12 +169,7 @@ impl EventCodec {
         let topic = event.topic(&self.topics);
         let id = self.schema_id(&topic, def).await?;
         let body = encode_body(event)?;
-        Ok(EncodedEvent {
-            topic,
-            key: event.aggregate_id().to_owned(),
-            value: frame(id, &body),
-            headers: headers_for(event),
-        })
+        Ok(EncodedEvent { topic, key: event.aggregate_id().to_owned(), value: frame(id, &body), headers: headers_for(event) })
     }
 
     /// The writer schema of `id`, fetched once.
@@ -232,11 +216,9 @@ pub fn decode_with(id: u32, writer: &Schema, body: &[u8]) -> Result<DomainEvent,
         Schema::Record(r) => r.name.fullname(None),
         other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)),
     };
-    let ty = EventType::from_full_name(&name)
-        .ok_or_else(|| SchemaError::UnknownEventType { id, record_name: name.clone() })?;
+    let ty = EventType::from_full_name(&name).ok_or_else(|| SchemaError::UnknownEventType { id, record_name: name.clone() })?;
     let mut cursor = Cursor::new(body);
-    let value = from_avro_datum(writer, &mut cursor, None)
-        .map_err(|e| SchemaError::BadAvro { id, reason: e.to_string() })?;
+    let value = from_avro_datum(writer, &mut cursor, None).map_err(|e| SchemaError::BadAvro { id, reason: e.to_string() })?;
     let rest = body.len() as u64 - cursor.position();
     if rest != 0 {
         return Err(SchemaError::BadAvro { id, reason: format!("{rest} bytes left after the record") });

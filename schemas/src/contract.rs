@@ -36,12 +36,8 @@ pub enum AggregateType {
 }
 
 impl AggregateType {
-    pub const ALL: [AggregateType; 4] = [
-        AggregateType::Table,
-        AggregateType::Automation,
-        AggregateType::Connection,
-        AggregateType::Form,
-    ];
+    pub const ALL: [AggregateType; 4] =
+        [AggregateType::Table, AggregateType::Automation, AggregateType::Connection, AggregateType::Form];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -76,4 +76,3 @@ pub fn samples() -> Vec<DomainEvent> {
         })),
     ]
 }
-

@@ -35,7 +35,7 @@ pub use codec::{EncodedEvent, EventCodec};
 pub use contract::{AggregateType, Headers, TopicNames};
 pub use error::SchemaError;
 pub use event::{
-    ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent,
-    Envelope, EventPayload, FormSubmitted, RecordCreated, RecordDeleted, RecordUpdated,
+    ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, Envelope, EventPayload, FormSubmitted,
+    RecordCreated, RecordDeleted, RecordUpdated,
 };
 pub use fields::Fields;

@@ -138,7 +138,8 @@ pub async fn register_all(registry_url: &str, topics: &TopicNames) -> Result<Vec
 
 /// Reads the `.avsc` files of a folder (e.g. a working copy of `schemas/avro`).
 pub fn load_dir(dir: &Path) -> Result<Vec<LocalSchema>, SchemaError> {
-    let read_err = |f: &Path, e: &dyn std::fmt::Display| SchemaError::Parse { file: f.display().to_string(), reason: e.to_string() };
+    let read_err =
+        |f: &Path, e: &dyn std::fmt::Display| SchemaError::Parse { file: f.display().to_string(), reason: e.to_string() };
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| read_err(dir, &e))?
         .filter_map(Result::ok)
@@ -193,11 +194,7 @@ pub fn explain(writer: &Schema, reader: &Schema) -> Option<String> {
 /// registry's verdict under the subject's level, explained by apache-avro's check
 /// (BACKWARD: the new schema must read data of every earlier version).
 /// Returns the subjects checked; the first incompatibility is an error.
-pub async fn check_all(
-    registry_url: &str,
-    topics: &TopicNames,
-    local: &[LocalSchema],
-) -> Result<Vec<String>, SchemaError> {
+pub async fn check_all(registry_url: &str, topics: &TopicNames, local: &[LocalSchema]) -> Result<Vec<String>, SchemaError> {
     let sr = sr_settings(registry_url)?;
     let admin = RegistryAdmin::new(registry_url);
     let mut checked = Vec::new();
@@ -213,9 +210,7 @@ pub async fn check_all(
             checked.push(subj);
             continue;
         }
-        let first_refusal = registered
-            .iter()
-            .find_map(|(v, s)| explain(s, &l.schema).map(|why| (*v, why)));
+        let first_refusal = registered.iter().find_map(|(v, s)| explain(s, &l.schema).map(|why| (*v, why)));
         let registry_ok = if versions.is_empty() {
             true
         } else {

@@ -7,9 +7,8 @@ use apache_avro::types::Value;
 
 use crate::catalog::EventType;
 use crate::event::{
-    millis_to_time, ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished,
-    DomainEvent, Envelope, EventPayload, FormSubmitted, RecordCreated, RecordDeleted,
-    RecordUpdated,
+    millis_to_time, ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, Envelope,
+    EventPayload, FormSubmitted, RecordCreated, RecordDeleted, RecordUpdated,
 };
 use crate::fields::{avro_to_fields, fields_to_avro, Fields};
 use crate::SchemaError;
@@ -236,11 +235,7 @@ pub(crate) fn from_avro(ty: EventType, v: Value) -> Result<DomainEvent, SchemaEr
             record_version,
             fields: p.fields("fields")?,
             // Absent in v1 data read without resolution; resolution fills null.
-            created_by: if p.fields.iter().any(|(k, _)| k == "createdBy") {
-                p.opt_string("createdBy")?
-            } else {
-                None
-            },
+            created_by: if p.fields.iter().any(|(k, _)| k == "createdBy") { p.opt_string("createdBy")? } else { None },
         }),
         EventType::RecordUpdated => EventPayload::RecordUpdated(RecordUpdated {
             table_id: p.string("tableId")?,
@@ -286,13 +281,11 @@ pub(crate) fn from_avro(ty: EventType, v: Value) -> Result<DomainEvent, SchemaEr
             },
             error: p.opt_string("error")?,
         }),
-        EventType::ConnectionEstablished => {
-            EventPayload::ConnectionEstablished(ConnectionEstablished {
-                connection_id: p.string("connectionId")?,
-                service: p.string("service")?,
-                user_id: p.string("userId")?,
-            })
-        }
+        EventType::ConnectionEstablished => EventPayload::ConnectionEstablished(ConnectionEstablished {
+            connection_id: p.string("connectionId")?,
+            service: p.string("service")?,
+            user_id: p.string("userId")?,
+        }),
         EventType::FormSubmitted => EventPayload::FormSubmitted(FormSubmitted {
             form_id: p.string("formId")?,
             submission_id: p.string("submissionId")?,

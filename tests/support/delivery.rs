@@ -12,7 +12,12 @@ use crate::headers;
 
 /// Reads every partition of `topics` from the beginning until each of `expected` event ids
 /// was seen, then `linger` longer to catch duplicates; fails naming how many are missing.
-pub fn read_until_seen(topics: &[String], expected: &HashSet<Uuid>, timeout: Duration, linger: Duration) -> Result<Vec<OwnedMessage>> {
+pub fn read_until_seen(
+    topics: &[String],
+    expected: &HashSet<Uuid>,
+    timeout: Duration,
+    linger: Duration,
+) -> Result<Vec<OwnedMessage>> {
     let consumer = crate::reader_from_beginning(topics)?;
     let deadline = Instant::now() + timeout;
     let mut seen = HashSet::new();

@@ -81,9 +81,7 @@ pub fn read_n(topics: &[String], n: usize, timeout: Duration) -> Result<Vec<Owne
 pub fn headers(m: &OwnedMessage) -> Vec<(String, String)> {
     m.headers()
         .map(|h| {
-            h.iter()
-                .map(|x| (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
-                .collect()
+            h.iter().map(|x| (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())).collect()
         })
         .unwrap_or_default()
 }
@@ -93,10 +91,7 @@ pub fn produce_raw(topic: &str, key: &str, values: &[Vec<u8>]) -> Result<()> {
     let producer: ThreadedProducer<DefaultProducerContext> =
         ClientConfig::new().set("bootstrap.servers", bootstrap()).create()?;
     for v in values {
-        producer
-            .send(BaseRecord::to(topic).key(key).payload(v))
-            .map_err(|(e, _)| e)
-            .context("enqueue raw value")?;
+        producer.send(BaseRecord::to(topic).key(key).payload(v)).map_err(|(e, _)| e).context("enqueue raw value")?;
     }
     producer.flush(Duration::from_secs(30))?;
     Ok(())
@@ -122,12 +117,10 @@ pub struct TestDb {
 /// Creates a fresh database and applies the repository's migrations to it.
 pub async fn fresh_database() -> Result<TestDb> {
     use sqlx::Connection;
-    let server: sqlx::postgres::PgConnectOptions =
-        database_url().parse().context("DATABASE_URL is not a PostgreSQL URL")?;
+    let server: sqlx::postgres::PgConnectOptions = database_url().parse().context("DATABASE_URL is not a PostgreSQL URL")?;
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect_with(&server)
-        .await
-        .context("connecting to PostgreSQL (DATABASE_URL); is the stack up?")?;
+    let mut admin =
+        sqlx::PgConnection::connect_with(&server).await.context("connecting to PostgreSQL (DATABASE_URL); is the stack up?")?;
     sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.context("CREATE DATABASE")?;
     admin.close().await?;
     let pool = sqlx::postgres::PgPoolOptions::new()

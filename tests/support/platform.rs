@@ -12,7 +12,7 @@ use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, Dl
 use ltf_consumers::pipeline::Pipeline;
 use ltf_consumers::workers::automation::AutomationConfig;
 use ltf_consumers::workers::{WorkerDeps, WorkerKind};
-use ltf_consumers::{DedupStore, ReaderConfig, Runner, RunReport, WorkerConfig};
+use ltf_consumers::{DedupStore, ReaderConfig, RunReport, Runner, WorkerConfig};
 use ltf_producers::relay::{Relay, RelayConfig};
 use ltf_producers::topics::{ensure_topics, TopicSpec};
 use ltf_producers::{EventPublisher, PublisherConfig};
@@ -24,11 +24,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{json_with, TestApi};
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
 use crate::receiver::Receiver;
 use crate::smtp::SmtpServer;
 use crate::{bootstrap, count_rows, group_behind, redis_url};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
 
 /// Where notify actions are mailed.
 pub const NOTIFY_TO: &str = "ops@example.com";
@@ -58,7 +58,10 @@ pub struct Platform {
 
 impl std::fmt::Debug for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Platform").field("prefix", &self.names.prefix()).field("workers", &self.workers.len()).finish_non_exhaustive()
+        f.debug_struct("Platform")
+            .field("prefix", &self.names.prefix())
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,7 +74,11 @@ impl Platform {
             names.all_events().into_iter().map(|name| TopicSpec { name, partitions: 2, replication_factor: 1 }).collect();
         ensure_topics(&bootstrap(), &specs).await?;
         let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), api.codec.clone())?;
-        let relay = Relay::new(api.db.pool.clone(), publisher, RelayConfig { poll_interval: Duration::from_millis(200), ..Default::default() })?;
+        let relay = Relay::new(
+            api.db.pool.clone(),
+            publisher,
+            RelayConfig { poll_interval: Duration::from_millis(200), ..Default::default() },
+        )?;
         let (stop, stopped) = oneshot::channel::<()>();
         let relay_task = tokio::spawn(async move {
             relay
@@ -117,14 +124,19 @@ impl Platform {
         };
         for kind in WorkerKind::ALL {
             let group = self.group(kind);
-            let dedup = kind.uses_dedup_store().then(|| Arc::new(DedupStore::new(self.api.db.pool.clone(), Duration::from_secs(86_400))));
+            let dedup =
+                kind.uses_dedup_store().then(|| Arc::new(DedupStore::new(self.api.db.pool.clone(), Duration::from_secs(86_400))));
             let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), self.api.codec.clone())?;
             let pipeline = Pipeline::new(
                 &group,
                 self.api.codec.clone(),
                 kind.router(&deps)?,
                 dedup,
-                RetryPolicy { initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_millis(400), ..Default::default() },
+                RetryPolicy {
+                    initial_backoff: Duration::from_millis(50),
+                    max_backoff: Duration::from_millis(400),
+                    ..Default::default()
+                },
                 Arc::new(Breakers::new(&group, BreakerConfig::default())),
                 Arc::new(DlqFuse::new(&group, FuseConfig::default())),
                 DeadLetterPublisher::new(publisher, &group),
@@ -177,7 +189,8 @@ impl Platform {
         let deadline = Instant::now() + within;
         let mut quiet = 0;
         loop {
-            let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM ltf_outbox WHERE sent_at IS NULL").fetch_one(&self.api.db.pool).await?;
+            let unsent: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM ltf_outbox WHERE sent_at IS NULL").fetch_one(&self.api.db.pool).await?;
             let mut behind = 0;
             for kind in WorkerKind::ALL {
                 let (group, topics) = (self.group(kind), kind.topics(&self.names));
@@ -207,14 +220,20 @@ impl Platform {
 
     /// Creates a record over HTTP; returns its id.
     pub async fn create_record(&self, table: &str, fields: Value) -> Result<String> {
-        let r = self.api.call(Method::POST, &format!("/v1/tables/{table}/records")).json(&json!({ "fields": fields })).send().await?;
+        let r =
+            self.api.call(Method::POST, &format!("/v1/tables/{table}/records")).json(&json!({ "fields": fields })).send().await?;
         let body = json_with(r, StatusCode::CREATED).await?;
         body["record"]["id"].as_str().map(str::to_owned).context("no record id")
     }
 
     /// Updates a record over HTTP; returns the answer's record.
     pub async fn update_record(&self, table: &str, record: &str, fields: Value) -> Result<Value> {
-        let r = self.api.call(Method::PATCH, &format!("/v1/tables/{table}/records/{record}")).json(&json!({ "fields": fields })).send().await?;
+        let r = self
+            .api
+            .call(Method::PATCH, &format!("/v1/tables/{table}/records/{record}"))
+            .json(&json!({ "fields": fields }))
+            .send()
+            .await?;
         Ok(json_with(r, StatusCode::OK).await?["record"].clone())
     }
 
@@ -226,7 +245,10 @@ impl Platform {
 
     /// The stored record `id` (fields and version), if any.
     pub async fn record(&self, id: &str) -> Result<Option<(Value, i64)>> {
-        Ok(sqlx::query_as("SELECT fields, version FROM ltf_records WHERE id = $1").bind(id).fetch_optional(&self.api.db.pool).await?)
+        Ok(sqlx::query_as("SELECT fields, version FROM ltf_records WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.api.db.pool)
+            .await?)
     }
 
     /// The runs of `automation` with their steps, as `GET /v1/automations/{id}/runs`

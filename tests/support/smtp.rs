@@ -46,9 +46,11 @@ fn python() -> Result<PathBuf> {
     }
     let root = repo_root();
     let python = root.join(".stack/venv/bin/python");
-    let ok = |p: &PathBuf| Command::new(p).args(["-c", "import aiosmtpd"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok =
+        |p: &PathBuf| Command::new(p).args(["-c", "import aiosmtpd"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     if !ok(&python) {
-        let status = Command::new("bash").arg(root.join("scripts/lib/python-env")).status().context("running scripts/lib/python-env")?;
+        let status =
+            Command::new("bash").arg(root.join("scripts/lib/python-env")).status().context("running scripts/lib/python-env")?;
         ensure!(status.success(), "scripts/lib/python-env failed");
     }
     ensure!(ok(&python), "{} cannot import aiosmtpd", python.display());

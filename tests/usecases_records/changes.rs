@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use ltf_producers::usecases::{
-    UseCase,
     CreateMultipleRecordsInput, DeleteMultipleRecordsInput, DeleteRecordInput, RecordPatch, RecordRef,
-    UpdateMultipleRecordsInput,
+    UpdateMultipleRecordsInput, UseCase,
 };
 use ltf_producers::{
     CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, RequestContext, UpdateMultipleRecords,
@@ -82,7 +81,8 @@ async fn a_stale_expected_version_is_a_conflict_and_writes_nothing() -> Result<(
     };
     let err = UpdateMultipleRecords::default().run(&db.pool, &codec, &user(), batch).await.unwrap_err();
     assert!(err.is_conflict(), "{err}");
-    let delete = DeleteRecordInput { table_id: TABLE.into(), record: RecordRef { record_id: a.id.clone(), expected_version: Some(1) } };
+    let delete =
+        DeleteRecordInput { table_id: TABLE.into(), record: RecordRef { record_id: a.id.clone(), expected_version: Some(1) } };
     assert!(DeleteRecord.run(&db.pool, &codec, &user(), delete).await.unwrap_err().is_conflict());
 
     let mut conn = db.pool.acquire().await?;
@@ -100,7 +100,8 @@ async fn a_delete_emits_record_deleted_with_the_deleted_fields() -> Result<()> {
     let (db, codec) = setup("uc-delete").await?;
     let rec = CreateRecord.run(&db.pool, &codec, &user(), create(json!({"title": "a", "points": 1}))).await?.value;
     UpdateRecord.run(&db.pool, &codec, &user(), patch(&rec.id, json!({"points": 2}), None)).await?;
-    let input = DeleteRecordInput { table_id: TABLE.into(), record: RecordRef { record_id: rec.id.clone(), expected_version: Some(2) } };
+    let input =
+        DeleteRecordInput { table_id: TABLE.into(), record: RecordRef { record_id: rec.id.clone(), expected_version: Some(2) } };
     let out = DeleteRecord.run(&db.pool, &codec, &user(), input).await?;
     assert_eq!(count(&db.pool, "ltf_records").await?, 0);
     let rows = outbox(&db.pool).await?;
@@ -113,7 +114,12 @@ async fn a_delete_emits_record_deleted_with_the_deleted_fields() -> Result<()> {
 
     // A batch naming a missing record deletes nothing.
     let recs = CreateMultipleRecords::default()
-        .run(&db.pool, &codec, &user(), CreateMultipleRecordsInput { table_id: TABLE.into(), records: vec![f(json!({"points": 1})); 3] })
+        .run(
+            &db.pool,
+            &codec,
+            &user(),
+            CreateMultipleRecordsInput { table_id: TABLE.into(), records: vec![f(json!({"points": 1})); 3] },
+        )
         .await?
         .value;
     let refs = |ids: &[&str]| ids.iter().map(|id| RecordRef::any_version(*id)).collect::<Vec<_>>();
@@ -122,7 +128,10 @@ async fn a_delete_emits_record_deleted_with_the_deleted_fields() -> Result<()> {
     assert!(matches!(&err, UseCaseError::RecordNotFound { record_id, .. } if record_id == "rec_missing"), "{err}");
     assert_eq!(count(&db.pool, "ltf_records").await?, 3);
     // A record named twice is deleted once.
-    let input = DeleteMultipleRecordsInput { table_id: TABLE.into(), records: refs(&[&recs[0].id, &recs[1].id, &recs[0].id].map(String::as_str)) };
+    let input = DeleteMultipleRecordsInput {
+        table_id: TABLE.into(),
+        records: refs(&[&recs[0].id, &recs[1].id, &recs[0].id].map(String::as_str)),
+    };
     let out = DeleteMultipleRecords::default().run(&db.pool, &codec, &user(), input).await?;
     assert_eq!(out.events.len(), 2);
     assert_eq!(count(&db.pool, "ltf_records").await?, 1);
@@ -177,7 +186,8 @@ async fn the_request_context_is_stamped_on_events_and_stored_headers() -> Result
     }))
     .with_correlation_id("flow-7");
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let ctx = RequestContext { user_id: Some("user_9".into()), ..RequestContext::caused_by(&cause) }.with_traceparent(traceparent);
+    let ctx =
+        RequestContext { user_id: Some("user_9".into()), ..RequestContext::caused_by(&cause) }.with_traceparent(traceparent);
     let out = CreateRecord.run(&db.pool, &codec, &ctx, create(json!({"title": "from a form"}))).await?;
     let rows = outbox(&db.pool).await?;
     let row = &rows[0];

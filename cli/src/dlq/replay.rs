@@ -116,12 +116,8 @@ impl fmt::Display for Rate {
 
 /// The headers of the replayed copy of `l` (see the module doc).
 pub fn replay_headers(l: &Letter, now: DateTime<Utc>) -> Vec<(String, Option<Vec<u8>>)> {
-    let mut out: Vec<(String, Option<Vec<u8>>)> = l
-        .headers
-        .iter()
-        .filter(|(k, _)| !k.starts_with(DlqHeaders::PREFIX) || KEPT.contains(&k.as_str()))
-        .cloned()
-        .collect();
+    let mut out: Vec<(String, Option<Vec<u8>>)> =
+        l.headers.iter().filter(|(k, _)| !k.starts_with(DlqHeaders::PREFIX) || KEPT.contains(&k.as_str())).cloned().collect();
     out.push((REPLAYED_AT.into(), Some(now.to_rfc3339_opts(SecondsFormat::Millis, true).into_bytes())));
     out.push((REPLAYED_FROM.into(), Some(format!("{}/{}/{}", l.topic, l.partition, l.offset).into_bytes())));
     out

@@ -46,9 +46,7 @@ impl Selection {
     }
 
     fn topic_matches(&self, prefix: &str, t: &DlqTopic) -> bool {
-        self.topic
-            .as_deref()
-            .is_none_or(|x| x == t.source || x == t.name || format!("{prefix}.{x}.events") == t.source)
+        self.topic.as_deref().is_none_or(|x| x == t.source || x == t.name || format!("{prefix}.{x}.events") == t.source)
     }
 }
 

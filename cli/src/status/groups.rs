@@ -77,8 +77,7 @@ pub fn groups(bootstrap: &str, prefix: &str, extra: &[String]) -> Result<Vec<Gro
     let md = consumer.fetch_metadata(None, KAFKA_TIMEOUT).context("reading the cluster metadata")?;
     let partitions: HashMap<String, Vec<i32>> =
         md.topics().iter().map(|t| (t.name().to_owned(), t.partitions().iter().map(|p| p.id()).collect())).collect();
-    let events: Vec<String> =
-        TopicNames::new(prefix).all_events().into_iter().filter(|t| partitions.contains_key(t)).collect();
+    let events: Vec<String> = TopicNames::new(prefix).all_events().into_iter().filter(|t| partitions.contains_key(t)).collect();
     let mut out = Vec::new();
     for (group, (state, members)) in described {
         let candidates: Vec<String> = events

@@ -133,10 +133,16 @@ impl Clock for ManualClock {
 /// One dependency's breaker.
 #[derive(Debug, Clone, Copy)]
 enum Breaker {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// `probe`: when the probe in flight was granted, if any.
-    HalfOpen { probe: Option<Instant> },
+    HalfOpen {
+        probe: Option<Instant>,
+    },
 }
 
 impl Breaker {

@@ -322,7 +322,8 @@ mod tests {
     #[test]
     fn a_retry_message_without_an_origin_gives_its_own_coordinates() {
         let retry = "latechforce.table.events.latechforce.automation.retry";
-        let dl = letter(retry, vec![(DlqHeaders::ORIGINAL_TOPIC, "latechforce.table.events"), (DlqHeaders::ORIGINAL_OFFSET, "x")]);
+        let dl =
+            letter(retry, vec![(DlqHeaders::ORIGINAL_TOPIC, "latechforce.table.events"), (DlqHeaders::ORIGINAL_OFFSET, "x")]);
         let m = dl.to_message();
         assert_eq!(m.topic, "latechforce.table.events.latechforce.automation.dlq");
         assert_eq!(header(&m, DlqHeaders::ORIGINAL_TOPIC), vec![retry]);

@@ -150,7 +150,12 @@ mod tests {
     use super::*;
 
     fn fast(max_attempts: u32) -> RetryPolicy {
-        RetryPolicy { max_attempts, initial_backoff: Duration::from_millis(1), max_backoff: Duration::from_millis(4), multiplier: 2.0 }
+        RetryPolicy {
+            max_attempts,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(4),
+            multiplier: 2.0,
+        }
     }
 
     fn flaky() -> HandlerError {
@@ -162,7 +167,13 @@ mod tests {
         let mut retried = Vec::new();
         let (res, attempts) = run_with_retry(
             &fast(3),
-            |attempt| async move { if attempt < 2 { Err(flaky()) } else { Ok(()) } },
+            |attempt| async move {
+                if attempt < 2 {
+                    Err(flaky())
+                } else {
+                    Ok(())
+                }
+            },
             |_| false,
             |e, a| retried.push((e.class.clone(), a)),
         )
@@ -206,13 +217,11 @@ mod tests {
     #[tokio::test]
     async fn an_open_dependency_stops_the_retries() {
         let down = || HandlerError::retryable("connect", "refused").from_dependency("smtp");
-        let (res, attempts) =
-            run_with_retry(&fast(5), |_| async move { Err(down()) }, |dep| dep == "smtp", |_, _| {}).await;
+        let (res, attempts) = run_with_retry(&fast(5), |_| async move { Err(down()) }, |dep| dep == "smtp", |_, _| {}).await;
         assert_eq!(res, Err(down()));
         assert_eq!(attempts, 1);
         // Another dependency's open breaker does not matter.
-        let (_, attempts) =
-            run_with_retry(&fast(3), |_| async move { Err(down()) }, |dep| dep == "postgres", |_, _| {}).await;
+        let (_, attempts) = run_with_retry(&fast(3), |_| async move { Err(down()) }, |dep| dep == "postgres", |_, _| {}).await;
         assert_eq!(attempts, 3);
     }
 
@@ -252,7 +261,8 @@ mod tests {
 
     #[test]
     fn config_keys_defaults_and_validation() {
-        let p: RetryPolicy = serde_json::from_str(r#"{"max_attempts": 5, "initial_backoff_ms": 50, "max_backoff_ms": 2000}"#).unwrap();
+        let p: RetryPolicy =
+            serde_json::from_str(r#"{"max_attempts": 5, "initial_backoff_ms": 50, "max_backoff_ms": 2000}"#).unwrap();
         assert_eq!(p.max_attempts, 5);
         assert_eq!(p.initial_backoff, Duration::from_millis(50));
         assert_eq!(p.max_backoff, Duration::from_secs(2));

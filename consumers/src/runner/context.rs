@@ -27,11 +27,7 @@ impl ClientContext for RunnerContext {
                     continue;
                 }
                 let tp = (topic.clone(), *id);
-                let lbl = [
-                    (labels::GROUP, group.clone()),
-                    (labels::TOPIC, topic.clone()),
-                    (labels::PARTITION, id.to_string()),
-                ];
+                let lbl = [(labels::GROUP, group.clone()), (labels::TOPIC, topic.clone()), (labels::PARTITION, id.to_string())];
                 gauge!(LAG_MESSAGES, &lbl).set(p.consumer_lag_stored as f64);
                 gauge!(LAG_SECONDS, &lbl).set(self.shared.oldest_age_seconds(&tp));
             }

@@ -123,9 +123,7 @@ impl Runner {
                 replication_factor: self.config.side_topic_replication,
             })
             .collect();
-        ensure_topics(&self.config.consumer.bootstrap_servers, &specs)
-            .await
-            .map_err(|e| ConsumeError::Topics(e.to_string()))?;
+        ensure_topics(&self.config.consumer.bootstrap_servers, &specs).await.map_err(|e| ConsumeError::Topics(e.to_string()))?;
         Ok(())
     }
 

@@ -211,11 +211,9 @@ impl Change {
                 fields: p.current_fields.clone(),
                 invalidate_lists: false,
             }),
-            EventPayload::RecordDeleted(p) => Some(Change::Delete {
-                table_id: p.table_id.clone(),
-                record_id: p.record_id.clone(),
-                version: p.record_version,
-            }),
+            EventPayload::RecordDeleted(p) => {
+                Some(Change::Delete { table_id: p.table_id.clone(), record_id: p.record_id.clone(), version: p.record_version })
+            }
             _ => None,
         }
     }
@@ -318,10 +316,8 @@ impl RecordCache {
         let ttl_ms = self.tombstone_ttl.map_or(0, |t| t.as_millis().max(1) as u64);
         let (table, record, version, fields, invalidate) = match change {
             Change::Put { table_id, record_id, version, fields, invalidate_lists } => {
-                let json = serde_json::to_string(fields).map_err(|e| CacheError::Corrupt {
-                    key: self.keys.record(table_id, record_id),
-                    reason: e.to_string(),
-                })?;
+                let json = serde_json::to_string(fields)
+                    .map_err(|e| CacheError::Corrupt { key: self.keys.record(table_id, record_id), reason: e.to_string() })?;
                 (table_id, record_id, *version, json, *invalidate_lists)
             }
             Change::Delete { table_id, record_id, version } => (table_id, record_id, *version, String::new(), true),
@@ -399,7 +395,14 @@ impl RecordCache {
     /// Caches the list `query` computed at `generation` (read it with
     /// [`list_generation`](Self::list_generation) *before* querying the database, so a
     /// list computed across an invalidation lands under a generation no reader uses).
-    pub async fn put_list(&self, table_id: &str, generation: i64, query: &str, ids: &[String], ttl: Duration) -> Result<(), CacheError> {
+    pub async fn put_list(
+        &self,
+        table_id: &str,
+        generation: i64,
+        query: &str,
+        ids: &[String],
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
         let key = self.keys.list(table_id, generation, query);
         let json = serde_json::to_string(ids).map_err(|e| CacheError::Corrupt { key: key.clone(), reason: e.to_string() })?;
         let _: () = self.conn.clone().pset_ex(key, json, ttl.as_millis().max(1) as u64).await?;
@@ -550,7 +553,13 @@ mod tests {
         });
         assert_eq!(
             Change::from_payload(&created),
-            Some(Change::Put { table_id: "t".into(), record_id: "r".into(), version: 1, fields: fields(json!({"a": 1})), invalidate_lists: true })
+            Some(Change::Put {
+                table_id: "t".into(),
+                record_id: "r".into(),
+                version: 1,
+                fields: fields(json!({"a": 1})),
+                invalidate_lists: true
+            })
         );
         let updated = EventPayload::RecordUpdated(RecordUpdated {
             table_id: "t".into(),
@@ -562,7 +571,13 @@ mod tests {
         });
         assert_eq!(
             Change::from_payload(&updated),
-            Some(Change::Put { table_id: "t".into(), record_id: "r".into(), version: 2, fields: fields(json!({"a": 2})), invalidate_lists: false })
+            Some(Change::Put {
+                table_id: "t".into(),
+                record_id: "r".into(),
+                version: 2,
+                fields: fields(json!({"a": 2})),
+                invalidate_lists: false
+            })
         );
         let deleted = EventPayload::RecordDeleted(RecordDeleted {
             table_id: "t".into(),
@@ -570,7 +585,10 @@ mod tests {
             record_version: 3,
             deleted_fields: fields(json!({"a": 2})),
         });
-        assert_eq!(Change::from_payload(&deleted), Some(Change::Delete { table_id: "t".into(), record_id: "r".into(), version: 3 }));
+        assert_eq!(
+            Change::from_payload(&deleted),
+            Some(Change::Delete { table_id: "t".into(), record_id: "r".into(), version: 3 })
+        );
     }
 
     #[test]
@@ -580,7 +598,10 @@ mod tests {
             parse_entry("k", Some("3".into()), Some(r#"{"a":1}"#.into()), None).unwrap(),
             Some(CacheEntry::Live(CachedRecord { version: 3, fields: fields(json!({"a": 1})) }))
         );
-        assert_eq!(parse_entry("k", Some("4".into()), None, Some("1".into())).unwrap(), Some(CacheEntry::Tombstone { version: 4 }));
+        assert_eq!(
+            parse_entry("k", Some("4".into()), None, Some("1".into())).unwrap(),
+            Some(CacheEntry::Tombstone { version: 4 })
+        );
         assert!(matches!(parse_entry("k", Some("x".into()), None, None), Err(CacheError::Corrupt { .. })));
         assert!(matches!(parse_entry("k", Some("1".into()), None, None), Err(CacheError::Corrupt { .. })));
     }

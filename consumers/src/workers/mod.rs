@@ -109,7 +109,8 @@ impl WorkerKind {
             WorkerKind::Audit => Router::new().register(audit::AuditHandler),
             WorkerKind::Analytics => Router::new().register(analytics::AnalyticsHandler),
             WorkerKind::Automation => {
-                let codec = deps.codec.clone().ok_or(WorkerSetupError::Missing { worker: "automation", what: "an event codec" })?;
+                let codec =
+                    deps.codec.clone().ok_or(WorkerSetupError::Missing { worker: "automation", what: "an event codec" })?;
                 automation::router(codec, &deps.automation)?
             }
             WorkerKind::Cache => {

@@ -72,17 +72,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 pub fn request_context(headers: &HeaderMap, user_id: &str, request_id: &str) -> Result<RequestContext, ApiError> {
     let correlation_id = match headers.get(CORRELATION_ID_HEADER) {
         None => request_id.to_owned(),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .filter(|s| is_token(s))
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_correlation_id",
-                    "X-Correlation-Id must be 1 to 128 visible ASCII characters",
-                )
-            })?,
+        Some(v) => v.to_str().ok().filter(|s| is_token(s)).map(str::to_owned).ok_or_else(|| {
+            ApiError::bad_request("invalid_correlation_id", "X-Correlation-Id must be 1 to 128 visible ASCII characters")
+        })?,
     };
     let mut ctx = RequestContext::user(user_id);
     if !correlation_id.is_empty() {

@@ -152,19 +152,17 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::UnknownField { table, field, index } => {
                 ("unknown_field", json!({ "tableId": table, "field": field, "index": index }))
             }
-            UseCaseError::WrongFieldType { field, expected, got, index } => (
-                "wrong_field_type",
-                json!({ "field": field, "expected": expected.as_str(), "got": got, "index": index }),
-            ),
+            UseCaseError::WrongFieldType { field, expected, got, index } => {
+                ("wrong_field_type", json!({ "field": field, "expected": expected.as_str(), "got": got, "index": index }))
+            }
             UseCaseError::EmptyBatch => ("empty_batch", Value::Null),
             UseCaseError::BatchTooLarge { size, limit } => ("batch_too_large", json!({ "size": size, "limit": limit })),
             UseCaseError::RecordNotFound { table, record_id } => {
                 ("record_not_found", json!({ "tableId": table, "recordId": record_id }))
             }
-            UseCaseError::StaleVersion { record_id, expected, actual } => (
-                "stale_version",
-                json!({ "recordId": record_id, "expectedVersion": expected, "actualVersion": actual }),
-            ),
+            UseCaseError::StaleVersion { record_id, expected, actual } => {
+                ("stale_version", json!({ "recordId": record_id, "expectedVersion": expected, "actualVersion": actual }))
+            }
             UseCaseError::InvalidId { entity, .. } => ("invalid_id", json!({ "entity": entity })),
             UseCaseError::InvalidName { entity, .. } => ("invalid_name", json!({ "entity": entity })),
             UseCaseError::InvalidFieldName { index, .. } => ("invalid_field_name", json!({ "index": index })),
@@ -182,10 +180,9 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::ConnectionMismatch { connection_id } => {
                 ("connection_mismatch", json!({ "connectionId": connection_id }))
             }
-            UseCaseError::ExchangeRefused { service, status, error } => (
-                "credentials_refused",
-                json!({ "service": service, "tokenEndpointStatus": status, "oauthError": error }),
-            ),
+            UseCaseError::ExchangeRefused { service, status, error } => {
+                ("credentials_refused", json!({ "service": service, "tokenEndpointStatus": status, "oauthError": error }))
+            }
             _ => ("invalid_request", Value::Null),
         };
         let err = ApiError::new(status, code, message);

@@ -112,13 +112,7 @@ pub struct SubmissionView {
 
 impl From<FormSubmission> for SubmissionView {
     fn from(s: FormSubmission) -> SubmissionView {
-        SubmissionView {
-            id: s.id,
-            form_id: s.form_id,
-            data: s.data,
-            submitted_by: s.submitted_by,
-            submitted_at: s.submitted_at,
-        }
+        SubmissionView { id: s.id, form_id: s.form_id, data: s.data, submitted_by: s.submitted_by, submitted_at: s.submitted_at }
     }
 }
 
@@ -170,12 +164,8 @@ pub async fn create_form(
     };
     let out = CreateForm.run(&state.pool, &state.codec, &ctx, input).await?;
     let s = settle(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
-    let body = FormCreated {
-        form: out.value.into(),
-        event_ids: event_ids(&out.events),
-        publication: s.publication,
-        message: s.message,
-    };
+    let body =
+        FormCreated { form: out.value.into(), event_ids: event_ids(&out.events), publication: s.publication, message: s.message };
     Ok((s.status, Json(body)))
 }
 

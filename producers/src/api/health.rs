@@ -47,10 +47,9 @@ impl Readiness {
             .set("socket.nagle.disable", "true")
             .create()
             .map_err(PublishError::Create)?;
-        let http = reqwest::Client::builder().build().map_err(|e| PublishError::Config {
-            key: "registry_url".into(),
-            reason: format!("HTTP client: {e}"),
-        })?;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| PublishError::Config { key: "registry_url".into(), reason: format!("HTTP client: {e}") })?;
         Ok(Readiness { kafka: Arc::new(kafka), registry_url: registry_url.trim_end_matches('/').to_owned(), http })
     }
 
@@ -120,9 +119,8 @@ pub async fn healthz() -> Json<Health> {
 ))]
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Ready>) {
     let timeout = state.config.readiness_timeout();
-    let database = async {
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool).await.map(drop).map_err(|e| e.to_string())
-    };
+    let database =
+        async { sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool).await.map(drop).map_err(|e| e.to_string()) };
     let (database, kafka, registry) = tokio::join!(
         bounded(timeout, database),
         bounded(timeout, state.readiness.kafka(timeout)),

@@ -64,25 +64,12 @@ pub struct ApiState {
 impl ApiState {
     /// The state of an API writing to `pool`, encoding with `codec`; validates `config`
     /// (the error names the bad key).
-    pub fn new(
-        config: ApiConfig,
-        pool: PgPool,
-        codec: Arc<EventCodec>,
-        readiness: Readiness,
-    ) -> Result<ApiState, PublishError> {
+    pub fn new(config: ApiConfig, pool: PgPool, codec: Arc<EventCodec>, readiness: Readiness) -> Result<ApiState, PublishError> {
         config.validate()?;
         let keys = Arc::new(auth::ApiKeys::new(&config.api_keys));
         let connect = AuthenticateConnection::new(&config.connections)
             .map_err(|e| PublishError::Config { key: e.key, reason: e.reason })?;
-        Ok(ApiState {
-            pool,
-            codec,
-            config: Arc::new(config),
-            keys,
-            readiness,
-            metrics: None,
-            connect: Arc::new(connect),
-        })
+        Ok(ApiState { pool, codec, config: Arc::new(config), keys, readiness, metrics: None, connect: Arc::new(connect) })
     }
 
     /// Serves `handle`'s metrics at `/metrics`.

@@ -21,8 +21,8 @@ use crate::api::ApiState;
 use crate::store::{records, tables};
 use crate::usecases::{
     CreateMultipleRecords, CreateMultipleRecordsInput, CreateRecord, CreateRecordInput, DeleteMultipleRecords,
-    DeleteMultipleRecordsInput, DeleteRecord, DeleteRecordInput, Outcome, Record, RecordPatch, RecordRef,
-    UpdateMultipleRecords, UpdateMultipleRecordsInput, UpdateRecord, UpdateRecordInput, UseCase, UseCaseError,
+    DeleteMultipleRecordsInput, DeleteRecord, DeleteRecordInput, Outcome, Record, RecordPatch, RecordRef, UpdateMultipleRecords,
+    UpdateMultipleRecordsInput, UpdateRecord, UpdateRecordInput, UseCase, UseCaseError,
 };
 
 /// A record as stored.
@@ -351,11 +351,7 @@ pub async fn delete_records(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<DeleteRecordsRequest>,
 ) -> Answer<RecordsWritten> {
-    let records = req
-        .records
-        .into_iter()
-        .map(|r| RecordRef { record_id: r.id, expected_version: r.expected_version })
-        .collect();
+    let records = req.records.into_iter().map(|r| RecordRef { record_id: r.id, expected_version: r.expected_version }).collect();
     let input = DeleteMultipleRecordsInput { table_id: path.table_id, records };
     let out = DeleteMultipleRecords::new(state.config.records).run(&state.pool, &state.codec, &ctx, input).await?;
     Ok(many(&state, out, q.wait_for_publish.unwrap_or(false), StatusCode::OK).await)

@@ -98,11 +98,7 @@ pub async fn create_table(
     let out = CreateTable.run(&state.pool, &state.codec, &ctx, input).await?;
     let table = out.value;
     let s = settle(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
-    let view = TableView {
-        id: table.id,
-        name: table.name,
-        fields: table.fields.into_iter().map(FieldDefView::from).collect(),
-    };
+    let view = TableView { id: table.id, name: table.name, fields: table.fields.into_iter().map(FieldDefView::from).collect() };
     let body = TableCreated { table: view, event_ids: event_ids(&out.events), publication: s.publication, message: s.message };
     Ok((s.status, Json(body)))
 }

@@ -96,7 +96,8 @@ mod tests {
 
     #[test]
     fn conditions_all_hold_and_scope_must_match() {
-        let t = trigger(json!([{"field": "email", "op": "changed"}, {"field": "status", "op": "notEquals", "value": "Archived"}]));
+        let t =
+            trigger(json!([{"field": "email", "op": "changed"}, {"field": "status", "op": "notEquals", "value": "Archived"}]));
         assert!(t.matches(&updated(&["email"], "Open")));
         assert!(!t.matches(&updated(&["email"], "Archived")));
         assert!(!t.matches(&updated(&["status"], "Open")));

@@ -12,7 +12,9 @@ mod matching;
 pub mod store;
 mod template;
 
-pub use definition::{Action, ActionKind, Automation, Condition, ConditionOp, DefinitionError, NotifyChannel, Trigger, TriggerEvent};
+pub use definition::{
+    Action, ActionKind, Automation, Condition, ConditionOp, DefinitionError, NotifyChannel, Trigger, TriggerEvent,
+};
 pub use matching::trigger_data;
 pub use store::{AutomationRun, RunStep};
 pub use template::{render, render_fields, render_json, TemplateError};

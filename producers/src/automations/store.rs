@@ -34,10 +34,8 @@ pub async fn insert(conn: &mut PgConnection, a: &Automation) -> Result<(), sqlx:
 
 /// The automation `id`.
 pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<Automation>, sqlx::Error> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_automations WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_automations WHERE id = $1")).bind(id).fetch_optional(conn).await?;
     Ok(row.map(automation))
 }
 
@@ -124,7 +122,8 @@ pub struct RunStep {
     pub executed_at: DateTime<Utc>,
 }
 
-type RunRow = (Uuid, String, Uuid, String, String, Json, Jsonb<Vec<Action>>, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>);
+type RunRow =
+    (Uuid, String, Uuid, String, String, Json, Jsonb<Vec<Action>>, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>);
 type StepRow = (Uuid, i32, String, String, String, Option<Json>, Option<String>, i32, DateTime<Utc>);
 
 /// The latest `limit` runs, of `automation` when given, newest first, with their steps.
@@ -148,23 +147,48 @@ pub async fn runs(conn: &mut PgConnection, automation: Option<&str>, limit: i64)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(run_id, automation_id, source_event_id, correlation_id, status, trigger_data, Jsonb(actions), error, started_at, finished_at)| {
-            let steps = steps
-                .iter()
-                .filter(|s| s.0 == run_id)
-                .map(|(_, position, action_id, action_type, result, data, error, attempts, executed_at)| RunStep {
-                    position: *position,
-                    action_id: action_id.clone(),
-                    action_type: action_type.clone(),
-                    result: result.clone(),
-                    data: data.clone(),
-                    error: error.clone(),
-                    attempts: *attempts,
-                    executed_at: *executed_at,
-                })
-                .collect();
-            AutomationRun { run_id, automation_id, source_event_id, correlation_id, status, trigger_data, actions, error, started_at, finished_at, steps }
-        })
+        .map(
+            |(
+                run_id,
+                automation_id,
+                source_event_id,
+                correlation_id,
+                status,
+                trigger_data,
+                Jsonb(actions),
+                error,
+                started_at,
+                finished_at,
+            )| {
+                let steps = steps
+                    .iter()
+                    .filter(|s| s.0 == run_id)
+                    .map(|(_, position, action_id, action_type, result, data, error, attempts, executed_at)| RunStep {
+                        position: *position,
+                        action_id: action_id.clone(),
+                        action_type: action_type.clone(),
+                        result: result.clone(),
+                        data: data.clone(),
+                        error: error.clone(),
+                        attempts: *attempts,
+                        executed_at: *executed_at,
+                    })
+                    .collect();
+                AutomationRun {
+                    run_id,
+                    automation_id,
+                    source_event_id,
+                    correlation_id,
+                    status,
+                    trigger_data,
+                    actions,
+                    error,
+                    started_at,
+                    finished_at,
+                    steps,
+                }
+            },
+        )
         .collect())
 }
 

@@ -74,7 +74,10 @@ mod tests {
     fn placeholders_are_filled_and_single_ones_keep_their_type() {
         let data = json!({"recordId": "r1", "fields": {"n": 3, "tags": ["a", "b"], "name": "Ada"}});
         assert_eq!(render("{{fields.n}}", &data).unwrap(), json!(3));
-        assert_eq!(render("Hi {{ fields.name }} ({{recordId}}) #{{fields.n}} {{fields.tags.1}}", &data).unwrap(), json!("Hi Ada (r1) #3 b"));
+        assert_eq!(
+            render("Hi {{ fields.name }} ({{recordId}}) #{{fields.n}} {{fields.tags.1}}", &data).unwrap(),
+            json!("Hi Ada (r1) #3 b")
+        );
         assert_eq!(render("no placeholders", &data).unwrap(), json!("no placeholders"));
         let err = render("{{fields.nope}}", &data).unwrap_err();
         assert_eq!(err.path, "fields.nope");

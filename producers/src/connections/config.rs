@@ -168,11 +168,8 @@ impl ConnectionsConfig {
         for (name, service) in &self.services {
             services.insert(name.clone(), resolve_service(name, service, env)?);
         }
-        let cipher = if services.is_empty() {
-            self.key(env)?.map(|k| CredentialCipher::new(&k))
-        } else {
-            Some(self.cipher_with(env)?)
-        };
+        let cipher =
+            if services.is_empty() { self.key(env)?.map(|k| CredentialCipher::new(&k)) } else { Some(self.cipher_with(env)?) };
         Ok(Resolved { cipher, services })
     }
 
@@ -252,10 +249,7 @@ mod tests {
     }
 
     fn config() -> ConnectionsConfig {
-        ConnectionsConfig {
-            services: BTreeMap::from([("github".to_owned(), github())]),
-            encryption_key: Some(Secret::new(KEY)),
-        }
+        ConnectionsConfig { services: BTreeMap::from([("github".to_owned(), github())]), encryption_key: Some(Secret::new(KEY)) }
     }
 
     fn err(c: &ConnectionsConfig) -> String {
@@ -299,10 +293,7 @@ mod tests {
         c.services.get_mut("github").unwrap().client_secret = None;
         assert_eq!(err(&c), "connections.services.github.client_secret: set client_secret or client_secret_env");
         c.services.get_mut("github").unwrap().client_secret_env = Some("GH_SECRET".into());
-        assert_eq!(
-            err(&c),
-            "connections.services.github.client_secret_env: the environment variable GH_SECRET is not set"
-        );
+        assert_eq!(err(&c), "connections.services.github.client_secret_env: the environment variable GH_SECRET is not set");
         let mut c = config();
         c.services.get_mut("github").unwrap().timeout_ms = 0;
         assert_eq!(err(&c), "connections.services.github.timeout_ms: must be between 1 and 300000");

@@ -156,7 +156,11 @@ fn token_set(response: &BasicTokenResponse, kept_refresh: Option<Secret>) -> Tok
 fn error_code(error: &BasicErrorResponseType) -> String {
     let code = error.as_ref();
     let plain = !code.is_empty() && code.len() <= 40 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    if plain { code.to_owned() } else { "unrecognised".to_owned() }
+    if plain {
+        code.to_owned()
+    } else {
+        "unrecognised".to_owned()
+    }
 }
 
 /// Why the HTTP exchange failed; says nothing about what was sent.
@@ -246,10 +250,9 @@ mod tests {
 
     #[test]
     fn grants_read_from_camel_case_json() {
-        let g: OAuthGrant = serde_json::from_str(
-            r#"{"grantType": "authorization_code", "code": "c-1", "redirectUri": "https://app.test/cb"}"#,
-        )
-        .unwrap();
+        let g: OAuthGrant =
+            serde_json::from_str(r#"{"grantType": "authorization_code", "code": "c-1", "redirectUri": "https://app.test/cb"}"#)
+                .unwrap();
         let OAuthGrant::AuthorizationCode { code, redirect_uri, code_verifier } = &g else { panic!("{g:?}") };
         assert_eq!((code.expose(), redirect_uri.as_deref(), code_verifier), ("c-1", Some("https://app.test/cb"), &None));
         assert!(!format!("{g:?}").contains("c-1"));

@@ -81,12 +81,8 @@ pub(crate) async fn run_batch(
         return Ok(BatchReport::default());
     }
     let (types, ids): (Vec<String>, Vec<String>) = claimed.into_iter().unzip();
-    let rows: Vec<Row> = sqlx::query_as(ROWS)
-        .bind(&types)
-        .bind(&ids)
-        .bind(i64::from(config.batch_size))
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows: Vec<Row> =
+        sqlx::query_as(ROWS).bind(&types).bind(&ids).bind(i64::from(config.batch_size)).fetch_all(&mut *tx).await?;
 
     let messages = rows.iter().map(message).collect::<Result<Vec<_>, _>>()?;
     for result in publisher.publish_encoded_batch(&messages).await {

@@ -12,11 +12,10 @@ pub async fn wait_published(pool: &PgPool, event_ids: &[Uuid], timeout: Duration
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(2);
     loop {
-        let unsent: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM ltf_outbox WHERE event_id = ANY($1) AND sent_at IS NULL")
-                .bind(event_ids)
-                .fetch_one(pool)
-                .await?;
+        let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM ltf_outbox WHERE event_id = ANY($1) AND sent_at IS NULL")
+            .bind(event_ids)
+            .fetch_one(pool)
+            .await?;
         if unsent == 0 {
             return Ok(true);
         }

@@ -34,18 +34,12 @@ const COLUMNS: &str =
 
 /// The connection `id`, if it exists (no lock).
 pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<ServiceConnection>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_connections WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_connections WHERE id = $1")).bind(id).fetch_optional(conn).await
 }
 
 /// The connection `id`, locked for update until the caller's transaction ends.
 pub async fn lock(conn: &mut PgConnection, id: &str) -> Result<Option<ServiceConnection>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_connections WHERE id = $1 FOR UPDATE"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_connections WHERE id = $1 FOR UPDATE")).bind(id).fetch_optional(conn).await
 }
 
 /// The token facts stored with a credentials blob.
@@ -102,9 +96,7 @@ pub async fn set_credentials(conn: &mut PgConnection, id: &str, stored: Stored<'
 /// none. Decrypt with [`CredentialCipher::open`](crate::connections::CredentialCipher::open)
 /// and the connection id.
 pub async fn credentials(conn: &mut PgConnection, id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    let blob: Option<Option<Vec<u8>>> = sqlx::query_scalar("SELECT credentials FROM ltf_connections WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let blob: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT credentials FROM ltf_connections WHERE id = $1").bind(id).fetch_optional(conn).await?;
     Ok(blob.flatten())
 }

@@ -87,13 +87,12 @@ pub async fn insert_many(
 /// transaction ends. Rows are locked in id order, so two batches over the same records
 /// cannot deadlock each other.
 pub async fn lock_many(conn: &mut PgConnection, table_id: &str, ids: &[&str]) -> Result<Vec<Record>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM ltf_records WHERE table_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
-    ))
-    .bind(table_id)
-    .bind(ids)
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_records WHERE table_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"))
+            .bind(table_id)
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
     Ok(rows.into_iter().map(Record::from).collect())
 }
 
@@ -107,7 +106,7 @@ pub async fn update_many(conn: &mut PgConnection, changes: &[(&str, &Fields, i64
         "UPDATE ltf_records AS r SET fields = u.fields, version = u.version, updated_at = now()
          FROM UNNEST($1::text[], $2::jsonb[], $3::bigint[]) AS u(id, fields, version)
          WHERE r.id = u.id
-         RETURNING r.id, r.table_id, r.fields, r.version, r.created_at, r.updated_at, r.created_by"
+         RETURNING r.id, r.table_id, r.fields, r.version, r.created_at, r.updated_at, r.created_by",
     )
     .bind(&ids)
     .bind(&fields)
@@ -125,10 +124,8 @@ pub async fn delete_many(conn: &mut PgConnection, ids: &[&str]) -> Result<u64, s
 
 /// The record `id`, if it exists (no lock).
 pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<Record>, sqlx::Error> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_records WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM ltf_records WHERE id = $1")).bind(id).fetch_optional(conn).await?;
     Ok(row.map(Record::from))
 }
 

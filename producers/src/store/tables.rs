@@ -98,10 +98,7 @@ pub async fn insert(conn: &mut PgConnection, table: &TableDef) -> Result<(), sql
 /// caller's transaction ends, so records validated against them stay valid.
 pub async fn find_for_share(conn: &mut PgConnection, id: &str) -> Result<Option<TableDef>, sqlx::Error> {
     let row: Option<(String, String, Json<Vec<FieldDef>>)> =
-        sqlx::query_as("SELECT id, name, fields FROM ltf_tables WHERE id = $1 FOR SHARE")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
+        sqlx::query_as("SELECT id, name, fields FROM ltf_tables WHERE id = $1 FOR SHARE").bind(id).fetch_optional(conn).await?;
     Ok(row.map(|(id, name, Json(fields))| TableDef { id, name, fields }))
 }
 

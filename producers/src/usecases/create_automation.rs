@@ -38,7 +38,11 @@ impl UseCase for CreateAutomation {
             }
         }
         if let Err(e) = store::insert(&mut tx, &input).await {
-            return Err(if is_duplicate(&e) { UseCaseError::AlreadyExists { entity: "automation", id: input.id } } else { e.into() });
+            return Err(if is_duplicate(&e) {
+                UseCaseError::AlreadyExists { entity: "automation", id: input.id }
+            } else {
+                e.into()
+            });
         }
         tx.commit().await?;
         Ok(Outcome { value: input, events: Vec::new() })

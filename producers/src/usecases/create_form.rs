@@ -62,13 +62,8 @@ impl UseCase for CreateForm {
             None => None,
         };
         definitions::mapping(&input.fields, &input.field_mapping, table.as_ref())?;
-        let form = FormDef {
-            id,
-            name: input.name,
-            table_id: input.table_id,
-            fields: input.fields,
-            field_mapping: input.field_mapping,
-        };
+        let form =
+            FormDef { id, name: input.name, table_id: input.table_id, fields: input.fields, field_mapping: input.field_mapping };
         if let Err(e) = forms::insert(&mut tx, &form).await {
             return Err(if is_duplicate(&e) { UseCaseError::AlreadyExists { entity: "form", id: form.id } } else { e.into() });
         }

@@ -89,7 +89,8 @@ async fn create(
     for (index, fields) in records.iter().enumerate() {
         validate::fields(&table, fields, index)?;
     }
-    let rows: Vec<(String, Fields)> = records.into_iter().enumerate().map(|(i, f)| (ctx.new_id("record", i).to_string(), f)).collect();
+    let rows: Vec<(String, Fields)> =
+        records.into_iter().enumerate().map(|(i, f)| (ctx.new_id("record", i).to_string(), f)).collect();
     let written = records::insert_many(&mut tx, table_id, &rows, ctx.user_id.as_deref()).await?;
     let events = written
         .iter()

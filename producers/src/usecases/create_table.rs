@@ -46,11 +46,7 @@ impl UseCase for CreateTable {
         let table = TableDef { id, name: input.name, fields: input.fields };
         let mut tx = conn.begin().await?;
         if let Err(e) = tables::insert(&mut tx, &table).await {
-            return Err(if is_duplicate(&e) {
-                UseCaseError::AlreadyExists { entity: "table", id: table.id }
-            } else {
-                e.into()
-            });
+            return Err(if is_duplicate(&e) { UseCaseError::AlreadyExists { entity: "table", id: table.id } } else { e.into() });
         }
         tx.commit().await?;
         Ok(Outcome { value: table, events: Vec::new() })

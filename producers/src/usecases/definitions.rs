@@ -72,11 +72,8 @@ pub(crate) fn mapping(
 ) -> Result<(), UseCaseError> {
     let mut targets = HashSet::with_capacity(mapping.len());
     for (form_field, table_field) in mapping {
-        let fault = |fault| UseCaseError::InvalidMapping {
-            form_field: form_field.clone(),
-            table_field: table_field.clone(),
-            fault,
-        };
+        let fault =
+            |fault| UseCaseError::InvalidMapping { form_field: form_field.clone(), table_field: table_field.clone(), fault };
         let from = form_fields.iter().find(|f| &f.name == form_field).ok_or_else(|| fault(MappingFault::UnknownFormField))?;
         let table = table.ok_or_else(|| fault(MappingFault::NoTargetTable))?;
         let to = table.field(table_field).ok_or_else(|| fault(MappingFault::UnknownTableField))?;

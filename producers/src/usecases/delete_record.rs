@@ -110,10 +110,9 @@ async fn delete(
     let mut rows: HashMap<String, Record> =
         records::lock_many(&mut tx, table_id, &ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
     for t in &targets {
-        let row = rows.get(&t.record_id).ok_or_else(|| UseCaseError::RecordNotFound {
-            table: table_id.to_owned(),
-            record_id: t.record_id.clone(),
-        })?;
+        let row = rows
+            .get(&t.record_id)
+            .ok_or_else(|| UseCaseError::RecordNotFound { table: table_id.to_owned(), record_id: t.record_id.clone() })?;
         if let Some(expected) = t.expected_version.filter(|v| *v != row.version) {
             return Err(UseCaseError::StaleVersion { record_id: row.id.clone(), expected, actual: row.version });
         }

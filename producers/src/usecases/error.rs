@@ -293,9 +293,9 @@ impl UseCaseError {
             | UseCaseError::RecordNotFound { .. }
             | UseCaseError::UnknownForm(_)
             | UseCaseError::UnknownService(_) => 404,
-            UseCaseError::StaleVersion { .. }
-            | UseCaseError::AlreadyExists { .. }
-            | UseCaseError::ConnectionMismatch { .. } => 409,
+            UseCaseError::StaleVersion { .. } | UseCaseError::AlreadyExists { .. } | UseCaseError::ConnectionMismatch { .. } => {
+                409
+            }
             UseCaseError::BatchTooLarge { .. } => 413,
             UseCaseError::ExchangeRefused { error, .. } => match error.as_deref() {
                 Some("invalid_client" | "unauthorized_client") => 502,
@@ -324,9 +324,7 @@ impl UseCaseError {
         match self {
             UseCaseError::TokenEndpointUnavailable { .. } => true,
             UseCaseError::Encode { source, .. } => source.is_retryable(),
-            UseCaseError::Db(sqlx::Error::Database(db)) => {
-                db.code().is_some_and(|c| TRANSIENT_SQLSTATES.contains(&c.as_ref()))
-            }
+            UseCaseError::Db(sqlx::Error::Database(db)) => db.code().is_some_and(|c| TRANSIENT_SQLSTATES.contains(&c.as_ref())),
             UseCaseError::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
             _ => false,
         }
@@ -348,7 +346,8 @@ mod tests {
         assert_eq!(UseCaseError::Db(sqlx::Error::PoolTimedOut).status(), 503);
         assert_eq!(UseCaseError::Db(sqlx::Error::RowNotFound).status(), 500);
         assert!(!UseCaseError::EmptyBatch.is_conflict());
-        let e = UseCaseError::WrongFieldType { field: "age".into(), expected: FieldType::Integer, got: "string".into(), index: 3 };
+        let e =
+            UseCaseError::WrongFieldType { field: "age".into(), expected: FieldType::Integer, got: "string".into(), index: 3 };
         assert_eq!(e.to_string(), "field `age` is of type integer, got string (record 3 of the request)");
     }
 
@@ -367,7 +366,10 @@ mod tests {
             fault: MappingFault::IncompatibleTypes { from: FieldType::Text, to: FieldType::Integer },
         };
         assert_eq!(mapping.status(), 400);
-        assert_eq!(mapping.to_string(), "field mapping `a` -> `b`: values of type text cannot be stored in a field of type integer");
+        assert_eq!(
+            mapping.to_string(),
+            "field mapping `a` -> `b`: values of type text cannot be stored in a field of type integer"
+        );
         let refused = |error: Option<&str>| UseCaseError::ExchangeRefused {
             service: "github".into(),
             status: 400,

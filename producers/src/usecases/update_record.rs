@@ -113,10 +113,9 @@ async fn update(
 
     let mut events = Vec::new();
     for p in &patches {
-        let row = rows.get_mut(&p.record_id).ok_or_else(|| UseCaseError::RecordNotFound {
-            table: table_id.to_owned(),
-            record_id: p.record_id.clone(),
-        })?;
+        let row = rows
+            .get_mut(&p.record_id)
+            .ok_or_else(|| UseCaseError::RecordNotFound { table: table_id.to_owned(), record_id: p.record_id.clone() })?;
         if let Some(expected) = p.expected_version.filter(|v| *v != row.version) {
             return Err(UseCaseError::StaleVersion { record_id: row.id.clone(), expected, actual: row.version });
         }
@@ -139,11 +138,8 @@ async fn update(
 
     if !events.is_empty() {
         let touched = distinct(events.iter().filter_map(|e| e.payload.record_id()));
-        let changes: Vec<(&str, &Fields, i64)> = touched
-            .iter()
-            .filter_map(|id| rows.get(*id))
-            .map(|r| (r.id.as_str(), &r.fields, r.version))
-            .collect();
+        let changes: Vec<(&str, &Fields, i64)> =
+            touched.iter().filter_map(|id| rows.get(*id)).map(|r| (r.id.as_str(), &r.fields, r.version)).collect();
         let written = records::update_many(&mut tx, &changes).await?;
         for r in written {
             rows.insert(r.id.clone(), r);

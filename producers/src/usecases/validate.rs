@@ -15,9 +15,7 @@ use crate::usecases::{RecordLimits, UseCaseError};
 /// The table's definition, share-locked until the transaction ends (so it cannot change
 /// while its records are validated and written); an unknown table is refused.
 pub async fn table(conn: &mut PgConnection, table_id: &str) -> Result<TableDef, UseCaseError> {
-    tables::find_for_share(conn, table_id)
-        .await?
-        .ok_or_else(|| UseCaseError::UnknownTable(table_id.to_owned()))
+    tables::find_for_share(conn, table_id).await?.ok_or_else(|| UseCaseError::UnknownTable(table_id.to_owned()))
 }
 
 pub fn batch(size: usize, limits: &RecordLimits) -> Result<(), UseCaseError> {

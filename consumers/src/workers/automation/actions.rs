@@ -112,7 +112,10 @@ impl Handler for ActionHandler {
                 }
                 let run = load_run(dedup.pool(), run_id).await?;
                 let Some(done) = run.actions.iter().position(|a| a.id == p.action_id) else {
-                    return Err(HandlerError::permanent("unknown_action", format!("run {run_id} has no action {:?}", p.action_id)));
+                    return Err(HandlerError::permanent(
+                        "unknown_action",
+                        format!("run {run_id} has no action {:?}", p.action_id),
+                    ));
                 };
                 if done + 1 < run.actions.len() {
                     self.execute(ctx, event, run, done + 1).await
@@ -127,7 +130,14 @@ impl Handler for ActionHandler {
 
 impl ActionHandler {
     /// Ends a run (once: a replayed ending changes nothing).
-    async fn finish(&self, ctx: &HandlerContext, event: &Event, run_id: Uuid, status: &'static str, error: Option<&str>) -> Result<(), HandlerError> {
+    async fn finish(
+        &self,
+        ctx: &HandlerContext,
+        event: &Event,
+        run_id: Uuid,
+        status: &'static str,
+        error: Option<&str>,
+    ) -> Result<(), HandlerError> {
         let Some(mut tx) = ctx.dedup_store()?.begin(ctx, event).await? else { return Ok(()) };
         let ended = sqlx::query(
             "UPDATE ltf_automation_runs SET status = $2, error = $3, finished_at = now() WHERE run_id = $1 AND status = 'running'",
@@ -230,14 +240,20 @@ impl ActionHandler {
                 self.effects.webhooks.post(&text(url)?, &body, key, timeout_ms.map(Duration::from_millis), traceparent).await
             }
             ActionKind::Email { to, subject, body } => {
-                let mailer = self.effects.mailer.as_ref().ok_or_else(|| EffectError::permanent("no SMTP server is configured (smtp_url)"))?;
+                let mailer = self
+                    .effects
+                    .mailer
+                    .as_ref()
+                    .ok_or_else(|| EffectError::permanent("no SMTP server is configured (smtp_url)"))?;
                 mailer.send(&text(to)?, &text(subject)?, &text(body)?, key).await
             }
             ActionKind::Notify { message, channel } => {
                 let message = text(message)?;
                 self.effects.notify(*channel, &message, data, key, traceparent).await
             }
-            ActionKind::CreateRecord { .. } | ActionKind::UpdateRecord { .. } => Err(EffectError::permanent("not an external action")),
+            ActionKind::CreateRecord { .. } | ActionKind::UpdateRecord { .. } => {
+                Err(EffectError::permanent("not an external action"))
+            }
         }
     }
 
@@ -258,7 +274,10 @@ impl ActionHandler {
                     Ok(f) => f,
                     Err(e) => return Ok(Err(e.to_string())),
                 };
-                CreateRecord.execute(conn, &self.codec, &uc_ctx, CreateRecordInput { table_id: table_id.clone(), fields }).await.map(|o| o.value)
+                CreateRecord
+                    .execute(conn, &self.codec, &uc_ctx, CreateRecordInput { table_id: table_id.clone(), fields })
+                    .await
+                    .map(|o| o.value)
             }
             ActionKind::UpdateRecord { table_id, record_id, fields } => {
                 let (record_id, fields) = match (render(record_id, data), render_fields(fields, data)) {
@@ -271,7 +290,10 @@ impl ActionHandler {
                     other => return Ok(Err(format!("recordId must name one record, got {other}"))),
                 };
                 let patch = RecordPatch { record_id, fields, expected_version: None };
-                UpdateRecord.execute(conn, &self.codec, &uc_ctx, UpdateRecordInput { table_id: table_id.clone(), patch }).await.map(|o| o.value)
+                UpdateRecord
+                    .execute(conn, &self.codec, &uc_ctx, UpdateRecordInput { table_id: table_id.clone(), patch })
+                    .await
+                    .map(|o| o.value)
             }
             _ => return Ok(Err("not a record action".into())),
         };
@@ -300,23 +322,37 @@ impl super::Effects {
         key: &str,
         traceparent: Option<&str>,
     ) -> Result<Fields, EffectError> {
-        let channel = channel.or(self.notify.default_channel).ok_or_else(|| EffectError::permanent("no notification channel is configured"))?;
+        let channel = channel
+            .or(self.notify.default_channel)
+            .ok_or_else(|| EffectError::permanent("no notification channel is configured"))?;
         let mut out = match channel {
             NotifyChannel::Webhook => {
-                let url = self.notify.webhook_url.as_deref().ok_or_else(|| EffectError::permanent("no notification webhook is configured"))?;
+                let url = self
+                    .notify
+                    .webhook_url
+                    .as_deref()
+                    .ok_or_else(|| EffectError::permanent("no notification webhook is configured"))?;
                 let body = json!({"message": message, "runId": data["runId"], "automationId": data["automationId"]});
                 self.webhooks.post(url, &body, key, None, traceparent).await?
             }
             NotifyChannel::Email => {
-                let to = self.notify.email_to.as_deref().ok_or_else(|| EffectError::permanent("no notification recipient is configured"))?;
-                let mailer = self.mailer.as_ref().ok_or_else(|| EffectError::permanent("no SMTP server is configured (smtp_url)"))?;
+                let to = self
+                    .notify
+                    .email_to
+                    .as_deref()
+                    .ok_or_else(|| EffectError::permanent("no notification recipient is configured"))?;
+                let mailer =
+                    self.mailer.as_ref().ok_or_else(|| EffectError::permanent("no SMTP server is configured (smtp_url)"))?;
                 mailer.send(to, "LaTeChforce notification", message, key).await?
             }
         };
-        out.insert("channel".into(), json!(match channel {
-            NotifyChannel::Webhook => "webhook",
-            NotifyChannel::Email => "email",
-        }));
+        out.insert(
+            "channel".into(),
+            json!(match channel {
+                NotifyChannel::Webhook => "webhook",
+                NotifyChannel::Email => "email",
+            }),
+        );
         Ok(out)
     }
 }

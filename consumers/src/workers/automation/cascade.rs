@@ -76,7 +76,10 @@ impl Handler for CascadeHandler {
         for (record_id, table_id, fields) in patches {
             let uc_ctx = emit::use_case_context(event, "cascade", &record_id);
             let patch = RecordPatch { record_id, fields, expected_version: None };
-            UpdateRecord.execute(&mut tx, &self.codec, &uc_ctx, UpdateRecordInput { table_id, patch }).await.map_err(emit::use_case_error)?;
+            UpdateRecord
+                .execute(&mut tx, &self.codec, &uc_ctx, UpdateRecordInput { table_id, patch })
+                .await
+                .map_err(emit::use_case_error)?;
         }
         tx.commit().await?;
         Ok(())

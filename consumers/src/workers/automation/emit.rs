@@ -38,7 +38,8 @@ pub fn caused_by(cause: &Event, id: Uuid, payload: EventPayload) -> DomainEvent 
 /// The use-case context for changes caused by `cause` in handler `handler`: causation,
 /// correlation, the trace, and ids derived from (cause, handler, `scope`).
 pub fn use_case_context(cause: &Event, handler: &str, scope: &str) -> RequestContext {
-    let mut ctx = RequestContext::caused_by(&cause.event).with_derived_ids(derived(cause.event_id(), &format!("{handler}/{scope}")));
+    let mut ctx =
+        RequestContext::caused_by(&cause.event).with_derived_ids(derived(cause.event_id(), &format!("{handler}/{scope}")));
     if let Some(tp) = traceparent(cause) {
         ctx = ctx.with_traceparent(tp);
     }
@@ -53,7 +54,12 @@ pub fn traceparent(cause: &Event) -> Option<String> {
 
 /// Appends `events` to the outbox on `conn` (inside the dedup transaction), with the
 /// cause's trace.
-pub async fn append(conn: &mut PgConnection, codec: &EventCodec, cause: &Event, events: Vec<DomainEvent>) -> Result<(), HandlerError> {
+pub async fn append(
+    conn: &mut PgConnection,
+    codec: &EventCodec,
+    cause: &Event,
+    events: Vec<DomainEvent>,
+) -> Result<(), HandlerError> {
     outbox::append(conn, codec, traceparent(cause).as_deref(), events).await.map_err(|e| match e {
         OutboxError::Db(e) => HandlerError::from(e),
         e @ OutboxError::Encode { .. } => HandlerError::retryable("encode", e).from_dependency("schema-registry"),

@@ -116,7 +116,11 @@ impl Effects {
         } else {
             None
         };
-        let notify = NotifyConfig { webhook_url: config.notify_webhook_url.clone(), email_to: config.notify_email_to.clone(), default_channel };
+        let notify = NotifyConfig {
+            webhook_url: config.notify_webhook_url.clone(),
+            email_to: config.notify_email_to.clone(),
+            default_channel,
+        };
         Ok(Effects { webhooks, mailer, notify })
     }
 }

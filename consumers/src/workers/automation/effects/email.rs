@@ -36,9 +36,8 @@ impl Mailer {
     /// `?tls=` parameter, `smtps://` implicit TLS; credentials in the URL) sending as
     /// `from`.
     pub fn new(smtp_url: &str, from: &str) -> Result<Mailer, MailerError> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
-            .map_err(|e| MailerError::Url(e.to_string()))?
-            .build();
+        let transport =
+            AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url).map_err(|e| MailerError::Url(e.to_string()))?.build();
         let from = from.parse().map_err(|_| MailerError::From(from.to_owned()))?;
         Ok(Mailer { transport, from })
     }

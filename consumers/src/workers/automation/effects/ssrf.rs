@@ -126,8 +126,22 @@ mod tests {
     #[test]
     fn non_public_addresses_are_recognised() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "255.255.255.255", "224.0.0.1", "::1", "::", "fc00::1", "fd12::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must not be public");
         }
@@ -139,7 +153,8 @@ mod tests {
     #[tokio::test]
     async fn loopback_and_metadata_urls_are_refused_unless_allowed() {
         let guard = SsrfGuard::default();
-        for url in ["http://127.0.0.1:8080/x", "http://localhost/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x"] {
+        for url in ["http://127.0.0.1:8080/x", "http://localhost/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x"]
+        {
             let err = guard.check(&Url::parse(url).unwrap()).await.unwrap_err();
             assert!(err.reason.contains("non-public") || err.reason.contains("resolve"), "{url}: {err}");
         }

@@ -35,7 +35,14 @@ impl Webhooks {
     /// status and a JSON answer when there is one); 408, 429, 5xx, timeouts and connection
     /// failures are retryable failures of the host; other statuses, bad URLs and refused
     /// hosts are permanent.
-    pub async fn post(&self, url: &str, body: &Json, key: &str, timeout: Option<Duration>, traceparent: Option<&str>) -> Result<Fields, EffectError> {
+    pub async fn post(
+        &self,
+        url: &str,
+        body: &Json,
+        key: &str,
+        timeout: Option<Duration>,
+        traceparent: Option<&str>,
+    ) -> Result<Fields, EffectError> {
         let url = Url::parse(url).map_err(|e| EffectError::permanent(format!("invalid webhook URL: {e}")))?;
         self.guard.check(&url).await.map_err(EffectError::permanent)?;
         let dependency = format!("webhook:{}", url.host_str().unwrap_or_default());
