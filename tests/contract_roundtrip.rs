@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use ltf_producers::topics::{ensure_topics, Ensured, TopicSpec};
-use ltf_producers::{EventPublisher, PublisherConfig};
+use ltf_kafka::topics::{ensure_topics, Ensured, TopicSpec};
+use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_schemas::registry::{self, RegistryAdmin};
 use ltf_schemas::{examples, EventCodec, EventPayload, EventType, TopicNames};
 use ltf_tests::{bootstrap, headers, read_n, registry_url, unique_prefix};

@@ -17,12 +17,14 @@ use ltf_consumers::middleware::{BreakerConfig, Breakers, CircuitState, DeadLette
 use ltf_consumers::pipeline::Pipeline;
 use ltf_consumers::workers::cache::{CacheConfig, CacheEntry, CacheHandler, CachedRecord, Change, RecordCache, REDIS};
 use ltf_consumers::workers::{WorkerDeps, WorkerKind};
-use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, ReaderConfig, Router, RunReport, Runner, WorkerConfig};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, RunReport, Runner, WorkerConfig};
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::ConsumerConfig;
+use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_producers::relay::{Relay, RelayConfig};
 use ltf_producers::store::tables::{self, FieldDef, FieldType, TableDef};
-use ltf_producers::topics::{ensure_topics, TopicSpec};
 use ltf_producers::usecases::{CreateRecordInput, DeleteRecordInput, RecordPatch, RecordRef, UpdateRecordInput};
-use ltf_producers::{CreateRecord, DeleteRecord, EventPublisher, PublisherConfig, RequestContext, UpdateRecord, UseCase};
+use ltf_producers::{CreateRecord, DeleteRecord, RequestContext, UpdateRecord, UseCase};
 use ltf_schemas::{
     AggregateType, DomainEvent, EventCodec, EventPayload, EventType, Fields, RecordCreated, RecordDeleted, RecordUpdated,
     TopicNames,
@@ -166,7 +168,7 @@ fn start(f: &Fixture, cache: &CacheConfig, breaker: BreakerConfig) -> Result<Run
         Arc::new(DlqFuse::new(&group, FuseConfig::default())),
         DeadLetterPublisher::new(f.publisher.clone(), &group),
     );
-    let mut consumer = ReaderConfig::new(bootstrap(), &group);
+    let mut consumer = ConsumerConfig::new(bootstrap(), &group);
     consumer.session_timeout_ms = 6000;
     let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
     let runner = Runner::new(config, vec![f.topic.clone()], Arc::new(pipeline))?;

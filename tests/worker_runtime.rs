@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use ltf_consumers::dedup::DedupStore;
 use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
-use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, ReaderConfig, Router, Runner, WorkerConfig};
-use ltf_producers::topics::{ensure_topics, TopicSpec};
-use ltf_producers::{EventPublisher, PublisherConfig};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, Runner, WorkerConfig};
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::ConsumerConfig;
+use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_schemas::{AggregateType, DomainEvent, EventCodec, EventPayload, EventType, Fields, RecordCreated, TopicNames};
 use ltf_tests::{bootstrap, fresh_database, headers, produce_raw, read_n, registry_url, unique_prefix, TestDb};
 use rdkafka::Message;
@@ -140,7 +141,7 @@ fn pipeline(f: &Fixture, router: Router, breaker: BreakerConfig) -> Pipeline {
 
 /// Runs `process` as the fixture's group until stopped.
 fn run(f: &Fixture, process: Arc<dyn ltf_consumers::Process>) -> Result<Running> {
-    let mut consumer = ReaderConfig::new(bootstrap(), &f.group);
+    let mut consumer = ConsumerConfig::new(bootstrap(), &f.group);
     consumer.session_timeout_ms = 6000;
     let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
     let runner = Runner::new(config, vec![f.topic.clone()], process)?;

@@ -8,8 +8,8 @@ use anyhow::Result;
 
 use clap::{Args, Subcommand};
 use futures::{StreamExt, TryStreamExt};
-use ltf_producers::topics::{ensure_topics, TopicSpec};
-use ltf_producers::EventPublisher;
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::EventPublisher;
 use ltf_schemas::{AggregateType, EventCodec, TopicNames};
 use std::sync::Arc;
 

@@ -26,11 +26,11 @@ use futures::{StreamExt, TryStreamExt};
 use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
 use ltf_consumers::{
-    Blocker, DedupStore, Event, Handler, HandlerContext, HandlerError, Incoming, Process, ReaderConfig, Router, Runner,
-    WorkerConfig,
+    Blocker, DedupStore, Event, Handler, HandlerContext, HandlerError, Incoming, Process, Router, Runner, WorkerConfig,
 };
-use ltf_producers::topics::{ensure_topics, TopicSpec};
-use ltf_producers::EventPublisher;
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::ConsumerConfig;
+use ltf_kafka::EventPublisher;
 use ltf_schemas::{AggregateType, EventCodec, EventType, TopicNames};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -170,8 +170,8 @@ fn parse_prop(s: &str) -> Result<(String, String), String> {
 }
 
 /// The worker's consumer settings plus `--consumer-prop`.
-fn reader_config(common: &Common, a: &ConsumeArgs, group: &str) -> ReaderConfig {
-    let mut c = ReaderConfig::new(&common.bootstrap, group);
+fn reader_config(common: &Common, a: &ConsumeArgs, group: &str) -> ConsumerConfig {
+    let mut c = ConsumerConfig::new(&common.bootstrap, group);
     c.extra.extend(a.consumer_props.iter().cloned());
     c
 }
@@ -293,7 +293,7 @@ fn print_result(a: &ConsumeArgs, secs: f64, handled: u64, topic: &str, group: &s
 
 /// `raw` and `decode` modes: `recv` in a loop on a consumer with the worker's settings,
 /// decoding each value when given a codec; seconds from the first message to the N-th.
-async fn raw(config: &ReaderConfig, topic: &str, events: u64, timeout_secs: u64, codec: Option<&EventCodec>) -> Result<f64> {
+async fn raw(config: &ConsumerConfig, topic: &str, events: u64, timeout_secs: u64, codec: Option<&EventCodec>) -> Result<f64> {
     let consumer: StreamConsumer = config.client_config()?.create()?;
     consumer.subscribe(&[topic])?;
     let count = async {

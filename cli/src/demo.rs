@@ -8,8 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use ltf_consumers::{EventReader, ReaderConfig};
-use ltf_producers::topics::{ensure_topics, TopicSpec};
+use ltf_consumers::EventReader;
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::ConsumerConfig;
 use ltf_schemas::registry;
 use ltf_schemas::EventType;
 use uuid::Uuid;
@@ -73,7 +74,7 @@ pub async fn run(common: &Common, args: DemoArgs) -> Result<()> {
     println!("  topics: {}", topics.all_events().join(", "));
 
     let codec = common.codec()?;
-    let reader_cfg = ReaderConfig::new(&common.bootstrap, format!("{}.demo-reader.{}", topics.prefix(), Uuid::new_v4()));
+    let reader_cfg = ConsumerConfig::new(&common.bootstrap, format!("{}.demo-reader.{}", topics.prefix(), Uuid::new_v4()));
     let reader = EventReader::from_end_of(&reader_cfg, codec.clone(), &topics.all_events())?;
     let publisher = common.publisher(&common.publisher_config())?;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ltf_producers::{EventPublisher, PublisherConfig};
+use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_schemas::{EventCodec, TopicNames};
 
 #[derive(Debug, Clone, Args)]

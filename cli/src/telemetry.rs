@@ -5,7 +5,7 @@
 //!   `trace_id` shows which trace a line belongs to.
 //! * Spans of the pipeline (API requests, relay publishes, handled events) are
 //!   OpenTelemetry spans whatever `LTF_LOG` says, so the W3C trace context flows from hop
-//!   to hop (`ltf_producers::trace`).
+//!   to hop (`ltf_kafka::trace`).
 //! * They are recorded and exported over OTLP/HTTP only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, with the exporter's standard
 //!   `OTEL_EXPORTER_OTLP_*` settings and `OTEL_SERVICE_NAME` (default `ltf-<command>`).
@@ -112,9 +112,9 @@ mod tests {
             let span =
                 tracing::info_span!(target: "ltf_producers::relay::batch", "relay_publish", trace_id = tracing::field::Empty);
             let received = "00-5b8efff798038103d269b633813fc60c-00f067aa0ba902b7-01";
-            ltf_producers::trace::adopt(&span, Some(received));
+            ltf_kafka::trace::adopt(&span, Some(received));
             span.in_scope(|| tracing::debug!(target: "ltf_producers::relay::batch", "publishing"));
-            ltf_producers::trace::traceparent_of(&span, Some(received))
+            ltf_kafka::trace::traceparent_of(&span, Some(received))
         });
         let logged = String::from_utf8(buffer.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
         assert!(logged.contains(r#""trace_id":"5b8efff798038103d269b633813fc60c""#), "{logged}");
@@ -140,7 +140,7 @@ mod tests {
             let _in_request = trace.span.enter();
             let other = tracing::debug_span!(target: "some_dependency", "query");
             let _in_other = other.enter();
-            (trace.traceparent, ltf_producers::trace::traceparent_of(&tracing::Span::current(), Some(received)))
+            (trace.traceparent, ltf_kafka::trace::traceparent_of(&tracing::Span::current(), Some(received)))
         });
         let fixed = fixed.unwrap_or_default();
         assert!(fixed.starts_with("00-5b8efff798038103d269b633813fc60c-") && !fixed.contains("00f067aa0ba902b7"), "{fixed}");

@@ -1,6 +1,6 @@
 use anyhow::Result;
 use clap::Subcommand;
-use ltf_producers::topics::{ensure_topics, Ensured, TopicSpec};
+use ltf_kafka::topics::{ensure_topics, Ensured, TopicSpec};
 
 use crate::settings::Common;
 

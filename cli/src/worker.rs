@@ -12,7 +12,8 @@ use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, Dl
 use ltf_consumers::pipeline::Pipeline;
 use ltf_consumers::workers::automation::AutomationConfig;
 use ltf_consumers::workers::{WorkerDeps, WorkerKind};
-use ltf_consumers::{DedupStore, Health, ReaderConfig, Runner, WorkerConfig};
+use ltf_consumers::{DedupStore, Health, Runner, WorkerConfig};
+use ltf_kafka::ConsumerConfig;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -121,7 +122,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     ltf_consumers::metrics::describe();
     let topics = common.topics();
     let group = args.group.clone().unwrap_or_else(|| kind.group_id(&topics));
-    let mut consumer = ReaderConfig::new(&common.bootstrap, &group);
+    let mut consumer = ConsumerConfig::new(&common.bootstrap, &group);
     consumer.session_timeout_ms = args.session_timeout_ms;
     let config = WorkerConfig {
         consumer,
@@ -150,7 +151,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
         automation: args.automation.config()?,
     };
     let publisher_config = common.publisher_config();
-    let publisher = ltf_producers::EventPublisher::new(&publisher_config, codec.clone())?;
+    let publisher = ltf_kafka::EventPublisher::new(&publisher_config, codec.clone())?;
     let pipeline = Pipeline::new(
         &group,
         codec,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use ltf_producers::topics::{ensure_topics, TopicSpec};
-use ltf_producers::{EventPublisher, PublisherConfig};
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_schemas::{DomainEvent, EncodedEvent, EventCodec, EventPayload, Fields, RecordCreated, TopicNames};
 use ltf_tests::{bootstrap, fresh_database, headers, read_n, registry_url, unique_prefix};
 use rdkafka::consumer::{BaseConsumer, Consumer};

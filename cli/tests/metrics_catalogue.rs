@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use ltf_producers::metrics::{Kind, Metric};
+use ltf_kafka::metrics::{Kind, Metric};
 
 /// The crates' metrics modules: (path from the workspace root, catalogue).
 fn modules() -> Vec<(&'static str, &'static [Metric])> {

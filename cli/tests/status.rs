@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use ltf_producers::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_schemas::TopicNames;
 use ltf_tests::{bootstrap, fresh_database, registry_url, unique_prefix};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};

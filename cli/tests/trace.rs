@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use ltf_producers::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_schemas::TopicNames;
 use ltf_tests::api::{json_with, Server};
 use ltf_tests::receiver::Receiver;

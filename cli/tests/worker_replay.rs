@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use ltf_producers::topics::{ensure_topics, TopicSpec};
-use ltf_producers::{EventPublisher, PublisherConfig};
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_schemas::{
     ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, EventCodec, EventPayload, Fields,
     FormSubmitted, RecordCreated, RecordDeleted, TopicNames,

@@ -38,3 +38,9 @@ pub enum ConsumeError {
     #[error("creating the retry and dead-letter topics failed: {0}")]
     Topics(String),
 }
+
+impl From<ltf_kafka::ConfigError> for ConsumeError {
+    fn from(e: ltf_kafka::ConfigError) -> ConsumeError {
+        ConsumeError::Config { key: e.key, reason: e.reason }
+    }
+}

@@ -40,7 +40,7 @@
 //!   the last `window` events were dead-lettered, and stays tripped until reset.
 
 pub mod batch;
-mod config;
+
 pub mod dedup;
 mod error;
 mod handler;
@@ -53,7 +53,7 @@ pub mod runner;
 pub mod workers;
 
 pub use batch::{BatchConfig, BatchHandler, BatchPipeline};
-pub use config::ReaderConfig;
+
 pub use dedup::DedupStore;
 pub use error::ConsumeError;
 pub use handler::{Event, Handler, HandlerContext, HandlerError, Meta};

@@ -4,7 +4,7 @@
 //! bounded sets (group, handler, event type, outcome, topic, partition, dependency) —
 //! never ids or free text. docs/metrics.md lists them.
 
-pub use ltf_producers::metrics::{Kind, Metric};
+pub use ltf_kafka::metrics::{Kind, Metric};
 
 /// Events handled, by `group`, `handler`, `event_type` and `outcome`
 /// (`success`, `retried`, `dead_lettered`, `duplicate`, `undecodable`).
@@ -141,5 +141,5 @@ pub const CATALOGUE: &[Metric] = &[
 
 /// Describes every metric on the installed recorder; call once at start.
 pub fn describe() {
-    ltf_producers::metrics::describe_all(CATALOGUE);
+    ltf_kafka::metrics::describe_all(CATALOGUE);
 }

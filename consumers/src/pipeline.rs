@@ -317,7 +317,7 @@ impl Process for Pipeline {
             traceparent = traceparent.unwrap_or(""),
             trace_id = tracing::field::Empty,
         );
-        ltf_producers::trace::adopt(&span, traceparent);
+        ltf_kafka::trace::adopt(&span, traceparent);
         async {
             let handlers = self.router.handlers_for(event.event_type());
             for handler in &handlers {

@@ -6,7 +6,9 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
 
-use crate::{ConsumeError, Meta, ReaderConfig};
+use ltf_kafka::ConsumerConfig;
+
+use crate::{ConsumeError, Meta};
 
 /// One message as read: Kafka metadata plus the decoded event or why it did not decode.
 #[derive(Debug)]
@@ -38,7 +40,7 @@ impl std::fmt::Debug for EventReader {
 
 impl EventReader {
     /// Joins `config.group_id` and subscribes to `topics`.
-    pub fn subscribe(config: &ReaderConfig, codec: Arc<EventCodec>, topics: &[String]) -> Result<EventReader, ConsumeError> {
+    pub fn subscribe(config: &ConsumerConfig, codec: Arc<EventCodec>, topics: &[String]) -> Result<EventReader, ConsumeError> {
         let consumer: StreamConsumer = config.client_config()?.create().map_err(ConsumeError::Create)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(|source| ConsumeError::Subscribe { topics: topics.to_vec(), source })?;
@@ -48,7 +50,7 @@ impl EventReader {
     /// Reads `topics` from their current ends (messages written after this call), with
     /// manual assignment instead of group membership: for tools that must see exactly
     /// what they are about to write.
-    pub fn from_end_of(config: &ReaderConfig, codec: Arc<EventCodec>, topics: &[String]) -> Result<EventReader, ConsumeError> {
+    pub fn from_end_of(config: &ConsumerConfig, codec: Arc<EventCodec>, topics: &[String]) -> Result<EventReader, ConsumeError> {
         let consumer: StreamConsumer = config.client_config()?.create().map_err(ConsumeError::Create)?;
         let timeout = Duration::from_secs(10);
         let mut tpl = TopicPartitionList::new();

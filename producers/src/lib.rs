@@ -1,17 +1,5 @@
-//! Publishing LaTeChforce domain events to Kafka.
-//!
-//! Guarantees of [`EventPublisher`]:
-//! * idempotent producer: `acks=all`, `enable.idempotence=true`, so a retried send never
-//!   duplicates or reorders within a partition;
-//! * key = aggregateId, so one aggregate's events share a partition and keep their order;
-//! * the value is Confluent-framed Avro and the headers are the contract's
-//!   (`ltf_schemas::Headers`);
-//! * `publish` resolves only after the broker acknowledged the write; `publish_batch`
-//!   enqueues every event before awaiting any acknowledgement (one round trip for the
-//!   batch, not one per event) and applies back-pressure when librdkafka's queue is full;
-//! * every failure is a [`PublishError`] naming the topic and the event id.
-//!
-//! [`topics::ensure_topics`] creates the event topics (and is a no-op when they exist).
+//! Writing LaTeChforce domain events: the domain store, use cases and outbox, the HTTP
+//! API and the outbox relay (publishing through `ltf_kafka::EventPublisher`).
 //!
 //! The record use cases ([`usecases`]: [`CreateRecord`], [`CreateMultipleRecords`],
 //! [`UpdateRecord`], [`UpdateMultipleRecords`], [`DeleteRecord`], [`DeleteMultipleRecords`])
@@ -44,21 +32,13 @@
 
 pub mod api;
 pub mod automations;
-mod config;
 pub mod connections;
-mod error;
 pub mod metrics;
-mod publisher;
 pub mod relay;
 pub mod store;
-pub mod topics;
-pub mod trace;
 pub mod usecases;
 
-pub use config::PublisherConfig;
 pub use connections::{ConnectionsConfig, OAuthServiceConfig};
-pub use error::PublishError;
-pub use publisher::{Delivery, EventPublisher};
 pub use usecases::{
     AuthenticateConnection, AuthenticateConnectionInput, CreateForm, CreateFormInput, CreateMultipleRecords, CreateRecord,
     CreateTable, CreateTableInput, DeleteMultipleRecords, DeleteRecord, Outcome, RecordLimits, RequestContext, SubmitForm,

@@ -12,10 +12,11 @@ use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, Dl
 use ltf_consumers::pipeline::Pipeline;
 use ltf_consumers::workers::automation::AutomationConfig;
 use ltf_consumers::workers::{WorkerDeps, WorkerKind};
-use ltf_consumers::{DedupStore, ReaderConfig, RunReport, Runner, WorkerConfig};
+use ltf_consumers::{DedupStore, RunReport, Runner, WorkerConfig};
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::ConsumerConfig;
+use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_producers::relay::{Relay, RelayConfig};
-use ltf_producers::topics::{ensure_topics, TopicSpec};
-use ltf_producers::{EventPublisher, PublisherConfig};
 use ltf_schemas::TopicNames;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -141,7 +142,7 @@ impl Platform {
                 Arc::new(DlqFuse::new(&group, FuseConfig::default())),
                 DeadLetterPublisher::new(publisher, &group),
             );
-            let mut consumer = ReaderConfig::new(bootstrap(), &group);
+            let mut consumer = ConsumerConfig::new(bootstrap(), &group);
             consumer.session_timeout_ms = 6000;
             let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
             let runner = Runner::new(config, kind.topics(&self.names), Arc::new(pipeline))?;

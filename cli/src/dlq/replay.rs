@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 use ltf_consumers::middleware::DlqHeaders;
-use ltf_producers::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;

@@ -38,7 +38,7 @@ pub struct BreakerConfig {
     /// Consecutive failures of a dependency that open its breaker. Default 5.
     pub failure_threshold: u32,
     /// How long an open breaker stays open before it lets a probe through. Default 10 s.
-    #[serde(with = "super::millis", rename = "cooldown_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "cooldown_ms")]
     pub cooldown: Duration,
 }
 

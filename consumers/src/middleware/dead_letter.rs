@@ -21,7 +21,7 @@
 //! bytes is copied lossily.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use ltf_producers::{EventPublisher, PublishError};
+use ltf_kafka::{EventPublisher, PublishError};
 use ltf_schemas::{EncodedEvent, TopicNames};
 use metrics::counter;
 use tracing::warn;

@@ -25,14 +25,3 @@ pub use circuit_breaker::{BreakerConfig, Breakers, CircuitState, Clock, ManualCl
 pub use dead_letter::{DeadLetter, DeadLetterPublisher, DlqHeaders, Origin, UNDECODABLE_HANDLER};
 pub use fuse::{DlqFuse, FuseConfig};
 pub use retry::{run_with_retry, RetryPolicy};
-
-/// Durations in configuration files are whole milliseconds (`*_ms` keys).
-pub(crate) mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-}

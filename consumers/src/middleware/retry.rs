@@ -33,10 +33,10 @@ pub struct RetryPolicy {
     /// Most handler calls per delivery, the first included (1 = no retry). Default 3.
     pub max_attempts: u32,
     /// Wait after the first failed attempt, before jitter. Default 100 ms.
-    #[serde(with = "super::millis", rename = "initial_backoff_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "initial_backoff_ms")]
     pub initial_backoff: Duration,
     /// Longest wait between attempts. Default 10 s.
-    #[serde(with = "super::millis", rename = "max_backoff_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "max_backoff_ms")]
     pub max_backoff: Duration,
     /// Factor by which the wait grows per failed attempt (at least 1). Default 2.0.
     pub multiplier: f64,

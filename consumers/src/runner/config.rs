@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{ConsumeError, ReaderConfig};
+use ltf_kafka::ConsumerConfig;
+
+use crate::ConsumeError;
 
 /// Settings of one worker's consumer-group runner. Every field has a default;
 /// [`WorkerConfig::validate`] names the bad key.
@@ -10,16 +12,16 @@ use crate::{ConsumeError, ReaderConfig};
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
     /// The Kafka consumer (bootstrap servers, group id, session timeout, prefetch bound).
-    pub consumer: ReaderConfig,
+    pub consumer: ConsumerConfig,
     /// Most events fetched and not finished at once, over all partitions. Default 256.
     pub max_in_flight: u32,
     /// On SIGTERM, how long in-flight events may take to finish before they are
     /// abandoned (their offsets are not committed; they are handled again after a
     /// restart). Default 20 s.
-    #[serde(with = "crate::middleware::millis", rename = "shutdown_deadline_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "shutdown_deadline_ms")]
     pub shutdown_deadline: Duration,
     /// How often librdkafka reports statistics (consumer lag). Default 5 s.
-    #[serde(with = "crate::middleware::millis", rename = "stats_interval_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "stats_interval_ms")]
     pub stats_interval: Duration,
     /// Whether the group also consumes its `<topic>.<group>.retry` topics (where
     /// replayed dead letters arrive). Default true.
@@ -34,7 +36,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            consumer: ReaderConfig::default(),
+            consumer: ConsumerConfig::default(),
             max_in_flight: 256,
             shutdown_deadline: Duration::from_secs(20),
             stats_interval: Duration::from_secs(5),
@@ -49,10 +51,7 @@ impl WorkerConfig {
     /// Checks every field; the error names the first bad key.
     pub fn validate(&self) -> Result<(), ConsumeError> {
         let bad = |key: &str, reason: &str| Err(ConsumeError::Config { key: key.into(), reason: reason.into() });
-        self.consumer.validate().map_err(|e| match e {
-            ConsumeError::Config { key, reason } => ConsumeError::Config { key: format!("consumer.{key}"), reason },
-            other => other,
-        })?;
+        self.consumer.validate().map_err(|e| e.within("consumer"))?;
         if self.max_in_flight == 0 || self.max_in_flight > 100_000 {
             return bad("max_in_flight", "must be between 1 and 100000");
         }

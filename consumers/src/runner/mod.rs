@@ -29,7 +29,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ltf_producers::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_schemas::TopicNames;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;

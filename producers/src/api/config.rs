@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::connections::ConnectionsConfig;
 use crate::usecases::RecordLimits;
-use crate::PublishError;
+use ltf_kafka::PublishError;
 
 /// Configuration of the HTTP API (`ltf api`, or [`router`](crate::api::router) embedded).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

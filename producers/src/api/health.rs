@@ -21,7 +21,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::ApiState;
-use crate::PublishError;
+use ltf_kafka::PublishError;
 
 /// What `/readyz` probes besides the database: a Kafka client for metadata requests and
 /// the registry's URL.

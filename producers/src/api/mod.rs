@@ -47,7 +47,7 @@ pub use error::ApiError;
 pub use health::Readiness;
 
 use crate::usecases::AuthenticateConnection;
-use crate::PublishError;
+use ltf_kafka::PublishError;
 
 /// What the handlers share. Cheap to clone.
 #[derive(Debug, Clone)]

@@ -81,8 +81,8 @@ pub struct RequestTrace {
 /// span is current when a handler runs.
 pub async fn start_trace(mut req: Request) -> Request {
     let span = new_span(&req);
-    let received = req.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
-    let traceparent = crate::trace::traceparent_of(&span, received);
+    let received = req.headers().get(ltf_kafka::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+    let traceparent = ltf_kafka::trace::traceparent_of(&span, received);
     req.extensions_mut().insert(RequestTrace { span, traceparent });
     req
 }
@@ -98,7 +98,7 @@ pub fn make_span<B>(req: &axum::http::Request<B>) -> Span {
 /// carries the request id.
 ///
 /// It joins the trace of the request's `traceparent` (or starts one) and records the
-/// trace id ([`crate::trace`]).
+/// trace id ([`ltf_kafka::trace`]).
 fn new_span<B>(req: &axum::http::Request<B>) -> Span {
     let span = tracing::error_span!(
         "http_request",
@@ -107,8 +107,8 @@ fn new_span<B>(req: &axum::http::Request<B>) -> Span {
         request_id = %request_id_of(req),
         trace_id = tracing::field::Empty,
     );
-    let traceparent = req.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
-    crate::trace::adopt(&span, traceparent);
+    let traceparent = req.headers().get(ltf_kafka::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+    ltf_kafka::trace::adopt(&span, traceparent);
     span
 }
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::metrics::{labels, RELAY_BATCH_DURATION_SECONDS, RELAY_PUBLISHED_TOTAL};
 use crate::relay::{RelayConfig, RelayError};
-use crate::EventPublisher;
+use ltf_kafka::EventPublisher;
 
 /// First key of the two-key advisory locks the relay takes: ("ltf_" as an i32), so they
 /// do not collide with other users of advisory locks in the same database.
@@ -117,14 +117,14 @@ fn message(r: &Row) -> Result<EncodedEvent, RelayError> {
         headers.push((name.clone(), v.clone()));
     }
     // A publish span in the row's trace; the message carries the span's context.
-    if let Some(i) = headers.iter().position(|(name, _)| name == crate::trace::TRACEPARENT) {
+    if let Some(i) = headers.iter().position(|(name, _)| name == ltf_kafka::trace::TRACEPARENT) {
         let span = tracing::info_span!("relay_publish", event_id = %r.event_id, event_type = %r.event_type, topic = %r.topic,
             trace_id = tracing::field::Empty);
-        crate::trace::adopt(&span, Some(&headers[i].1));
-        if let Some(tp) = crate::trace::traceparent_of(&span, Some(&headers[i].1)) {
+        ltf_kafka::trace::adopt(&span, Some(&headers[i].1));
+        if let Some(tp) = ltf_kafka::trace::traceparent_of(&span, Some(&headers[i].1)) {
             headers[i].1 = tp;
         }
-        let trace_id = crate::trace::trace_id_of(&headers[i].1).unwrap_or_default().to_owned();
+        let trace_id = ltf_kafka::trace::trace_id_of(&headers[i].1).unwrap_or_default().to_owned();
         span.in_scope(|| tracing::debug!(event_id = %r.event_id, trace_id, "publishing"));
     }
     Ok(EncodedEvent { topic: r.topic.clone(), key: r.key.clone(), value: r.value.clone(), headers })

@@ -14,24 +14,24 @@ pub struct RelayConfig {
     pub max_aggregates: u32,
     /// How long the relay waits for a notification before it looks for rows anyway.
     /// Default 1 s.
-    #[serde(with = "millis", rename = "poll_interval_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "poll_interval_ms")]
     pub poll_interval: Duration,
     /// First wait after a failed batch; doubles per failure up to `max_backoff`.
     /// Default 200 ms.
-    #[serde(with = "millis", rename = "min_backoff_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "min_backoff_ms")]
     pub min_backoff: Duration,
     /// Longest wait after failed batches. Default 10 s.
-    #[serde(with = "millis", rename = "max_backoff_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "max_backoff_ms")]
     pub max_backoff: Duration,
     /// How long sent rows are kept before they are deleted (for audit and
     /// `wait_for_publish` look-ups). Default 24 h.
-    #[serde(with = "millis", rename = "retention_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "retention_ms")]
     pub retention: Duration,
     /// How often sent rows past the retention are deleted. Default 60 s.
-    #[serde(with = "millis", rename = "prune_interval_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "prune_interval_ms")]
     pub prune_interval: Duration,
     /// How often the backlog metrics are sampled. Default 5 s.
-    #[serde(with = "millis", rename = "backlog_interval_ms")]
+    #[serde(with = "ltf_kafka::config::millis", rename = "backlog_interval_ms")]
     pub backlog_interval: Duration,
 }
 
@@ -76,16 +76,6 @@ impl RelayConfig {
             return bad("backlog_interval_ms", "must be positive");
         }
         Ok(())
-    }
-}
-
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 

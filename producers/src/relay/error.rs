@@ -1,6 +1,6 @@
 use thiserror::Error;
 
-use crate::PublishError;
+use ltf_kafka::PublishError;
 
 /// Why a relay batch or the relay failed. A failed batch is rolled back: nothing of it is
 /// marked sent, and it is published again later.

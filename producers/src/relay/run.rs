@@ -12,7 +12,7 @@ use crate::metrics::{labels, RELAY_FAILURES_TOTAL};
 use crate::relay::batch::{run_batch, BatchReport};
 use crate::relay::housekeeping::{prune, sample_backlog};
 use crate::relay::{Backlog, RelayConfig, RelayError, CHANNEL};
-use crate::EventPublisher;
+use ltf_kafka::EventPublisher;
 
 /// The outbox relay. See the [module documentation](crate::relay) for its guarantees.
 #[derive(Debug, Clone)]

@@ -49,7 +49,7 @@ pub fn use_case_context(cause: &Event, handler: &str, scope: &str) -> RequestCon
 /// The `traceparent` of events caused by `cause`: the current (handle_event) span's
 /// context, a child of the cause's trace.
 pub fn traceparent(cause: &Event) -> Option<String> {
-    ltf_producers::trace::traceparent_of(&tracing::Span::current(), cause.meta.header(Headers::TRACEPARENT))
+    ltf_kafka::trace::traceparent_of(&tracing::Span::current(), cause.meta.header(Headers::TRACEPARENT))
 }
 
 /// Appends `events` to the outbox on `conn` (inside the dedup transaction), with the

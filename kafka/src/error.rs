@@ -1,7 +1,9 @@
 use rdkafka::error::KafkaError;
 use thiserror::Error;
 
-/// Errors of the producer side.
+use crate::ConfigError;
+
+/// Errors of the Kafka clients: the publisher and topic administration.
 #[derive(Debug, Error)]
 pub enum PublishError {
     /// A configuration value is invalid; `key` names it.
@@ -33,4 +35,10 @@ pub enum PublishError {
     /// Creating or describing topics failed.
     #[error("topic {topic}: {reason}")]
     Topic { topic: String, reason: String },
+}
+
+impl From<ConfigError> for PublishError {
+    fn from(e: ConfigError) -> PublishError {
+        PublishError::Config { key: e.key, reason: e.reason }
+    }
 }

@@ -1,3 +1,9 @@
+//! The idempotent [`EventPublisher`] and its settings ([`PublisherConfig`]).
+
+mod config;
+
+pub use config::PublisherConfig;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +14,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tracing::debug;
 
-use crate::{PublishError, PublisherConfig};
+use crate::PublishError;
 
 /// Where the broker stored an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

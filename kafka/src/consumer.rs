@@ -1,14 +1,17 @@
+//! Consumer settings shared by every consumer of the project (the worker runtime, the
+//! event reader, the CLI's readers): manual offset store, bounded prefetch.
+
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 
-use crate::ConsumeError;
+use crate::ConfigError;
 
 /// Consumer settings. Every field has a default; `validate` names the bad key.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct ReaderConfig {
+pub struct ConsumerConfig {
     /// Kafka bootstrap servers. Default `127.0.0.1:9092`.
     pub bootstrap_servers: String,
     /// Consumer group id; workers use `latechforce.<worker>`.
@@ -28,9 +31,9 @@ pub struct ReaderConfig {
     pub extra: BTreeMap<String, String>,
 }
 
-impl Default for ReaderConfig {
+impl Default for ConsumerConfig {
     fn default() -> Self {
-        ReaderConfig {
+        ConsumerConfig {
             bootstrap_servers: "127.0.0.1:9092".into(),
             group_id: String::new(),
             auto_offset_reset: "earliest".into(),
@@ -41,13 +44,13 @@ impl Default for ReaderConfig {
     }
 }
 
-impl ReaderConfig {
-    pub fn new(bootstrap_servers: impl Into<String>, group_id: impl Into<String>) -> ReaderConfig {
-        ReaderConfig { bootstrap_servers: bootstrap_servers.into(), group_id: group_id.into(), ..Default::default() }
+impl ConsumerConfig {
+    pub fn new(bootstrap_servers: impl Into<String>, group_id: impl Into<String>) -> ConsumerConfig {
+        ConsumerConfig { bootstrap_servers: bootstrap_servers.into(), group_id: group_id.into(), ..Default::default() }
     }
 
-    pub fn validate(&self) -> Result<(), ConsumeError> {
-        let bad = |key: &str, reason: &str| Err(ConsumeError::Config { key: key.into(), reason: reason.into() });
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| Err(ConfigError::new(key, reason));
         if self.bootstrap_servers.trim().is_empty() {
             return bad("bootstrap_servers", "must name at least one host:port");
         }
@@ -67,7 +70,7 @@ impl ReaderConfig {
     }
 
     /// The librdkafka configuration: manual offset store, auto-commit of stored offsets.
-    pub fn client_config(&self) -> Result<ClientConfig, ConsumeError> {
+    pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
         self.validate()?;
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
@@ -93,7 +96,7 @@ mod tests {
 
     #[test]
     fn offsets_are_stored_manually() {
-        let c = ReaderConfig::new("127.0.0.1:9092", "g").client_config().unwrap();
+        let c = ConsumerConfig::new("127.0.0.1:9092", "g").client_config().unwrap();
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(c.get("queued.max.messages.kbytes"), Some("8192"));
         assert_eq!(c.get("fetch.queue.backoff.ms"), Some("10"));
@@ -101,9 +104,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let e = ReaderConfig::new("h:1", "").validate().unwrap_err().to_string();
+        let e = ConsumerConfig::new("h:1", "").validate().unwrap_err().to_string();
         assert!(e.contains("`group_id`"), "{e}");
-        let c = ReaderConfig { auto_offset_reset: "middle".into(), ..ReaderConfig::new("h:1", "g") };
+        let c = ConsumerConfig { auto_offset_reset: "middle".into(), ..ConsumerConfig::new("h:1", "g") };
         assert!(c.validate().unwrap_err().to_string().contains("`auto_offset_reset`"));
     }
 }
