@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use ltf_consumers::workers::analytics::total;
-use ltf_consumers::workers::audit::history;
-use ltf_consumers::workers::cache::{CacheConfig, CacheEntry, RecordCache};
 use ltf_tests::platform::{eventually, Platform, NOTIFY_TO};
 use ltf_tests::redis_url;
+use ltf_workers::analytics::total;
+use ltf_workers::audit::history;
+use ltf_workers::cache::{CacheConfig, CacheEntry, RecordCache};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use ltf_consumers::workers::audit::history;
 use ltf_producers::store::outbox;
 use ltf_schemas::{ConnectionEstablished, DomainEvent, EventPayload};
 use ltf_tests::api::{error_with, json_with};
 use ltf_tests::platform::{eventually, Platform};
+use ltf_workers::audit::history;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

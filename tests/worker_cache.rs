@@ -15,8 +15,6 @@ use anyhow::{bail, ensure, Context, Result};
 use async_trait::async_trait;
 use ltf_consumers::middleware::{BreakerConfig, Breakers, CircuitState, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
-use ltf_consumers::workers::cache::{CacheConfig, CacheEntry, CacheHandler, CachedRecord, Change, RecordCache, REDIS};
-use ltf_consumers::workers::{WorkerDeps, WorkerKind};
 use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, RunReport, Runner, WorkerConfig};
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::ConsumerConfig;
@@ -30,6 +28,8 @@ use ltf_schemas::{
     TopicNames,
 };
 use ltf_tests::{bootstrap, fresh_database, read_n, redis_url, registry_url, unique_prefix, TestDb};
+use ltf_workers::cache::{CacheConfig, CacheEntry, CacheHandler, CachedRecord, Change, RecordCache, REDIS};
+use ltf_workers::{WorkerDeps, WorkerKind};
 use redis::AsyncCommands;
 use serde_json::json;
 use sqlx::types::Json;

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::Args;
-use ltf_consumers::workers::audit::history;
+use ltf_workers::audit::history;
 
 use crate::database::DatabaseArgs;
 

@@ -10,10 +10,10 @@ use axum::routing::get;
 use clap::Args;
 use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
-use ltf_consumers::workers::automation::AutomationConfig;
-use ltf_consumers::workers::{WorkerDeps, WorkerKind};
 use ltf_consumers::{DedupStore, Health, Runner, WorkerConfig};
 use ltf_kafka::ConsumerConfig;
+use ltf_workers::automation::AutomationConfig;
+use ltf_workers::{WorkerDeps, WorkerKind};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -120,6 +120,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     };
     let handle = ops::install_metrics()?;
     ltf_consumers::metrics::describe();
+    ltf_workers::metrics::describe();
     let topics = common.topics();
     let group = args.group.clone().unwrap_or_else(|| kind.group_id(&topics));
     let mut consumer = ConsumerConfig::new(&common.bootstrap, &group);

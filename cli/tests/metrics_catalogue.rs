@@ -23,6 +23,7 @@ fn modules() -> Vec<(&'static str, &'static [Metric])> {
     vec![
         ("producers/src/metrics.rs", ltf_producers::metrics::CATALOGUE),
         ("consumers/src/metrics.rs", ltf_consumers::metrics::CATALOGUE),
+        ("workers/src/metrics.rs", ltf_workers::metrics::CATALOGUE),
     ]
 }
 

@@ -50,7 +50,6 @@ pub mod pipeline;
 mod reader;
 mod router;
 pub mod runner;
-pub mod workers;
 
 pub use batch::{BatchConfig, BatchHandler, BatchPipeline};
 

@@ -32,23 +32,6 @@ pub const FUSE_TRIPPED: &str = "latechforce_consumer_fuse_tripped";
 pub const DEDUP_PRUNED_TOTAL: &str = "latechforce_consumer_dedup_pruned_total";
 /// Partition assignments and revocations, by `group` and `kind` (`assign`, `revoke`).
 pub const REBALANCES_TOTAL: &str = "latechforce_consumer_rebalances_total";
-/// Record-cache writes, by `kind` (`put`, `delete`) and `outcome` (`applied`, `stale`:
-/// refused by the version guard).
-pub const CACHE_WRITES_TOTAL: &str = "latechforce_cache_writes_total";
-
-/// Events the analytics worker applied to its rollups (first time only), by `event_type`.
-pub const ANALYTICS_EVENTS_TOTAL: &str = "latechforce_analytics_events_total";
-/// Connections established, as the analytics worker counted them, by `service` (the
-/// configured OAuth2 services: a bounded set).
-pub const ANALYTICS_CONNECTIONS_TOTAL: &str = "latechforce_analytics_connections_total";
-
-/// Automation runs, by `status` (`started`, `succeeded`, `failed`).
-pub const AUTOMATION_RUNS_TOTAL: &str = "latechforce_automation_runs_total";
-/// Automation actions executed, by `action_type` and `result` (`success`, `failure`).
-pub const AUTOMATION_ACTIONS_TOTAL: &str = "latechforce_automation_actions_total";
-/// Time one action took (the external call or the use case), by `action_type`.
-pub const AUTOMATION_ACTION_SECONDS: &str = "latechforce_automation_action_duration_seconds";
-
 /// Label names.
 pub mod labels {
     /// The consumer group id.
@@ -67,17 +50,8 @@ pub mod labels {
     pub const CLASS: &str = "class";
     /// A downstream dependency name.
     pub const DEPENDENCY: &str = "dependency";
-    /// A rebalance kind.
+    /// A rebalance kind (`assign`, `revoke`).
     pub const KIND: &str = "kind";
-    /// An external service name (configured set).
-    pub const SERVICE: &str = "service";
-    /// An automation run status.
-    pub const STATUS: &str = "status";
-    /// An automation action type (`webhook`, `email`, `create_record`, `update_record`,
-    /// `notify`).
-    pub const ACTION_TYPE: &str = "action_type";
-    /// An action result (`success`, `failure`).
-    pub const RESULT: &str = "result";
 }
 
 /// Outcome label values.
@@ -123,20 +97,6 @@ pub const CATALOGUE: &[Metric] = &[
     Metric::gauge(FUSE_TRIPPED, &[labels::GROUP], "1 when the DLQ-rate fuse stopped the worker."),
     Metric::counter(DEDUP_PRUNED_TOTAL, &[], "Dedup records deleted by pruning."),
     Metric::counter(REBALANCES_TOTAL, &[labels::GROUP, labels::KIND], "Partition assignments and revocations."),
-    Metric::counter(
-        CACHE_WRITES_TOTAL,
-        &[labels::KIND, labels::OUTCOME],
-        "Record-cache writes, applied or refused as stale by the version guard.",
-    ),
-    Metric::counter(ANALYTICS_EVENTS_TOTAL, &[labels::EVENT_TYPE], "Events applied to the analytics rollups, by event type."),
-    Metric::counter(ANALYTICS_CONNECTIONS_TOTAL, &[labels::SERVICE], "Connections established, by service."),
-    Metric::counter(AUTOMATION_RUNS_TOTAL, &[labels::STATUS], "Automation runs started, succeeded and failed."),
-    Metric::counter(
-        AUTOMATION_ACTIONS_TOTAL,
-        &[labels::ACTION_TYPE, labels::RESULT],
-        "Automation actions executed, by action type and result.",
-    ),
-    Metric::histogram(AUTOMATION_ACTION_SECONDS, &[labels::ACTION_TYPE], "Time an automation action took, by action type."),
 ];
 
 /// Describes every metric on the installed recorder; call once at start.

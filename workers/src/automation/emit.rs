@@ -8,7 +8,7 @@ use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Headers};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{Event, HandlerError};
+use ltf_consumers::{Event, HandlerError};
 
 /// Namespace of run ids.
 const RUN_NAMESPACE: Uuid = Uuid::from_u128(0x6c74_665f_6175_746f_6d61_7469_6f6e_7275);

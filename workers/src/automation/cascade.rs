@@ -11,7 +11,7 @@ use ltf_schemas::{EventCodec, EventPayload, EventType, Fields};
 use serde_json::Value as Json;
 
 use super::emit;
-use crate::{Event, Handler, HandlerContext, HandlerError};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// Removes links to deleted records.
 #[derive(Debug)]

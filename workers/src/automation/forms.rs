@@ -11,7 +11,7 @@ use ltf_producers::usecases::{CreateRecord, CreateRecordInput, UseCase};
 use ltf_schemas::{EventCodec, EventPayload, EventType, Fields};
 
 use super::emit;
-use crate::{Event, Handler, HandlerContext, HandlerError};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// Turns submissions into records.
 #[derive(Debug)]

@@ -44,7 +44,7 @@ use redis::{AsyncCommands, RedisError, RetryMethod};
 use sqlx::PgPool;
 
 use crate::metrics::{labels, CACHE_WRITES_TOTAL};
-use crate::{Event, Handler, HandlerContext, HandlerError};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// The dependency name of Redis, for its circuit breaker.
 pub const REDIS: &str = "redis";

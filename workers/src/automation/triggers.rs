@@ -13,7 +13,7 @@ use sqlx::types::Json as Jsonb;
 
 use super::emit;
 use crate::metrics::{labels, AUTOMATION_RUNS_TOTAL};
-use crate::{Event, Handler, HandlerContext, HandlerError};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// Starts the runs an event triggers.
 #[derive(Debug)]

@@ -36,7 +36,7 @@ pub use effects::{Mailer, SsrfGuard, Webhooks};
 pub use forms::{record_fields, FormsHandler};
 pub use triggers::TriggerHandler;
 
-use crate::Router;
+use ltf_consumers::Router;
 
 /// The automation worker's settings.
 #[derive(Debug, Clone)]

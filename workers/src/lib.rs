@@ -1,9 +1,25 @@
-//! The workers: each one consumer group (`latechforce.<worker>`) with its handlers.
+//! The four workers of the pipeline, built on the worker runtime (`ltf-consumers`) and
+//! the domain (`ltf-producers`'s store and use cases): each one consumer group
+//! (`<prefix>.<worker>`) with its handlers.
+//!
+//! | module | worker | its state |
+//! |---|---|---|
+//! | [`audit`] | every event of every topic, once, in the append-only event log | `ltf_event_log` |
+//! | [`analytics`] | hourly rollups per table, form, service and automation | `ltf_analytics_rollups` |
+//! | [`cache`] | the Redis read-through cache of records, version-guarded | Redis keys under a prefix |
+//! | [`automation`] | automations, forms to records, connection usage, delete cascades | `ltf_connection_usage` (runs and steps through the domain) |
+//! | [`metrics`] | the workers' metric names, labels and catalogue | |
+//!
+//! Guarantees: every handler is idempotent — by a dedup record written in the same
+//! transaction as its effect, or (cache) by a version guard — so a redelivered or
+//! replayed event never applies twice; a failed handler leaves its event to the
+//! runtime's retry and dead-letter rules.
 
 pub mod analytics;
 pub mod audit;
 pub mod automation;
 pub mod cache;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -11,7 +27,7 @@ use ltf_schemas::EventCodec;
 
 use ltf_schemas::{AggregateType, TopicNames};
 
-use crate::Router;
+use ltf_consumers::Router;
 
 /// A worker `ltf worker <name>` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

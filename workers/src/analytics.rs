@@ -10,7 +10,7 @@ use metrics::counter;
 use sqlx::PgPool;
 
 use crate::metrics::{labels, ANALYTICS_CONNECTIONS_TOTAL, ANALYTICS_EVENTS_TOTAL};
-use crate::{Event, Handler, HandlerContext, HandlerError};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// What an event counts for: (dimension, key, metric).
 pub fn counts(payload: &EventPayload) -> Vec<(&'static str, &str, &'static str)> {

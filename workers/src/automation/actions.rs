@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::effects::EffectError;
 use super::{emit, Effects};
 use crate::metrics::{labels, AUTOMATION_ACTIONS_TOTAL, AUTOMATION_ACTION_SECONDS, AUTOMATION_RUNS_TOTAL};
-use crate::{Event, Handler, HandlerContext, HandlerError};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// Executes actions and tracks runs.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use ltf_schemas::{EventPayload, EventType};
 
-use crate::{Event, Handler, HandlerContext, HandlerError};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// Keeps per-service usage and health.
 #[derive(Debug, Clone, Copy, Default)]

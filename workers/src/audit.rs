@@ -7,7 +7,7 @@ use ltf_schemas::EventType;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{Event, Handler, HandlerContext, HandlerError};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// Writes each event to the event log. A redelivered event finds its dedup record and
 /// writes nothing; the log's primary key on eventId refuses a second row in any case.
