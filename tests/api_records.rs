@@ -6,11 +6,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use ltf_domain::store::records;
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_producers::api::ApiKey;
 use ltf_producers::relay::{Relay, RelayConfig};
-use ltf_producers::store::records;
 use ltf_schemas::{AggregateType, DomainEvent, EventCodec, EventPayload, Fields};
 use ltf_tests::api::{error_with, json_with, TestApi, PRINCIPAL};
 use ltf_tests::{bootstrap, headers, outbox_rows, read_n, registry_url, OutboxRow};

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use ltf_producers::store::outbox;
+use ltf_domain::outbox;
 use ltf_schemas::{ConnectionEstablished, DomainEvent, EventPayload};
 use ltf_tests::api::{error_with, json_with};
 use ltf_tests::platform::{eventually, Platform};

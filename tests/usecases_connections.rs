@@ -4,6 +4,7 @@
 //! ConnectionEstablished; a refused or failed exchange writes nothing; no secret reaches
 //! an error.
 
+use ltf_producers::api::error::status_of;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,9 +20,9 @@ use axum::{Form, Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::SubsecRound;
-use ltf_producers::connections::{ClientAuth, Secret};
-use ltf_producers::usecases::{OAuthGrant, ServiceConnection};
-use ltf_producers::{
+use ltf_domain::connections::{ClientAuth, Secret};
+use ltf_domain::usecases::{OAuthGrant, ServiceConnection};
+use ltf_domain::{
     AuthenticateConnection, AuthenticateConnectionInput, ConnectionsConfig, OAuthServiceConfig, Outcome, RequestContext, UseCase,
     UseCaseError,
 };
@@ -292,7 +293,7 @@ async fn re_authenticating_an_established_connection_replaces_its_credentials_an
     let asked = s.endpoint.requests.load(Ordering::SeqCst);
     let err = s.run(input(Some("conn_1"), "acme", "user_2", code(GOOD_CODE))).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::ConnectionMismatch { connection_id } if connection_id == "conn_1"), "{err:?}");
-    assert_eq!((err.status(), err.is_conflict()), (409, true));
+    assert_eq!((status_of(&err).as_u16(), err.is_conflict()), (409, true));
     let err = s.run(input(Some("conn_1"), "acme_post", "user_1", code(GOOD_CODE))).await.unwrap_err();
     assert!(matches!(err, UseCaseError::ConnectionMismatch { .. }), "{err:?}");
     assert_eq!(s.endpoint.requests.load(Ordering::SeqCst), asked, "no code spent");
@@ -307,7 +308,7 @@ async fn a_refused_exchange_is_exchange_refused_and_writes_nothing() -> Result<(
     let err = s.run(input(None, "acme", "user_1", code(BAD_CODE))).await.unwrap_err();
     let UseCaseError::ExchangeRefused { service, status, error } = &err else { bail!("not ExchangeRefused: {err:?}") };
     assert_eq!((service.as_str(), *status, error.as_deref()), ("acme", 400, Some("invalid_grant")));
-    assert_eq!(err.status(), 422);
+    assert_eq!(status_of(&err).as_u16(), 422);
     assert!(!err.is_retryable());
     assert_no_secret(&err);
 
@@ -321,7 +322,7 @@ async fn a_refused_exchange_is_exchange_refused_and_writes_nothing() -> Result<(
         matches!(&err, UseCaseError::ExchangeRefused { status: 401, error: Some(e), .. } if e == "invalid_client"),
         "{err:?}"
     );
-    assert_eq!(err.status(), 502);
+    assert_eq!(status_of(&err).as_u16(), 502);
     assert_no_secret(&err);
 
     let bad_redirect = OAuthGrant::AuthorizationCode {
@@ -331,7 +332,7 @@ async fn a_refused_exchange_is_exchange_refused_and_writes_nothing() -> Result<(
     };
     let err = s.run(input(None, "acme", "user_1", bad_redirect)).await.unwrap_err();
     assert!(matches!(err, UseCaseError::MalformedCredentials(_)), "{err:?}");
-    assert_eq!(err.status(), 400);
+    assert_eq!(status_of(&err).as_u16(), 400);
     assert_no_secret(&err);
     assert_eq!(s.endpoint.requests.load(Ordering::SeqCst), 3, "the malformed grant was not sent");
     assert_nothing_written(&s.db.pool).await?;
@@ -349,7 +350,7 @@ async fn an_unavailable_token_endpoint_is_a_retryable_error_and_writes_nothing()
         };
         assert_eq!((sv.as_str(), r.as_str()), (service, reason));
         assert!(err.is_retryable(), "{err}");
-        assert_eq!(err.status(), 503);
+        assert_eq!(status_of(&err).as_u16(), 503);
         assert!(!err.to_string().contains("127.0.0.1"), "no URL in the error: {err}");
         assert_no_secret(&err);
         assert!(started.elapsed() < Duration::from_secs(4), "{service} took {:?}", started.elapsed());
@@ -364,7 +365,7 @@ async fn an_unknown_service_or_user_is_refused_before_any_request() -> Result<()
     let s = setup("uc-conn-unknown").await?;
     let err = s.run(input(None, "github", "user_1", code(GOOD_CODE))).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::UnknownService(name) if name == "github"), "{err:?}");
-    assert_eq!(err.status(), 404);
+    assert_eq!(status_of(&err).as_u16(), 404);
     let err = s.run(input(None, "acme", " ", code(GOOD_CODE))).await.unwrap_err();
     assert!(matches!(err, UseCaseError::InvalidId { entity: "user", .. }), "{err:?}");
     assert_eq!(s.endpoint.requests.load(Ordering::SeqCst), 0);

@@ -3,11 +3,12 @@
 //! before anything is written, tables and forms emit nothing, and a submission is stored
 //! with exactly one FormSubmitted outbox row, or nothing at all.
 
+use ltf_producers::api::error::status_of;
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
-use ltf_producers::usecases::{FieldDef, FieldType, MappingFault};
-use ltf_producers::{
+use ltf_domain::usecases::{FieldDef, FieldType, MappingFault};
+use ltf_domain::{
     CreateForm, CreateFormInput, CreateTable, CreateTableInput, RequestContext, SubmitForm, SubmitFormInput, UseCase,
     UseCaseError,
 };
@@ -123,7 +124,7 @@ async fn bad_table_definitions_are_refused_with_their_error_and_write_nothing() 
     for (input, expected) in cases {
         let err = CreateTable.run(&db.pool, &codec, &user(), input).await.unwrap_err();
         assert!(expected(&err), "{err:?}");
-        assert_eq!(err.status(), 400, "{err}");
+        assert_eq!(status_of(&err).as_u16(), 400, "{err}");
     }
     assert_eq!(count(&db.pool, "ltf_tables").await?, 0);
 
@@ -131,7 +132,7 @@ async fn bad_table_definitions_are_refused_with_their_error_and_write_nothing() 
     let again = CreateTableInput { name: "Another".into(), ..leads_table() };
     let err = CreateTable.run(&db.pool, &codec, &user(), again).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::AlreadyExists { entity: "table", id } if id == "tbl_leads"), "{err:?}");
-    assert_eq!(err.status(), 409);
+    assert_eq!(status_of(&err).as_u16(), 409);
     assert!(err.is_conflict());
     let name: String = sqlx::query_scalar("SELECT name FROM ltf_tables WHERE id = 'tbl_leads'").fetch_one(&db.pool).await?;
     assert_eq!(name, "Leads", "the existing table is unchanged");
@@ -155,7 +156,7 @@ async fn bad_form_definitions_are_refused_with_their_error_and_write_nothing() -
 
     let err = CreateForm.run(&db.pool, &codec, &user(), mapped(&[("phone", "name")])).await.unwrap_err();
     assert_eq!(fault(&err), Some(MappingFault::UnknownFormField), "{err:?}");
-    assert_eq!(err.status(), 400);
+    assert_eq!(status_of(&err).as_u16(), 400);
     let err = CreateForm.run(&db.pool, &codec, &user(), mapped(&[("mail", "e_mail")])).await.unwrap_err();
     assert_eq!(fault(&err), Some(MappingFault::UnknownTableField), "{err:?}");
     let err = CreateForm.run(&db.pool, &codec, &user(), mapped(&[("newsletter", "budget")])).await.unwrap_err();
@@ -168,7 +169,7 @@ async fn bad_form_definitions_are_refused_with_their_error_and_write_nothing() -
     let unknown_table = CreateFormInput { table_id: Some("tbl_nope".into()), ..contact_form() };
     let err = CreateForm.run(&db.pool, &codec, &user(), unknown_table).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::UnknownTable(t) if t == "tbl_nope"), "{err:?}");
-    assert_eq!(err.status(), 404);
+    assert_eq!(status_of(&err).as_u16(), 404);
     let duplicate_field = CreateFormInput {
         fields: vec![FieldDef::new("x", FieldType::Text), FieldDef::new("x", FieldType::Date)],
         field_mapping: BTreeMap::new(),
@@ -183,7 +184,7 @@ async fn bad_form_definitions_are_refused_with_their_error_and_write_nothing() -
     CreateForm.run(&db.pool, &codec, &user(), contact_form()).await?;
     let err = CreateForm.run(&db.pool, &codec, &user(), contact_form()).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::AlreadyExists { entity: "form", id } if id == "frm_contact"), "{err:?}");
-    assert_eq!(err.status(), 409);
+    assert_eq!(status_of(&err).as_u16(), 409);
     assert_eq!(count(&db.pool, "ltf_forms").await?, 1);
     assert_no_outbox(&db.pool).await?;
     db.drop_database().await
@@ -249,20 +250,20 @@ async fn an_invalid_submission_is_refused_with_its_error_and_writes_nothing() ->
 
     let err = SubmitForm.run(&db.pool, &codec, &user(), submit("frm_nope", json!({}))).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::UnknownForm(id) if id == "frm_nope"), "{err:?}");
-    assert_eq!(err.status(), 404);
+    assert_eq!(status_of(&err).as_u16(), 404);
     let err =
         SubmitForm.run(&db.pool, &codec, &user(), submit("frm_contact", json!({"mail": "a", "phone": "1"}))).await.unwrap_err();
     assert!(
         matches!(&err, UseCaseError::UnknownFormField { form, field } if form == "frm_contact" && field == "phone"),
         "{err:?}"
     );
-    assert_eq!(err.status(), 400);
+    assert_eq!(status_of(&err).as_u16(), 400);
     let err = SubmitForm.run(&db.pool, &codec, &user(), submit("frm_contact", json!({"seats": 2.5}))).await.unwrap_err();
     assert!(
         matches!(&err, UseCaseError::WrongFieldType { field, expected: FieldType::Integer, .. } if field == "seats"),
         "{err:?}"
     );
-    assert_eq!(err.status(), 400);
+    assert_eq!(status_of(&err).as_u16(), 400);
     let err = SubmitForm.run(&db.pool, &codec, &user(), submit("frm_contact", json!({"newsletter": "yes"}))).await.unwrap_err();
     assert!(matches!(err, UseCaseError::WrongFieldType { .. }), "{err:?}");
 

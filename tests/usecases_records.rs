@@ -4,15 +4,16 @@
 //! aggregateSequences are gap-free and unique.
 
 use anyhow::{bail, Result};
-use ltf_producers::store::tables::{self, FieldDef, FieldType, TableDef};
-use ltf_producers::usecases::{
+use ltf_domain::store::tables::{self, FieldDef, FieldType, TableDef};
+use ltf_domain::usecases::{
     CreateMultipleRecordsInput, CreateRecordInput, DeleteMultipleRecordsInput, DeleteRecordInput, RecordPatch, RecordRef,
     UpdateMultipleRecordsInput, UpdateRecordInput, UseCase,
 };
-use ltf_producers::{
+use ltf_domain::{
     CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, RecordLimits, RequestContext,
     UpdateMultipleRecords, UseCaseError,
 };
+use ltf_producers::api::error::status_of;
 use ltf_schemas::{AggregateType, EventCodec, EventPayload, Fields, TopicNames};
 use ltf_tests::{count_rows as count, fresh_database, outbox_rows as outbox, registry_url, unique_prefix, TestDb};
 use serde_json::{json, Value};
@@ -143,7 +144,7 @@ async fn an_unknown_table_is_unknown_table_and_writes_nothing() -> Result<()> {
     let input = CreateRecordInput { table_id: "tbl_nope".into(), fields: f(json!({"title": "x"})) };
     let err = CreateRecord.run(&db.pool, &codec, &user(), input).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::UnknownTable(t) if t == "tbl_nope"), "{err}");
-    assert_eq!(err.status(), 404);
+    assert_eq!(status_of(&err).as_u16(), 404);
     let input = DeleteRecordInput { table_id: "tbl_nope".into(), record: RecordRef::any_version("r") };
     assert!(matches!(DeleteRecord.run(&db.pool, &codec, &user(), input).await, Err(UseCaseError::UnknownTable(_))));
     assert_nothing_written(&db.pool).await?;
@@ -155,7 +156,7 @@ async fn an_unknown_field_is_unknown_field_and_writes_nothing() -> Result<()> {
     let (db, codec) = setup("uc-unknown-field").await?;
     let err = CreateRecord.run(&db.pool, &codec, &user(), create(json!({"title": "x", "color": "red"}))).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::UnknownField { table, field, index: 0 } if table == TABLE && field == "color"), "{err}");
-    assert_eq!(err.status(), 400);
+    assert_eq!(status_of(&err).as_u16(), 400);
     assert_nothing_written(&db.pool).await?;
     db.drop_database().await
 }
@@ -200,7 +201,7 @@ async fn a_batch_over_the_configured_limit_is_batch_too_large_and_writes_nothing
     let input = CreateMultipleRecordsInput { table_id: TABLE.into(), records };
     let err = CreateMultipleRecords::new(limits).run(&db.pool, &codec, &user(), input).await.unwrap_err();
     assert!(matches!(err, UseCaseError::BatchTooLarge { size: 6, limit: 5 }), "{err}");
-    assert_eq!(err.status(), 413);
+    assert_eq!(status_of(&err).as_u16(), 413);
     assert_nothing_written(&db.pool).await?;
     db.drop_database().await
 }

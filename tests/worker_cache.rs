@@ -16,13 +16,13 @@ use async_trait::async_trait;
 use ltf_consumers::middleware::{BreakerConfig, Breakers, CircuitState, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
 use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, RunReport, Runner, WorkerConfig};
+use ltf_domain::store::tables::{self, FieldDef, FieldType, TableDef};
+use ltf_domain::usecases::{CreateRecordInput, DeleteRecordInput, RecordPatch, RecordRef, UpdateRecordInput};
+use ltf_domain::{CreateRecord, DeleteRecord, RequestContext, UpdateRecord, UseCase};
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::ConsumerConfig;
 use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_producers::relay::{Relay, RelayConfig};
-use ltf_producers::store::tables::{self, FieldDef, FieldType, TableDef};
-use ltf_producers::usecases::{CreateRecordInput, DeleteRecordInput, RecordPatch, RecordRef, UpdateRecordInput};
-use ltf_producers::{CreateRecord, DeleteRecord, RequestContext, UpdateRecord, UseCase};
 use ltf_schemas::{
     AggregateType, DomainEvent, EventCodec, EventPayload, EventType, Fields, RecordCreated, RecordDeleted, RecordUpdated,
     TopicNames,

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use ltf_producers::automations::{store, Automation};
-use ltf_producers::usecases::{CreateAutomation, RequestContext, UseCase};
+use ltf_domain::automations::{store, Automation};
+use ltf_domain::usecases::{CreateAutomation, RequestContext, UseCase};
 
 use crate::database::DatabaseArgs;
 use crate::settings::Common;

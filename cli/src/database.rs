@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ltf_producers::store;
+use ltf_domain::store;
 use sqlx::PgPool;
 
 /// A secret option value (database URL, API keys): `Debug` never shows it.

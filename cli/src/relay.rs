@@ -71,7 +71,7 @@ pub async fn run(common: &Common, args: RelayArgs) -> Result<()> {
         .connect(&args.database_url)
         .await
         .context("connecting to PostgreSQL (DATABASE_URL)")?;
-    ltf_producers::store::migrate(&pool).await.context("applying the database migrations")?;
+    ltf_domain::store::migrate(&pool).await.context("applying the database migrations")?;
 
     // Topics must exist before the idempotent producer writes to them (an auto-created
     // topic can drop the first records of an idempotent producer).

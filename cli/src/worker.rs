@@ -139,7 +139,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
             bail!("the {} worker needs DATABASE_URL (or --database-url)", kind.name());
         };
         let pool = DatabaseArgs { database_url, db_max_connections: args.db_max_connections }.connect().await?;
-        ltf_producers::store::migrate(&pool).await.context("applying the database migrations")?;
+        ltf_domain::store::migrate(&pool).await.context("applying the database migrations")?;
         Some(Arc::new(DedupStore::new(pool, Duration::from_secs(args.dedup_retention_days * 86_400))))
     } else {
         None

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use ltf_kafka::topics::{ensure_topics, TopicSpec};
-use ltf_kafka::{EventPublisher, PublisherConfig};
-use ltf_producers::automations::Automation;
-use ltf_producers::relay::{Relay, RelayConfig};
-use ltf_producers::usecases::{
+use ltf_domain::automations::Automation;
+use ltf_domain::usecases::{
     CreateAutomation, CreateMultipleRecords, CreateMultipleRecordsInput, CreateTable, CreateTableInput, RequestContext, UseCase,
 };
+use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::{EventPublisher, PublisherConfig};
+use ltf_producers::relay::{Relay, RelayConfig};
 use ltf_schemas::{EventCodec, Fields, TopicNames};
 use ltf_tests::receiver::Receiver;
 use ltf_tests::{bootstrap, fresh_database, registry_url, unique_prefix};

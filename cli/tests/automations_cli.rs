@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use anyhow::Result;
-use ltf_producers::usecases::{CreateTable, CreateTableInput, RequestContext, UseCase};
+use ltf_domain::usecases::{CreateTable, CreateTableInput, RequestContext, UseCase};
 use ltf_schemas::{EventCodec, TopicNames};
 use ltf_tests::{fresh_database, registry_url, unique_prefix};
 use serde_json::json;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use ltf_producers::store::tables::{self, FieldDef, FieldType, TableDef};
-use ltf_producers::usecases::{CreateMultipleRecordsInput, RecordPatch, UpdateMultipleRecordsInput};
-use ltf_producers::{CreateMultipleRecords, RecordLimits, RequestContext, UpdateMultipleRecords, UseCase};
+use ltf_domain::store::tables::{self, FieldDef, FieldType, TableDef};
+use ltf_domain::usecases::{CreateMultipleRecordsInput, RecordPatch, UpdateMultipleRecordsInput};
+use ltf_domain::{CreateMultipleRecords, RecordLimits, RequestContext, UpdateMultipleRecords, UseCase};
 use ltf_schemas::{AggregateType, EventCodec, TopicNames};
 use ltf_tests::delivery::{check_delivery, outbox_sequences, read_until_seen};
 use ltf_tests::{bootstrap, fresh_database, registry_url, unique_prefix};

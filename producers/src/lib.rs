@@ -1,46 +1,20 @@
-//! Writing LaTeChforce domain events: the domain store, use cases and outbox, the HTTP
-//! API and the outbox relay (publishing through `ltf_kafka::EventPublisher`).
+//! The producing side of the pipeline: the public HTTP API and the outbox relay.
 //!
-//! The record use cases ([`usecases`]: [`CreateRecord`], [`CreateMultipleRecords`],
-//! [`UpdateRecord`], [`UpdateMultipleRecords`], [`DeleteRecord`], [`DeleteMultipleRecords`])
-//! write to the PostgreSQL domain store ([`store`], schema in the repository's
-//! `migrations/`, applied by [`store::migrate`]) through a transactional outbox.
-//! Guarantees:
-//! * a change and its events are written in one transaction: nothing is reported saved
-//!   whose event could be lost, and no event exists for a change that was rolled back;
-//! * a use case can run inside the caller's transaction (as a savepoint of it), so several
-//!   use cases and the caller's own writes commit or roll back together;
-//! * *Multiple* use cases are all-or-nothing, every row and every event or none;
-//! * each outbox row holds the encoded event, its headers (correlation and causation ids,
-//!   `traceparent` when given) and its aggregateSequence, taken under a row lock on the
-//!   aggregate held until commit: per aggregate, sequences are gap-free, unique and in
-//!   commit order;
-//! * every change bumps the record's version, carried as recordVersion; an expected
-//!   version that no longer matches is refused as a conflict ([`UseCaseError::is_conflict`])
-//!   and writes nothing; an update that changes nothing emits nothing.
+//! | module | what |
+//! |---|---|
+//! | [`api`] | the HTTP API (axum): routes, OpenAPI DTOs, the one mapping of domain errors to HTTP statuses |
+//! | [`relay`] | publishes the outbox (`ltf_domain::outbox`) to Kafka through `ltf_kafka::EventPublisher` |
+//! | [`metrics`] | the API's and the relay's metric names, labels and catalogue |
 //!
-//! Tables, forms and connections ([`CreateTable`], [`CreateForm`], [`SubmitForm`],
-//! [`AuthenticateConnection`]) follow the same rules. Further guarantees:
-//! * a form submission is validated against the form's fields and stored with its
-//!   FormSubmitted (aggregateId = formId) in one transaction; a form's field mapping names
-//!   only existing fields of compatible types;
-//! * a connection's credentials are exchanged with the service's OAuth2 token endpoint
-//!   before any transaction is opened, never while one is held; a refused, failed or
-//!   timed-out exchange writes and emits nothing, with a typed error that holds no secret;
-//! * the granted tokens are stored only AES-256-GCM-encrypted, bound to their connection
-//!   id ([`connections`]); no secret or token appears in a log, an error or `Debug`.
+//! Invariants:
+//! * `ltf-producers::api` is the only module that serves the public HTTP API (routes,
+//!   OpenAPI DTOs, error → status mapping); ltf-domain, ltf-kafka, ltf-consumers and
+//!   ltf-workers depend on neither axum nor utoipa (ltf-domain derives OpenAPI schemas
+//!   only under its `openapi` feature, which this crate alone turns on);
+//! * the relay marks a row sent only after Kafka acknowledged it, in one transaction per
+//!   batch holding the aggregates' advisory locks, so rows of one aggregate are published
+//!   once each and in sequence order.
 
 pub mod api;
-pub mod automations;
-pub mod connections;
 pub mod metrics;
 pub mod relay;
-pub mod store;
-pub mod usecases;
-
-pub use connections::{ConnectionsConfig, OAuthServiceConfig};
-pub use usecases::{
-    AuthenticateConnection, AuthenticateConnectionInput, CreateForm, CreateFormInput, CreateMultipleRecords, CreateRecord,
-    CreateTable, CreateTableInput, DeleteMultipleRecords, DeleteRecord, Outcome, RecordLimits, RequestContext, SubmitForm,
-    SubmitFormInput, UpdateMultipleRecords, UpdateRecord, UseCase, UseCaseError,
-};

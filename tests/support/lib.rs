@@ -128,7 +128,7 @@ pub async fn fresh_database() -> Result<TestDb> {
         .connect_with(server.database(&name))
         .await
         .with_context(|| format!("connecting to the test database {name}"))?;
-    ltf_producers::store::migrate(&pool).await.context("migrating the test database")?;
+    ltf_domain::store::migrate(&pool).await.context("migrating the test database")?;
     Ok(TestDb { pool, name })
 }
 

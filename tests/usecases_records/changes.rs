@@ -1,13 +1,14 @@
 //! Updates and deletes, caller transactions, the request context, concurrent writers.
 
+use ltf_producers::api::error::status_of;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use ltf_producers::usecases::{
+use ltf_domain::usecases::{
     CreateMultipleRecordsInput, DeleteMultipleRecordsInput, DeleteRecordInput, RecordPatch, RecordRef,
     UpdateMultipleRecordsInput, UseCase,
 };
-use ltf_producers::{
+use ltf_domain::{
     CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, RequestContext, UpdateMultipleRecords,
     UpdateRecord, UseCaseError,
 };
@@ -39,7 +40,7 @@ async fn an_update_computes_changed_fields_from_the_stored_row_and_bumps_the_ver
     assert_eq!(p.current_fields, current);
     assert_eq!(p.changed_fields, vec!["done", "due", "points"]);
     assert_eq!(p.record_version, 3);
-    let stored = ltf_producers::store::records::get(&mut *db.pool.acquire().await?, &rec.id).await?;
+    let stored = ltf_domain::store::records::get(&mut *db.pool.acquire().await?, &rec.id).await?;
     assert_eq!(stored.map(|r| (r.version, r.fields)), Some((3, current)));
     db.drop_database().await
 }
@@ -70,7 +71,7 @@ async fn a_stale_expected_version_is_a_conflict_and_writes_nothing() -> Result<(
     let err = UpdateRecord.run(&db.pool, &codec, &user(), patch(&a.id, json!({"points": 3}), Some(1))).await.unwrap_err();
     assert!(matches!(&err, UseCaseError::StaleVersion { record_id, expected: 1, actual: 2 } if *record_id == a.id), "{err}");
     assert!(err.is_conflict());
-    assert_eq!(err.status(), 409);
+    assert_eq!(status_of(&err).as_u16(), 409);
     // In a batch, one stale patch refuses the valid one too.
     let batch = UpdateMultipleRecordsInput {
         table_id: TABLE.into(),
@@ -86,8 +87,8 @@ async fn a_stale_expected_version_is_a_conflict_and_writes_nothing() -> Result<(
     assert!(DeleteRecord.run(&db.pool, &codec, &user(), delete).await.unwrap_err().is_conflict());
 
     let mut conn = db.pool.acquire().await?;
-    let stored_a = ltf_producers::store::records::get(&mut conn, &a.id).await?.map(|r| (r.version, r.fields));
-    let stored_b = ltf_producers::store::records::get(&mut conn, &b.id).await?.map(|r| (r.version, r.fields));
+    let stored_a = ltf_domain::store::records::get(&mut conn, &a.id).await?.map(|r| (r.version, r.fields));
+    let stored_b = ltf_domain::store::records::get(&mut conn, &b.id).await?.map(|r| (r.version, r.fields));
     assert_eq!(stored_a, Some((2, f(json!({"points": 2})))));
     assert_eq!(stored_b, Some((1, f(json!({"points": 1})))));
     assert_eq!(outbox(&db.pool).await?.len(), 3, "two creates and one update");

@@ -360,7 +360,7 @@ impl RecordCache {
             None => {}
         }
         let mut db = pool.acquire().await?;
-        let Some(row) = ltf_producers::store::records::get(&mut db, record_id).await? else { return Ok(None) };
+        let Some(row) = ltf_domain::store::records::get(&mut db, record_id).await? else { return Ok(None) };
         if row.table_id != table_id {
             return Ok(None);
         }

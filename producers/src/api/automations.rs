@@ -13,8 +13,8 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, PathParams, QueryParams};
 use crate::api::write::WriteErrors;
 use crate::api::ApiState;
-use crate::automations::{store, Automation, AutomationRun};
-use crate::usecases::{CreateAutomation, UseCase, UseCaseError};
+use ltf_domain::automations::{store, Automation, AutomationRun};
+use ltf_domain::usecases::{CreateAutomation, UseCase, UseCaseError};
 
 /// Path of one automation.
 #[derive(Debug, Clone, Deserialize, IntoParams)]

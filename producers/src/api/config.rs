@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::connections::ConnectionsConfig;
-use crate::usecases::RecordLimits;
+use ltf_domain::connections::ConnectionsConfig;
+use ltf_domain::usecases::RecordLimits;
 use ltf_kafka::PublishError;
 
 /// Configuration of the HTTP API (`ltf api`, or [`router`](crate::api::router) embedded).

@@ -15,7 +15,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, QueryParams};
 use crate::api::write::{event_ids, settle, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
-use crate::usecases::{AuthenticateConnectionInput, OAuthGrant, ServiceConnection, UseCase};
+use ltf_domain::usecases::{AuthenticateConnectionInput, OAuthGrant, ServiceConnection, UseCase};
 
 /// Body of `POST /v1/connections`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 
 use crate::api::error::ApiError;
 use crate::api::observe::RequestTrace;
-use crate::usecases::RequestContext;
+use ltf_domain::usecases::RequestContext;
 
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

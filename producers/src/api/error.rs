@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::api::context::current_request_id;
-use crate::usecases::UseCaseError;
+use ltf_domain::usecases::UseCaseError;
 
 /// An HTTP error: status, stable code, message and optional structured details.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,9 +134,46 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The HTTP status a use-case error maps to (the one place that decides it): 400 for invalid input, 404 for a missing table,
+/// record, form or service, 409 for a stale version, an existing id or a connection of
+/// another service or user, 413 for an oversized batch, 422 for credentials the service
+/// refused, 502 for a token endpoint that refused the deployment's client or answered
+/// nonsense, 503 when a retry may succeed, 500 otherwise.
+pub fn status_of(e: &UseCaseError) -> StatusCode {
+    let code = match e {
+        UseCaseError::UnknownField { .. }
+        | UseCaseError::WrongFieldType { .. }
+        | UseCaseError::EmptyBatch
+        | UseCaseError::InvalidId { .. }
+        | UseCaseError::InvalidName { .. }
+        | UseCaseError::InvalidFieldName { .. }
+        | UseCaseError::DuplicateField(_)
+        | UseCaseError::TooManyFields { .. }
+        | UseCaseError::UnknownFormField { .. }
+        | UseCaseError::InvalidMapping { .. }
+        | UseCaseError::InvalidAutomation(_)
+        | UseCaseError::MalformedCredentials(_) => 400,
+        UseCaseError::UnknownTable(_)
+        | UseCaseError::RecordNotFound { .. }
+        | UseCaseError::UnknownForm(_)
+        | UseCaseError::UnknownService(_) => 404,
+        UseCaseError::StaleVersion { .. } | UseCaseError::AlreadyExists { .. } | UseCaseError::ConnectionMismatch { .. } => 409,
+        UseCaseError::BatchTooLarge { .. } => 413,
+        UseCaseError::ExchangeRefused { error, .. } => match error.as_deref() {
+            Some("invalid_client" | "unauthorized_client") => 502,
+            _ => 422,
+        },
+        UseCaseError::TokenEndpointInvalidResponse { .. } => 502,
+        _ if e.is_retryable() => 503,
+        UseCaseError::TokenEndpointUnavailable { .. } => 503,
+        UseCaseError::Encode { .. } | UseCaseError::Db(_) | UseCaseError::Credentials(_) => 500,
+    };
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 impl From<UseCaseError> for ApiError {
     fn from(e: UseCaseError) -> ApiError {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status_of(&e);
         if status == StatusCode::BAD_GATEWAY {
             // The token endpoint refused this deployment's client or answered nonsense: the
             // message names the service and the HTTP status, no secret.
@@ -232,7 +269,7 @@ impl From<QueryRejection> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tables::FieldType;
+    use ltf_domain::store::tables::FieldType;
 
     #[test]
     fn use_case_errors_keep_their_status_and_get_a_code() {
@@ -260,5 +297,75 @@ mod tests {
         assert!(!e.message().contains("row"), "{}", e.message());
         let e = ApiError::from(UseCaseError::Db(sqlx::Error::PoolTimedOut));
         assert_eq!((e.status(), e.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+    }
+}
+
+#[cfg(test)]
+mod usecase_error_tests {
+    use super::*;
+    use ltf_domain::store::tables::FieldType;
+    use ltf_domain::usecases::MappingFault;
+
+    trait Status {
+        fn status(&self) -> u16;
+    }
+
+    impl Status for UseCaseError {
+        fn status(&self) -> u16 {
+            status_of(self).as_u16()
+        }
+    }
+
+    #[test]
+    fn errors_map_to_http_classes() {
+        let stale = UseCaseError::StaleVersion { record_id: "r".into(), expected: 1, actual: 2 };
+        assert!(stale.is_conflict());
+        assert_eq!(stale.status(), 409);
+        assert_eq!(UseCaseError::UnknownTable("t".into()).status(), 404);
+        assert_eq!(UseCaseError::EmptyBatch.status(), 400);
+        assert_eq!(UseCaseError::BatchTooLarge { size: 2, limit: 1 }.status(), 413);
+        assert_eq!(UseCaseError::Db(sqlx::Error::PoolTimedOut).status(), 503);
+        assert_eq!(UseCaseError::Db(sqlx::Error::RowNotFound).status(), 500);
+        assert!(!UseCaseError::EmptyBatch.is_conflict());
+        let e =
+            UseCaseError::WrongFieldType { field: "age".into(), expected: FieldType::Integer, got: "string".into(), index: 3 };
+        assert_eq!(e.to_string(), "field `age` is of type integer, got string (record 3 of the request)");
+    }
+
+    #[test]
+    fn form_and_connection_errors_map_to_http_classes() {
+        let exists = UseCaseError::AlreadyExists { entity: "table", id: "t".into() };
+        assert!(exists.is_conflict());
+        assert_eq!(exists.status(), 409);
+        assert_eq!(UseCaseError::UnknownForm("f".into()).status(), 404);
+        assert_eq!(UseCaseError::UnknownService("s".into()).status(), 404);
+        assert_eq!(UseCaseError::DuplicateField("a".into()).status(), 400);
+        assert_eq!(UseCaseError::TooManyFields { count: 201, limit: 200 }.status(), 400);
+        let mapping = UseCaseError::InvalidMapping {
+            form_field: "a".into(),
+            table_field: "b".into(),
+            fault: MappingFault::IncompatibleTypes { from: FieldType::Text, to: FieldType::Integer },
+        };
+        assert_eq!(mapping.status(), 400);
+        assert_eq!(
+            mapping.to_string(),
+            "field mapping `a` -> `b`: values of type text cannot be stored in a field of type integer"
+        );
+        let refused = |error: Option<&str>| UseCaseError::ExchangeRefused {
+            service: "github".into(),
+            status: 400,
+            error: error.map(str::to_owned),
+        };
+        assert_eq!(refused(Some("invalid_grant")).status(), 422);
+        assert_eq!(refused(None).status(), 422);
+        assert_eq!(refused(Some("invalid_client")).status(), 502);
+        assert!(!refused(Some("invalid_grant")).is_retryable());
+        assert_eq!(refused(Some("invalid_grant")).to_string(), "github refused the credentials (HTTP 400, error invalid_grant)");
+        let down = UseCaseError::TokenEndpointUnavailable { service: "github".into(), reason: "timed out".into() };
+        assert!(down.is_retryable());
+        assert_eq!(down.status(), 503);
+        assert_eq!(UseCaseError::TokenEndpointInvalidResponse { service: "s".into(), status: 302 }.status(), 502);
+        assert_eq!(UseCaseError::ConnectionMismatch { connection_id: "c".into() }.status(), 409);
+        assert_eq!(UseCaseError::MalformedCredentials("redirectUri is not a URL").status(), 400);
     }
 }

@@ -19,9 +19,9 @@ use crate::api::extract::{Body, PathParams, QueryParams};
 use crate::api::tables::FieldDefView;
 use crate::api::write::{event_ids, settle, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
-use crate::store::forms::{FormDef, FormSubmission};
-use crate::store::tables::FieldDef;
-use crate::usecases::{CreateForm, CreateFormInput, SubmitForm, SubmitFormInput, UseCase};
+use ltf_domain::store::forms::{FormDef, FormSubmission};
+use ltf_domain::store::tables::FieldDef;
+use ltf_domain::usecases::{CreateForm, CreateFormInput, SubmitForm, SubmitFormInput, UseCase};
 
 /// Body of `POST /v1/forms`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]

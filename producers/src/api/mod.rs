@@ -46,7 +46,7 @@ pub use config::{ApiConfig, ApiKey};
 pub use error::ApiError;
 pub use health::Readiness;
 
-use crate::usecases::AuthenticateConnection;
+use ltf_domain::usecases::AuthenticateConnection;
 use ltf_kafka::PublishError;
 
 /// What the handlers share. Cheap to clone.

@@ -18,8 +18,8 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, PathParams, QueryParams};
 use crate::api::write::{event_ids, settle, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
-use crate::store::{records, tables};
-use crate::usecases::{
+use ltf_domain::store::{records, tables};
+use ltf_domain::usecases::{
     CreateMultipleRecords, CreateMultipleRecordsInput, CreateRecord, CreateRecordInput, DeleteMultipleRecords,
     DeleteMultipleRecordsInput, DeleteRecord, DeleteRecordInput, Outcome, Record, RecordPatch, RecordRef, UpdateMultipleRecords,
     UpdateMultipleRecordsInput, UpdateRecord, UpdateRecordInput, UseCase, UseCaseError,

@@ -13,8 +13,8 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, QueryParams};
 use crate::api::write::{event_ids, settle, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
-use crate::store::tables::{FieldDef, FieldType};
-use crate::usecases::{CreateTable, CreateTableInput, UseCase};
+use ltf_domain::store::tables::{FieldDef, FieldType};
+use ltf_domain::usecases::{CreateTable, CreateTableInput, UseCase};
 
 /// One field definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ltf_producers::automations::{render, render_fields, render_json, Action, ActionKind, NotifyChannel};
-use ltf_producers::usecases::{CreateRecord, CreateRecordInput, RecordPatch, UpdateRecord, UpdateRecordInput, UseCase};
+use ltf_domain::automations::{render, render_fields, render_json, Action, ActionKind, NotifyChannel};
+use ltf_domain::usecases::{CreateRecord, CreateRecordInput, RecordPatch, UpdateRecord, UpdateRecordInput, UseCase};
 use ltf_schemas::{ActionExecuted, ActionResult, EventCodec, EventPayload, EventType, Fields};
 use metrics::{counter, histogram};
 use serde_json::{json, Value as Json};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ltf_producers::usecases::{RecordPatch, UpdateRecord, UpdateRecordInput, UseCase};
+use ltf_domain::usecases::{RecordPatch, UpdateRecord, UpdateRecordInput, UseCase};
 use ltf_schemas::{EventCodec, EventPayload, EventType, Fields};
 use serde_json::Value as Json;
 

@@ -2,8 +2,8 @@
 //! handled, and appending them to the outbox inside the dedup transaction.
 
 use chrono::Utc;
-use ltf_producers::store::outbox::{self, OutboxError};
-use ltf_producers::usecases::{RequestContext, UseCaseError};
+use ltf_domain::outbox::{self, OutboxError};
+use ltf_domain::usecases::{RequestContext, UseCaseError};
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Headers};
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ltf_producers::store::forms;
-use ltf_producers::usecases::{CreateRecord, CreateRecordInput, UseCase};
+use ltf_domain::store::forms;
+use ltf_domain::usecases::{CreateRecord, CreateRecordInput, UseCase};
 use ltf_schemas::{EventCodec, EventPayload, EventType, Fields};
 
 use super::emit;
@@ -59,7 +59,7 @@ impl Handler for FormsHandler {
         };
         let uc_ctx = emit::use_case_context(event, "forms", &p.submission_id);
         let uc_ctx = match &p.submitted_by {
-            Some(user) => ltf_producers::usecases::RequestContext { user_id: Some(user.clone()), ..uc_ctx },
+            Some(user) => ltf_domain::usecases::RequestContext { user_id: Some(user.clone()), ..uc_ctx },
             None => uc_ctx,
         };
         let input = CreateRecordInput { table_id, fields: record_fields(&form.field_mapping, &p.data) };

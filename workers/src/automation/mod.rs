@@ -26,7 +26,7 @@ mod triggers;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ltf_producers::automations::NotifyChannel;
+use ltf_domain::automations::NotifyChannel;
 use ltf_schemas::EventCodec;
 
 pub use actions::ActionHandler;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ltf_producers::automations::{store, trigger_data, TriggerEvent};
+use ltf_domain::automations::{store, trigger_data, TriggerEvent};
 use ltf_schemas::{AutomationTriggered, EventCodec, EventPayload, EventType};
 use metrics::counter;
 use serde_json::Value as Json;

@@ -1,7 +1,8 @@
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Fields, RecordCreated};
 use sqlx::{Connection, PgConnection};
 
-use crate::store::{outbox, records};
+use crate::outbox;
+use crate::store::records;
 use crate::usecases::{validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
 
 /// Input of [`CreateRecord`].

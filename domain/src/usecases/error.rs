@@ -3,7 +3,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::connections::CredentialsError;
-use crate::store::outbox::OutboxError;
+use crate::outbox::OutboxError;
 use crate::store::tables::FieldType;
 
 /// Why a use case refused or failed. Whatever the variant, nothing it was asked to write
@@ -270,45 +270,7 @@ impl From<OutboxError> for UseCaseError {
 const TRANSIENT_SQLSTATES: [&str; 2] = ["40001", "40P01"];
 
 impl UseCaseError {
-    /// The HTTP status this error maps to: 400 for invalid input, 404 for a missing table,
-    /// record, form or service, 409 for a stale version, an existing id or a connection of
-    /// another service or user, 413 for an oversized batch, 422 for credentials the service
-    /// refused, 502 for a token endpoint that refused the deployment's client or answered
-    /// nonsense, 503 when a retry may succeed, 500 otherwise.
-    pub fn status(&self) -> u16 {
-        match self {
-            UseCaseError::UnknownField { .. }
-            | UseCaseError::WrongFieldType { .. }
-            | UseCaseError::EmptyBatch
-            | UseCaseError::InvalidId { .. }
-            | UseCaseError::InvalidName { .. }
-            | UseCaseError::InvalidFieldName { .. }
-            | UseCaseError::DuplicateField(_)
-            | UseCaseError::TooManyFields { .. }
-            | UseCaseError::UnknownFormField { .. }
-            | UseCaseError::InvalidMapping { .. }
-            | UseCaseError::InvalidAutomation(_)
-            | UseCaseError::MalformedCredentials(_) => 400,
-            UseCaseError::UnknownTable(_)
-            | UseCaseError::RecordNotFound { .. }
-            | UseCaseError::UnknownForm(_)
-            | UseCaseError::UnknownService(_) => 404,
-            UseCaseError::StaleVersion { .. } | UseCaseError::AlreadyExists { .. } | UseCaseError::ConnectionMismatch { .. } => {
-                409
-            }
-            UseCaseError::BatchTooLarge { .. } => 413,
-            UseCaseError::ExchangeRefused { error, .. } => match error.as_deref() {
-                Some("invalid_client" | "unauthorized_client") => 502,
-                _ => 422,
-            },
-            UseCaseError::TokenEndpointInvalidResponse { .. } => 502,
-            _ if self.is_retryable() => 503,
-            UseCaseError::TokenEndpointUnavailable { .. } => 503,
-            UseCaseError::Encode { .. } | UseCaseError::Db(_) | UseCaseError::Credentials(_) => 500,
-        }
-    }
-
-    /// Whether the request conflicts with the current state (409): a stale record version,
+    /// Whether the request conflicts with the current state: a stale record version,
     /// an id that exists already, a connection of another service or user.
     pub fn is_conflict(&self) -> bool {
         matches!(
@@ -328,63 +290,5 @@ impl UseCaseError {
             UseCaseError::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
             _ => false,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_map_to_http_classes() {
-        let stale = UseCaseError::StaleVersion { record_id: "r".into(), expected: 1, actual: 2 };
-        assert!(stale.is_conflict());
-        assert_eq!(stale.status(), 409);
-        assert_eq!(UseCaseError::UnknownTable("t".into()).status(), 404);
-        assert_eq!(UseCaseError::EmptyBatch.status(), 400);
-        assert_eq!(UseCaseError::BatchTooLarge { size: 2, limit: 1 }.status(), 413);
-        assert_eq!(UseCaseError::Db(sqlx::Error::PoolTimedOut).status(), 503);
-        assert_eq!(UseCaseError::Db(sqlx::Error::RowNotFound).status(), 500);
-        assert!(!UseCaseError::EmptyBatch.is_conflict());
-        let e =
-            UseCaseError::WrongFieldType { field: "age".into(), expected: FieldType::Integer, got: "string".into(), index: 3 };
-        assert_eq!(e.to_string(), "field `age` is of type integer, got string (record 3 of the request)");
-    }
-
-    #[test]
-    fn form_and_connection_errors_map_to_http_classes() {
-        let exists = UseCaseError::AlreadyExists { entity: "table", id: "t".into() };
-        assert!(exists.is_conflict());
-        assert_eq!(exists.status(), 409);
-        assert_eq!(UseCaseError::UnknownForm("f".into()).status(), 404);
-        assert_eq!(UseCaseError::UnknownService("s".into()).status(), 404);
-        assert_eq!(UseCaseError::DuplicateField("a".into()).status(), 400);
-        assert_eq!(UseCaseError::TooManyFields { count: 201, limit: 200 }.status(), 400);
-        let mapping = UseCaseError::InvalidMapping {
-            form_field: "a".into(),
-            table_field: "b".into(),
-            fault: MappingFault::IncompatibleTypes { from: FieldType::Text, to: FieldType::Integer },
-        };
-        assert_eq!(mapping.status(), 400);
-        assert_eq!(
-            mapping.to_string(),
-            "field mapping `a` -> `b`: values of type text cannot be stored in a field of type integer"
-        );
-        let refused = |error: Option<&str>| UseCaseError::ExchangeRefused {
-            service: "github".into(),
-            status: 400,
-            error: error.map(str::to_owned),
-        };
-        assert_eq!(refused(Some("invalid_grant")).status(), 422);
-        assert_eq!(refused(None).status(), 422);
-        assert_eq!(refused(Some("invalid_client")).status(), 502);
-        assert!(!refused(Some("invalid_grant")).is_retryable());
-        assert_eq!(refused(Some("invalid_grant")).to_string(), "github refused the credentials (HTTP 400, error invalid_grant)");
-        let down = UseCaseError::TokenEndpointUnavailable { service: "github".into(), reason: "timed out".into() };
-        assert!(down.is_retryable());
-        assert_eq!(down.status(), 503);
-        assert_eq!(UseCaseError::TokenEndpointInvalidResponse { service: "s".into(), status: 302 }.status(), 502);
-        assert_eq!(UseCaseError::ConnectionMismatch { connection_id: "c".into() }.status(), 409);
-        assert_eq!(UseCaseError::MalformedCredentials("redirectUri is not a URL").status(), 400);
     }
 }

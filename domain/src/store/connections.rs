@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection};
 
 /// A connection as stored, without its credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceConnection {
     /// The connection id; the aggregateId of its ConnectionEstablished event.

@@ -3,7 +3,8 @@ use std::collections::HashMap;
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, RecordDeleted};
 use sqlx::{Connection, PgConnection};
 
-use crate::store::{outbox, records};
+use crate::outbox;
+use crate::store::records;
 use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
 
 /// A record to delete and, optionally, the version the client last read.

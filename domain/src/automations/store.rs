@@ -6,7 +6,6 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use sqlx::types::Json as Jsonb;
 use sqlx::PgConnection;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::definition::{Action, Automation, Trigger, TriggerEvent};
@@ -70,7 +69,8 @@ pub async fn triggered_by(conn: &mut PgConnection, event: TriggerEvent, scope: &
 }
 
 /// One run of an automation, with its steps.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AutomationRun {
     /// The run id (UUIDv5 of the source eventId and the automation id).
@@ -84,10 +84,10 @@ pub struct AutomationRun {
     /// `running`, `succeeded` or `failed`.
     pub status: String,
     /// What the trigger passed to the actions.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub trigger_data: Json,
     /// The actions as they were when the run started.
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub actions: Vec<Action>,
     /// Why it failed.
     pub error: Option<String>,
@@ -100,7 +100,8 @@ pub struct AutomationRun {
 }
 
 /// One executed action of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RunStep {
     /// Index of the action in the run's action list.
@@ -112,7 +113,7 @@ pub struct RunStep {
     /// `success` or `failure`.
     pub result: String,
     /// What the action returned.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: Option<Json>,
     /// Why it failed.
     pub error: Option<String>,

@@ -1,5 +1,5 @@
-//! The PostgreSQL domain store: embedded migrations, tables, records, forms, connections
-//! and the outbox.
+//! The PostgreSQL domain store: embedded migrations, tables, records, forms and
+//! connections (the outbox is [`crate::outbox`]).
 //!
 //! Every function takes a `&mut PgConnection`, so it runs inside whatever transaction the
 //! caller holds; none of them begins or commits one. The use cases ([`crate::usecases`])
@@ -10,7 +10,7 @@
 
 pub mod connections;
 pub mod forms;
-pub mod outbox;
+
 pub mod records;
 pub mod tables;
 

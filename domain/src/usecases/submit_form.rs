@@ -3,8 +3,8 @@ use serde::Deserialize;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+use crate::outbox;
 use crate::store::forms::{self, FormSubmission};
-use crate::store::outbox;
 use crate::usecases::{validate, Outcome, RequestContext, UseCase, UseCaseError};
 
 /// Input of [`SubmitForm`]. JSON keys are camelCase; unknown keys are refused.

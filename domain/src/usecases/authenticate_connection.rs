@@ -8,8 +8,8 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::connections::config::process_env;
 use crate::connections::oauth::{ExchangeError, TokenEndpoint};
 use crate::connections::{ConfigError, ConnectionsConfig, CredentialCipher, OAuthGrant, TokenSet};
+use crate::outbox;
 use crate::store::connections::{self, ServiceConnection, Stored};
-use crate::store::outbox;
 use crate::usecases::definitions;
 use crate::usecases::{Outcome, RequestContext, UseCase, UseCaseError};
 

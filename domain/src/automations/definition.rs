@@ -4,7 +4,6 @@ use ltf_schemas::{EventType, Fields};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use thiserror::Error;
-use utoipa::ToSchema;
 
 use crate::usecases::definitions::MAX_NAME_CHARS;
 
@@ -14,7 +13,8 @@ pub const MAX_ACTIONS: usize = 20;
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
 /// An automation definition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Automation {
     /// Its id; the aggregateId of its AutomationTriggered and ActionExecuted events.
@@ -35,7 +35,8 @@ fn enabled_default() -> bool {
 }
 
 /// The event types an automation can be triggered by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum TriggerEvent {
     /// A record of `tableId` was created.
@@ -78,7 +79,8 @@ impl TriggerEvent {
 
 /// When an automation runs: an event of type `event` of table `tableId` (record events)
 /// or form `formId` (form-submitted) for which every condition holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Trigger {
     /// The event type.
@@ -96,7 +98,8 @@ pub struct Trigger {
 
 /// A condition on one field of the event's record (current fields; deleted fields for
 /// record-deleted) or submission data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Condition {
     /// The field name.
@@ -105,12 +108,13 @@ pub struct Condition {
     pub op: ConditionOp,
     /// The value compared with (`equals`, `notEquals`, `changedTo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub value: Option<Json>,
 }
 
 /// How a [`Condition`] tests its field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum ConditionOp {
     /// The field equals `value`.
@@ -127,7 +131,8 @@ pub enum ConditionOp {
 }
 
 /// One step of an automation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Action {
     /// Its id, unique in the automation: ActionExecuted's actionId.
@@ -140,7 +145,8 @@ pub struct Action {
 /// The kinds of action. String values may hold `{{path}}` templates, filled from the run's
 /// trigger data (`{{fields.email}}`, `{{recordId}}`) and earlier steps' data
 /// (`{{steps.<actionId>.recordId}}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ActionKind {
     /// HTTP POST of a JSON body with an `Idempotency-Key` header.
@@ -149,7 +155,7 @@ pub enum ActionKind {
         url: String,
         /// The JSON body (templated); default: the run's trigger data.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schema(value_type = Object)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         body: Option<Json>,
         /// Per-call timeout (default the worker's).
         #[serde(default, rename = "timeoutMs", skip_serializing_if = "Option::is_none")]
@@ -170,7 +176,7 @@ pub enum ActionKind {
         #[serde(rename = "tableId")]
         table_id: String,
         /// Its fields (templated).
-        #[schema(value_type = Object)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         fields: Fields,
     },
     /// Updates a record through the UpdateRecord use case.
@@ -182,7 +188,7 @@ pub enum ActionKind {
         #[serde(rename = "recordId")]
         record_id: String,
         /// The fields to set (templated).
-        #[schema(value_type = Object)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         fields: Fields,
     },
     /// A message delivered by the worker's notification channel.
@@ -209,7 +215,8 @@ impl ActionKind {
 }
 
 /// Where a notify action's message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyChannel {
     /// The worker's notification webhook.

@@ -3,7 +3,8 @@ use std::collections::HashMap;
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Fields, RecordUpdated};
 use sqlx::{Connection, PgConnection};
 
-use crate::store::{outbox, records};
+use crate::outbox;
+use crate::store::records;
 use crate::usecases::changes::{changed_fields, merge};
 use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
 
