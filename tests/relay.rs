@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use ltf_domain::outbox::wait_published;
 use ltf_domain::store::tables::{self, FieldDef, FieldType, TableDef};
 use ltf_domain::usecases::{CreateMultipleRecordsInput, CreateRecordInput, RecordPatch, UpdateMultipleRecordsInput};
 use ltf_domain::{CreateMultipleRecords, CreateRecord, RecordLimits, RequestContext, UpdateMultipleRecords, UseCase};
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::{EventPublisher, PublisherConfig};
-use ltf_producers::relay::{wait_published, Relay, RelayConfig};
+use ltf_producers::relay::{Relay, RelayConfig};
 use ltf_schemas::{AggregateType, EventCodec, Fields, TopicNames};
 use ltf_tests::delivery::{check_delivery, outbox_sequences, read_until_seen};
 use ltf_tests::{bootstrap, count_rows, fresh_database, headers, outbox_rows, read_n, registry_url, unique_prefix, TestDb};

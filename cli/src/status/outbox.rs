@@ -1,4 +1,4 @@
-//! The outbox backlog: unsent rows of `ltf_outbox` and the age of the oldest.
+//! The outbox backlog: unsent rows and the age of the oldest (`ltf_domain::outbox::backlog`).
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -12,12 +12,6 @@ pub struct OutboxBacklog {
 }
 
 pub async fn backlog(pool: &PgPool) -> Result<OutboxBacklog> {
-    let (unsent, age): (i64, f64) = sqlx::query_as(
-        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0)
-         FROM ltf_outbox WHERE sent_at IS NULL",
-    )
-    .fetch_one(pool)
-    .await
-    .context("reading the outbox backlog")?;
-    Ok(OutboxBacklog { unsent, oldest_age_seconds: age.max(0.0) })
+    let b = ltf_domain::outbox::backlog(pool).await.context("reading the outbox backlog")?;
+    Ok(OutboxBacklog { unsent: b.rows, oldest_age_seconds: b.oldest_age.as_secs_f64() })
 }

@@ -202,3 +202,122 @@ pub async fn run(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<Automat
     let Some(automation) = automation else { return Ok(None) };
     Ok(runs(conn, Some(&automation), i64::MAX).await?.into_iter().find(|r| r.run_id == run_id))
 }
+
+/// A run as the actions handler needs it: its automation, trigger data, the action list
+/// it started with, and the data of the steps done so far (by action id, in order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunState {
+    /// The automation the run belongs to.
+    pub automation_id: String,
+    /// The trigger data it started from.
+    pub trigger_data: Json,
+    /// The actions, as they were when the run started.
+    pub actions: Vec<Action>,
+    /// (action id, step data) of each recorded step, by position.
+    pub steps: Vec<(String, Json)>,
+}
+
+/// The state of run `run_id`; `None` when no such run was started.
+pub async fn run_state(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<RunState>, sqlx::Error> {
+    let row: Option<(String, Json, Jsonb<Vec<Action>>)> =
+        sqlx::query_as("SELECT automation_id, trigger_data, actions FROM ltf_automation_runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((automation_id, trigger_data, Jsonb(actions))) = row else { return Ok(None) };
+    let steps: Vec<(String, Option<Json>)> =
+        sqlx::query_as("SELECT action_id, data FROM ltf_automation_steps WHERE run_id = $1 ORDER BY position")
+            .bind(run_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let steps = steps.into_iter().map(|(id, data)| (id, data.unwrap_or(Json::Null))).collect();
+    Ok(Some(RunState { automation_id, trigger_data, actions, steps }))
+}
+
+/// A run to start.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    /// Its id (derived from the source event and the automation).
+    pub run_id: Uuid,
+    /// The automation.
+    pub automation_id: &'a str,
+    /// The event that triggered it.
+    pub source_event_id: Uuid,
+    /// That event's correlation id.
+    pub correlation_id: &'a str,
+    /// The trigger data.
+    pub trigger_data: &'a Json,
+    /// The automation's actions at this moment (the run keeps them).
+    pub actions: &'a [Action],
+}
+
+/// Starts a run (`running`); a run of the same id that exists already is left as it is.
+pub async fn start_run(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ltf_automation_runs (run_id, automation_id, source_event_id, correlation_id, status, trigger_data, actions)
+         VALUES ($1, $2, $3, $4, 'running', $5, $6) ON CONFLICT (run_id) DO NOTHING",
+    )
+    .bind(run.run_id)
+    .bind(run.automation_id)
+    .bind(run.source_event_id)
+    .bind(run.correlation_id)
+    .bind(Jsonb(run.trigger_data))
+    .bind(Jsonb(run.actions))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends a running run with `status` (`succeeded`, `failed`) and `error`; returns whether
+/// it was running (a run that ended already is left as it is).
+pub async fn finish_run(conn: &mut PgConnection, run_id: Uuid, status: &str, error: Option<&str>) -> Result<bool, sqlx::Error> {
+    let ended = sqlx::query(
+        "UPDATE ltf_automation_runs SET status = $2, error = $3, finished_at = now() WHERE run_id = $1 AND status = 'running'",
+    )
+    .bind(run_id)
+    .bind(status)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(ended.rows_affected() == 1)
+}
+
+/// One executed action of a run.
+#[derive(Debug, Clone)]
+pub struct NewStep<'a> {
+    /// The run.
+    pub run_id: Uuid,
+    /// The action's position in the run's list.
+    pub position: i32,
+    /// The action's id.
+    pub action_id: &'a str,
+    /// The action type (`webhook`, …).
+    pub action_type: &'a str,
+    /// `success` or `failure`.
+    pub result: &'a str,
+    /// What the action returned, on success.
+    pub data: Option<Json>,
+    /// Why it failed, on failure.
+    pub error: Option<&'a str>,
+    /// The attempt that recorded it.
+    pub attempts: i32,
+}
+
+/// Records a step; a step recorded already at that position is left as it is.
+pub async fn record_step(conn: &mut PgConnection, step: &NewStep<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ltf_automation_steps (run_id, position, action_id, action_type, result, data, error, attempts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_id, position) DO NOTHING",
+    )
+    .bind(step.run_id)
+    .bind(step.position)
+    .bind(step.action_id)
+    .bind(step.action_type)
+    .bind(step.result)
+    .bind(step.data.as_ref().map(Jsonb))
+    .bind(step.error)
+    .bind(step.attempts)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

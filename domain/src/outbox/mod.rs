@@ -1,7 +1,24 @@
-//! The write side of the transactional outbox (`ltf_outbox`, `ltf_aggregate_sequences`).
+//! The transactional outbox, whole: this is the only module whose SQL touches
+//! `ltf_outbox` and `ltf_aggregate_sequences`.
 //!
-//! [`append`] runs inside the transaction that writes the domain rows, so an event is
-//! stored exactly when its change is: committed together or rolled back together.
+//! * [`append`] runs inside the transaction that writes the domain rows, so an event is
+//!   stored exactly when its change is: committed together or rolled back together; it
+//!   takes the aggregate's next sequence under a row lock held until commit;
+//! * [`claim_aggregates`], [`unsent_rows`] and [`mark_sent`] are the relay's batch;
+//! * [`backlog`] and [`prune`] its housekeeping; [`wait_published`] the API's
+//!   `waitForPublish` mode;
+//! * the insert trigger notifies [`NOTIFY_CHANNEL`] when the writing transaction commits.
+
+mod backlog;
+mod claim;
+mod wait;
+
+pub use backlog::{backlog, prune, Backlog};
+pub use claim::{claim_aggregates, mark_sent, unsent_rows, AggregateKey, UnsentRow};
+pub use wait::wait_published;
+
+/// The PostgreSQL notification channel the outbox's insert trigger notifies.
+pub const NOTIFY_CHANNEL: &str = "ltf_outbox";
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -133,3 +133,34 @@ pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<Record>, sq
 pub async fn count(conn: &mut PgConnection, table_id: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM ltf_records WHERE table_id = $1").bind(table_id).fetch_one(conn).await
 }
+
+/// A link field of a record that points to another record.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Link {
+    /// The linking record.
+    pub record_id: String,
+    /// Its table.
+    pub table_id: String,
+    /// The link field (of type `link` in the table's definition).
+    pub field: String,
+    /// The field's value: the linked id, or an array of ids.
+    pub value: serde_json::Value,
+}
+
+/// Every (record, link field) whose value is `record_id` or an array holding it, other
+/// than `record_id` itself, by table and record. Reads the tables' field definitions
+/// (`ltf_tables`) to know which fields are links.
+pub async fn links_to(conn: &mut PgConnection, record_id: &str) -> Result<Vec<Link>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id AS record_id, r.table_id, f->>'name' AS field, r.fields->(f->>'name') AS value
+         FROM ltf_records r
+         JOIN ltf_tables t ON t.id = r.table_id
+         CROSS JOIN LATERAL jsonb_array_elements(t.fields) f
+         WHERE f->>'type' = 'link' AND r.id <> $1
+           AND (r.fields->(f->>'name') = to_jsonb($1::text) OR r.fields->(f->>'name') @> jsonb_build_array($1::text))
+         ORDER BY r.table_id, r.id",
+    )
+    .bind(record_id)
+    .fetch_all(conn)
+    .await
+}

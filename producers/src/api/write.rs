@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::api::error::ErrorBody;
 use crate::api::ApiState;
 use crate::metrics::{labels, API_EVENTS_WRITTEN_TOTAL};
-use crate::relay::wait_published;
+use ltf_domain::outbox::wait_published;
 
 /// Query parameters of a write.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]

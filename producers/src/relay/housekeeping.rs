@@ -1,58 +1,24 @@
-//! Backlog sampling and pruning of sent rows.
+//! Backlog sampling (with its gauges) and pruning of sent rows (with its counter).
 
 use std::time::Duration;
 
+use ltf_domain::outbox::{self, Backlog};
 use metrics::{counter, gauge};
 use sqlx::PgPool;
 
 use crate::metrics::{OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE_SECONDS, RELAY_PRUNED_TOTAL};
 
-/// The unsent part of the outbox.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backlog {
-    /// Unsent rows.
-    pub rows: i64,
-    /// Age of the oldest unsent row; zero when there is none.
-    pub oldest_age: Duration,
-}
-
 /// Reads the backlog and sets its gauges.
 pub(crate) async fn sample_backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
-    let (rows, age): (i64, f64) = sqlx::query_as(
-        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0)
-         FROM ltf_outbox WHERE sent_at IS NULL",
-    )
-    .fetch_one(pool)
-    .await?;
-    let oldest_age = Duration::from_secs_f64(age.max(0.0));
-    gauge!(OUTBOX_BACKLOG).set(rows as f64);
-    gauge!(OUTBOX_OLDEST_AGE_SECONDS).set(oldest_age.as_secs_f64());
-    Ok(Backlog { rows, oldest_age })
+    let backlog = outbox::backlog(pool).await?;
+    gauge!(OUTBOX_BACKLOG).set(backlog.rows as f64);
+    gauge!(OUTBOX_OLDEST_AGE_SECONDS).set(backlog.oldest_age.as_secs_f64());
+    Ok(backlog)
 }
-
-/// Rows deleted per statement, so pruning a large backlog of sent rows never holds long
-/// locks or one huge transaction.
-const PRUNE_CHUNK: i64 = 5000;
 
 /// Deletes rows sent longer than `retention` ago; returns how many.
 pub(crate) async fn prune(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM ltf_outbox WHERE id IN (
-                 SELECT id FROM ltf_outbox
-                 WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => $1)
-                 LIMIT $2)",
-        )
-        .bind(retention.as_secs_f64())
-        .bind(PRUNE_CHUNK)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        total += deleted;
-        counter!(RELAY_PRUNED_TOTAL).increment(deleted);
-        if deleted < PRUNE_CHUNK as u64 {
-            return Ok(total);
-        }
-    }
+    let deleted = outbox::prune(pool, retention).await?;
+    counter!(RELAY_PRUNED_TOTAL).increment(deleted);
+    Ok(deleted)
 }

@@ -22,7 +22,7 @@
 //!   ([`crate::metrics::OUTBOX_BACKLOG`], [`crate::metrics::OUTBOX_OLDEST_AGE_SECONDS`]).
 //!
 //! New rows wake the relay at once: the outbox's insert trigger sends a PostgreSQL
-//! notification on [`CHANNEL`] when the writing transaction commits; without one the
+//! notification on [`ltf_domain::outbox::NOTIFY_CHANNEL`] when the writing transaction commits; without one the
 //! relay polls every [`RelayConfig::poll_interval`].
 
 mod batch;
@@ -30,14 +30,9 @@ mod config;
 mod error;
 mod housekeeping;
 mod run;
-mod wait;
 
 pub use batch::BatchReport;
 pub use config::RelayConfig;
 pub use error::RelayError;
-pub use housekeeping::Backlog;
+pub use ltf_domain::outbox::Backlog;
 pub use run::Relay;
-pub use wait::wait_published;
-
-/// The PostgreSQL notification channel the outbox's insert trigger notifies.
-pub const CHANNEL: &str = "ltf_outbox";

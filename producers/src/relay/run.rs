@@ -11,7 +11,8 @@ use tracing::{debug, info, warn};
 use crate::metrics::{labels, RELAY_FAILURES_TOTAL};
 use crate::relay::batch::{run_batch, BatchReport};
 use crate::relay::housekeeping::{prune, sample_backlog};
-use crate::relay::{Backlog, RelayConfig, RelayError, CHANNEL};
+use crate::relay::{Backlog, RelayConfig, RelayError};
+use ltf_domain::outbox::NOTIFY_CHANNEL as CHANNEL;
 use ltf_kafka::EventPublisher;
 
 /// The outbox relay. See the [module documentation](crate::relay) for its guarantees.

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use ltf_domain::automations::store::{self, NewStep, RunState};
 use ltf_domain::automations::{render, render_fields, render_json, Action, ActionKind, NotifyChannel};
 use ltf_domain::usecases::{CreateRecord, CreateRecordInput, RecordPatch, UpdateRecord, UpdateRecordInput, UseCase};
 use ltf_schemas::{ActionExecuted, ActionResult, EventCodec, EventPayload, EventType, Fields};
 use metrics::{counter, histogram};
 use serde_json::{json, Value as Json};
-use sqlx::types::Json as Jsonb;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -53,21 +53,11 @@ struct Run {
 }
 
 async fn load_run(pool: &PgPool, id: Uuid) -> Result<Run, HandlerError> {
-    let row: Option<(String, Json, Jsonb<Vec<Action>>)> =
-        sqlx::query_as("SELECT automation_id, trigger_data, actions FROM ltf_automation_runs WHERE run_id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let Some((automation_id, trigger_data, Jsonb(actions))) = row else {
+    let Some(state) = store::run_state(&mut *pool.acquire().await?, id).await? else {
         return Err(HandlerError::permanent("unknown_run", format!("run {id} is not in the run tracker")));
     };
-    let steps: Vec<(String, Option<Json>)> =
-        sqlx::query_as("SELECT action_id, data FROM ltf_automation_steps WHERE run_id = $1 ORDER BY position")
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
-    let steps = steps.into_iter().map(|(id, data)| (id, data.unwrap_or(Json::Null))).collect();
-    Ok(Run { id, automation_id, trigger_data, actions, steps })
+    let RunState { automation_id, trigger_data, actions, steps } = state;
+    Ok(Run { id, automation_id, trigger_data, actions, steps: steps.into_iter().collect() })
 }
 
 fn parse_run_id(s: &str) -> Result<Uuid, HandlerError> {
@@ -139,16 +129,9 @@ impl ActionHandler {
         error: Option<&str>,
     ) -> Result<(), HandlerError> {
         let Some(mut tx) = ctx.dedup_store()?.begin(ctx, event).await? else { return Ok(()) };
-        let ended = sqlx::query(
-            "UPDATE ltf_automation_runs SET status = $2, error = $3, finished_at = now() WHERE run_id = $1 AND status = 'running'",
-        )
-        .bind(run_id)
-        .bind(status)
-        .bind(error)
-        .execute(&mut *tx)
-        .await?;
+        let ended = store::finish_run(&mut tx, run_id, status, error).await?;
         tx.commit().await?;
-        if ended.rows_affected() == 1 {
+        if ended {
             counter!(AUTOMATION_RUNS_TOTAL, labels::STATUS => status).increment(1);
         }
         Ok(())
@@ -191,20 +174,17 @@ impl ActionHandler {
             ActionResult::Success => "success",
             ActionResult::Failure => "failure",
         };
-        sqlx::query(
-            "INSERT INTO ltf_automation_steps (run_id, position, action_id, action_type, result, data, error, attempts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_id, position) DO NOTHING",
-        )
-        .bind(run.id)
-        .bind(position as i32)
-        .bind(&action.id)
-        .bind(action_type)
-        .bind(result_name)
-        .bind(step_data.clone().map(|d| Jsonb(Json::Object(d))))
-        .bind(&error)
-        .bind(ctx.attempt as i32)
-        .execute(&mut *tx)
-        .await?;
+        let step = NewStep {
+            run_id: run.id,
+            position: position as i32,
+            action_id: &action.id,
+            action_type,
+            result: result_name,
+            data: step_data.clone().map(Json::Object),
+            error: error.as_deref(),
+            attempts: ctx.attempt as i32,
+        };
+        store::record_step(&mut tx, &step).await?;
         let executed = emit::caused_by(
             event,
             emit::derived(run.id, &format!("action-executed/{position}")),

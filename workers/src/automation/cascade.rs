@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ltf_domain::store::records::{self, Link};
 use ltf_domain::usecases::{RecordPatch, UpdateRecord, UpdateRecordInput, UseCase};
 use ltf_schemas::{EventCodec, EventPayload, EventType, Fields};
 use serde_json::Value as Json;
@@ -48,20 +49,9 @@ impl Handler for CascadeHandler {
         let EventPayload::RecordDeleted(p) = &event.event.payload else { return Ok(()) };
         let Some(mut tx) = ctx.dedup_store()?.begin(ctx, event).await? else { return Ok(()) };
         // Every (record, link field) that points to the deleted record.
-        let links: Vec<(String, String, String, Json)> = sqlx::query_as(
-            "SELECT r.id, r.table_id, f->>'name', r.fields->(f->>'name')
-             FROM ltf_records r
-             JOIN ltf_tables t ON t.id = r.table_id
-             CROSS JOIN LATERAL jsonb_array_elements(t.fields) f
-             WHERE f->>'type' = 'link' AND r.id <> $1
-               AND (r.fields->(f->>'name') = to_jsonb($1::text) OR r.fields->(f->>'name') @> jsonb_build_array($1::text))
-             ORDER BY r.table_id, r.id",
-        )
-        .bind(&p.record_id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let links = records::links_to(&mut tx, &p.record_id).await?;
         let mut patches: Vec<(String, String, Fields)> = Vec::new();
-        for (record_id, table_id, field, value) in links {
+        for Link { record_id, table_id, field, value } in links {
             match patches.last_mut() {
                 Some((id, _, fields)) if *id == record_id => {
                     fields.insert(field, unlinked(&value, &p.record_id));

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ltf_domain::automations::{store, trigger_data, TriggerEvent};
+use ltf_domain::automations::store::{self, NewRun};
+use ltf_domain::automations::{trigger_data, TriggerEvent};
 use ltf_schemas::{AutomationTriggered, EventCodec, EventPayload, EventType};
 use metrics::counter;
 use serde_json::Value as Json;
-use sqlx::types::Json as Jsonb;
 
 use super::emit;
 use crate::metrics::{labels, AUTOMATION_RUNS_TOTAL};
@@ -58,18 +58,16 @@ impl Handler for TriggerHandler {
         let mut events = Vec::with_capacity(matching.len());
         for automation in &matching {
             let run_id = emit::run_id(event.event_id(), &automation.id);
-            sqlx::query(
-                "INSERT INTO ltf_automation_runs (run_id, automation_id, source_event_id, correlation_id, status, trigger_data, actions)
-                 VALUES ($1, $2, $3, $4, 'running', $5, $6) ON CONFLICT (run_id) DO NOTHING",
-            )
-            .bind(run_id)
-            .bind(&automation.id)
-            .bind(event.event_id())
-            .bind(&event.event.envelope.correlation_id)
-            .bind(Jsonb(Json::Object(data.clone())))
-            .bind(Jsonb(&automation.actions))
-            .execute(&mut *tx)
-            .await?;
+            let trigger_data = Json::Object(data.clone());
+            let run = NewRun {
+                run_id,
+                automation_id: &automation.id,
+                source_event_id: event.event_id(),
+                correlation_id: &event.event.envelope.correlation_id,
+                trigger_data: &trigger_data,
+                actions: &automation.actions,
+            };
+            store::start_run(&mut tx, &run).await?;
             events.push(emit::caused_by(
                 event,
                 emit::derived(run_id, "automation-triggered"),

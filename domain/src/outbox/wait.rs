@@ -1,3 +1,5 @@
+//! Waiting until the relay published given events (the API's `waitForPublish` mode).
+
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;

@@ -1,0 +1,84 @@
+//! What the relay reads and writes of the outbox, inside its batch transaction: claim
+//! aggregates, read their lowest unsent rows, mark rows sent.
+
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection};
+use uuid::Uuid;
+
+/// First key of the two-key advisory locks the relay takes: ("ltf_" as an i32), so they
+/// do not collide with other users of advisory locks in the same database.
+const LOCK_SPACE: i32 = 0x6c74_665f;
+
+/// The aggregates with unsent rows, oldest first, that no other relay holds; each claimed
+/// one stays locked until the batch's transaction ends.
+const CLAIM: &str = "
+    WITH candidates AS MATERIALIZED (
+        SELECT aggregate_type, aggregate_id, min(id) AS first_id
+        FROM ltf_outbox
+        WHERE sent_at IS NULL
+        GROUP BY aggregate_type, aggregate_id
+        ORDER BY first_id
+        LIMIT $1)
+    SELECT aggregate_type, aggregate_id
+    FROM candidates
+    WHERE pg_try_advisory_xact_lock($2, hashtext(aggregate_type || '/' || aggregate_id))
+    ORDER BY first_id";
+
+/// The lowest unsent sequences of the claimed aggregates. Ordering by sequence across
+/// aggregates means the rows taken of each aggregate are a prefix of its unsent rows,
+/// whatever the limit cuts off. This statement runs after the locks were taken, so it
+/// sees every row a previous holder marked sent.
+const ROWS: &str = "
+    SELECT id, event_id, event_type, topic, key, value, headers
+    FROM ltf_outbox
+    WHERE sent_at IS NULL
+      AND (aggregate_type, aggregate_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))
+    ORDER BY aggregate_sequence, aggregate_type, aggregate_id
+    LIMIT $3";
+
+/// An aggregate, as (aggregate type, aggregate id).
+pub type AggregateKey = (String, String);
+
+/// An unsent row, as the relay publishes it.
+#[derive(Debug, Clone, FromRow)]
+pub struct UnsentRow {
+    /// The row id (insertion order).
+    pub id: i64,
+    /// The event's id.
+    pub event_id: Uuid,
+    /// The event type string.
+    pub event_type: String,
+    /// The topic it goes to.
+    pub topic: String,
+    /// The Kafka key (the aggregateId).
+    pub key: String,
+    /// The encoded value (Confluent frame).
+    pub value: Vec<u8>,
+    /// The headers, name → string value.
+    pub headers: Json<serde_json::Map<String, Value>>,
+}
+
+/// Claims up to `max_aggregates` aggregates with unsent rows, oldest first, skipping those
+/// another relay holds: each stays locked (transaction-scoped advisory lock) until the
+/// transaction `conn` is in ends.
+pub async fn claim_aggregates(conn: &mut PgConnection, max_aggregates: u32) -> Result<Vec<AggregateKey>, sqlx::Error> {
+    sqlx::query_as(CLAIM).bind(i64::from(max_aggregates)).bind(LOCK_SPACE).fetch_all(conn).await
+}
+
+/// The lowest unsent rows of `aggregates` (claimed in this transaction), at most `limit`,
+/// by aggregate sequence.
+pub async fn unsent_rows(
+    conn: &mut PgConnection,
+    aggregates: &[AggregateKey],
+    limit: u32,
+) -> Result<Vec<UnsentRow>, sqlx::Error> {
+    let (types, ids): (Vec<&str>, Vec<&str>) = aggregates.iter().map(|(t, i)| (t.as_str(), i.as_str())).unzip();
+    sqlx::query_as(ROWS).bind(&types).bind(&ids).bind(i64::from(limit)).fetch_all(conn).await
+}
+
+/// Marks the rows `ids` sent.
+pub async fn mark_sent(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE ltf_outbox SET sent_at = now() WHERE id = ANY($1)").bind(ids).execute(conn).await?;
+    Ok(())
+}
