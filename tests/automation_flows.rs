@@ -41,7 +41,7 @@ async fn simple_record_created_triggers_the_automation_and_the_webhook_is_called
     let record = p.create_record("tasks", json!({"title": "Write the spec", "status": "Open"})).await?;
 
     let runs = p.ended_runs("on_task", 1, WAIT).await?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     let calls = p.receiver.calls("/tracker");
     assert_eq!(calls.len(), 1, "called once: {calls:?}");
     assert_eq!(calls[0].body, json!({"task": record, "title": "Write the spec"}));
@@ -74,7 +74,7 @@ async fn fan_out_one_record_created_reaches_the_audit_log_analytics_cache_and_au
     let record = body["record"]["id"].as_str().unwrap_or_default().to_owned();
     let event_id = body["eventIds"][0].as_str().unwrap_or_default().to_owned();
     p.ended_runs("fan", 1, WAIT).await?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
 
     // Audit: the event, once.
     let logged: Vec<(String, String)> =
@@ -141,7 +141,7 @@ async fn chain_form_submitted_record_created_automation_triggered_notification_s
     assert_eq!(runs[0]["status"], "succeeded");
     let key = format!("{}:tell", runs[0]["runId"].as_str().unwrap_or_default());
     assert_eq!(mail.header("idempotency-key"), Some(key.as_str()));
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     assert_eq!(p.smtp.messages()?.len(), 1, "one mail");
     assert_eq!(p.count("ltf_records").await?, 1, "one record per submission");
 
@@ -203,7 +203,7 @@ async fn conditional_email_change_updates_the_contact_status_change_starts_the_w
             json!({"title": "Big", "email": "old@example.com", "status": "Open", "notes": "", "contact": contact}),
         )
         .await?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
 
     // Email branch.
     p.update_record("deals", &deal, json!({"email": "new@example.com"})).await?;
@@ -213,7 +213,7 @@ async fn conditional_email_change_updates_the_contact_status_change_starts_the_w
     .await?;
     assert_eq!(fields["name"], "Ada");
     assert_eq!(version, 2);
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     assert!(p.receiver.calls("/workflow").is_empty(), "the workflow did not start on an email change");
     assert_eq!(p.runs("workflow").await?.len(), 0);
 
@@ -221,7 +221,7 @@ async fn conditional_email_change_updates_the_contact_status_change_starts_the_w
     p.update_record("deals", &deal, json!({"status": "Done"})).await?;
     let runs = p.ended_runs("workflow", 1, WAIT).await?;
     assert_eq!(runs[0]["status"], "succeeded");
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     assert_eq!(p.receiver.calls("/workflow").iter().map(|c| c.body.clone()).collect::<Vec<_>>(), vec![json!({"deal": deal})]);
     assert_eq!(p.record(&contact).await?.map(|(_, v)| v), Some(2), "the contact was not touched by a status change");
     assert_eq!(p.runs("sync_contact").await?.len(), 1);
@@ -237,7 +237,7 @@ async fn conditional_email_change_updates_the_contact_status_change_starts_the_w
     })
     .await
     .map(|r| assert_eq!(r.fields["notes"], "call back"))?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     assert_eq!(p.runs("sync_contact").await?.len(), 1, "no new contact update");
     assert_eq!(p.runs("workflow").await?.len(), 1, "no new workflow run");
     assert_eq!(p.receiver.calls("/workflow").len(), 1);
@@ -315,14 +315,14 @@ async fn replaying_every_topic_from_the_start_sends_no_second_webhook_or_mail_co
     ltf_tests::api::json_with(r, reqwest::StatusCode::CREATED).await?;
     let runs = p.ended_runs("everything", 4, WAIT).await?;
     ensure!(runs.iter().all(|r| r["status"] == "succeeded"), "runs: {runs:?}");
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     let before = snapshot(&p).await?;
     assert_eq!((before.webhook_calls, before.mails, before.records.len(), before.steps), (4, 4, 8, 16), "{before:?}");
 
     p.stop_workers().await?;
     p.forget_offsets().await?;
     p.start_workers()?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     let after = snapshot(&p).await?;
     assert_eq!(after, before, "a replay changes nothing");
     p.stop().await

@@ -34,7 +34,7 @@ async fn a_webhook_call_cut_off_by_its_timeout_is_repeated_with_the_same_key_and
     .await?;
     p.create_record("tasks", json!({"title": "x"})).await?;
     let runs = p.ended_runs("slow", 1, WAIT).await?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     assert_eq!(runs[0]["status"], "succeeded");
     assert_eq!(runs[0]["steps"][0]["attempts"], 2, "succeeded on the second attempt");
     let calls = p.receiver.calls("/slow");
@@ -77,7 +77,7 @@ async fn a_failed_action_ends_the_run_as_failed_after_the_retry_rules_and_later_
     p.receiver.script(&[(Duration::ZERO, StatusCode::SERVICE_UNAVAILABLE); 3]);
     p.create_record("tasks", json!({"title": "down"})).await?;
     let runs = p.ended_runs("down", 1, WAIT).await?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     assert_eq!(runs[0]["status"], "failed");
     assert_eq!(runs[0]["steps"][0]["attempts"], 3);
     assert_eq!(runs[0]["error"], "webhook answered 503 Service Unavailable");
@@ -137,12 +137,12 @@ async fn deleting_a_record_removes_the_links_to_it_through_update_record_caused_
     let bob = p.create_record("contacts", json!({"name": "Bob"})).await?;
     let one = p.create_record("deals", json!({"title": "one", "owner": ada, "people": [ada, bob]})).await?;
     let other = p.create_record("deals", json!({"title": "other", "owner": bob})).await?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
 
     p.delete_record("contacts", &ada).await?;
     let (fields, version) =
         eventually("the links to Ada removed", WAIT, || async { Ok(p.record(&one).await?.filter(|(_, v)| *v == 2)) }).await?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     assert_eq!(fields, json!({"title": "one", "people": [bob]}), "single link removed, list link without Ada");
     assert_eq!(version, 2, "one update for both fields");
     assert_eq!(p.record(&other).await?.map(|(_, v)| v), Some(1), "a deal not linking Ada is untouched");
@@ -176,7 +176,7 @@ async fn connection_established_counts_once_per_event_in_the_service_usage_and_m
     let mut tx = p.api.db.pool.begin().await?;
     outbox::append(&mut tx, &p.api.codec, None, events).await?;
     tx.commit().await?;
-    p.settle(WAIT).await?;
+    p.wait_drained(WAIT).await?;
     let usage: Vec<(String, i64, String, String)> =
         sqlx::query_as("SELECT service, connections, last_connection_id, health FROM ltf_connection_usage ORDER BY service")
             .fetch_all(&p.api.db.pool)

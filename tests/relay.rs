@@ -11,7 +11,7 @@ use anyhow::Result;
 use ltf_domain::outbox::wait_published;
 use ltf_domain::store::tables::{self, FieldDef, FieldType, TableDef};
 use ltf_domain::usecases::{CreateMultipleRecordsInput, CreateRecordInput, RecordPatch, UpdateMultipleRecordsInput};
-use ltf_domain::{CreateMultipleRecords, CreateRecord, RecordLimits, RequestContext, UpdateMultipleRecords, UseCase};
+use ltf_domain::{ChangeContext, CreateMultipleRecords, CreateRecord, RecordLimits, UpdateMultipleRecords, UseCase};
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_producers::relay::{Relay, RelayConfig};
@@ -60,7 +60,7 @@ fn fields(i: usize) -> Fields {
 /// Writes `batches` batches of `per_batch` records to table `tbl_<table>`, then updates
 /// each batch once: 2 × batches × per_batch events.
 async fn write_load(pool: PgPool, codec: Arc<EventCodec>, table: usize, batches: usize, per_batch: usize) -> Result<()> {
-    let ctx = RequestContext::user("loader");
+    let ctx = ChangeContext::user("loader");
     let create = CreateMultipleRecords::new(RecordLimits::default());
     for b in 0..batches {
         let input = CreateMultipleRecordsInput {
@@ -115,7 +115,7 @@ async fn publishes_rows_in_sequence_order_with_their_bytes_and_headers_and_marks
 #[tokio::test]
 async fn a_rolled_back_transaction_publishes_nothing() -> Result<()> {
     let s = setup("relay-rollback", 1).await?;
-    let ctx = RequestContext::user("u");
+    let ctx = ChangeContext::user("u");
     let mut conn = s.db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let input = CreateRecordInput { table_id: "tbl_0".into(), fields: fields(1) };
@@ -206,7 +206,7 @@ async fn backlog_counts_unsent_rows_and_pruning_deletes_only_sent_rows_past_the_
 #[tokio::test]
 async fn wait_published_returns_once_the_relay_published_and_false_on_timeout() -> Result<()> {
     let s = setup("relay-wait", 1).await?;
-    let ctx = RequestContext::user("u");
+    let ctx = ChangeContext::user("u");
     let input = CreateRecordInput { table_id: "tbl_0".into(), fields: fields(1) };
     let out = CreateRecord.run(&s.db.pool, &s.codec, &ctx, input).await?;
     let ids: Vec<_> = out.events.iter().map(|e| e.event_id()).collect();

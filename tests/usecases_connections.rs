@@ -23,7 +23,7 @@ use chrono::SubsecRound;
 use ltf_domain::connections::{ClientAuth, Secret};
 use ltf_domain::usecases::{OAuthGrant, ServiceConnection};
 use ltf_domain::{
-    AuthenticateConnection, AuthenticateConnectionInput, ConnectionsConfig, OAuthServiceConfig, Outcome, RequestContext, UseCase,
+    AuthenticateConnection, AuthenticateConnectionInput, ChangeContext, ConnectionsConfig, OAuthServiceConfig, Outcome, UseCase,
     UseCaseError,
 };
 use ltf_schemas::{AggregateType, EventCodec, EventPayload, TopicNames};
@@ -181,8 +181,8 @@ fn input(id: Option<&str>, service: &str, user: &str, grant: OAuthGrant) -> Auth
     AuthenticateConnectionInput { connection_id: id.map(str::to_owned), service: service.into(), user_id: user.into(), grant }
 }
 
-fn ctx() -> RequestContext {
-    RequestContext::user("user_1")
+fn ctx() -> ChangeContext {
+    ChangeContext::user("user_1")
 }
 
 async fn stored_credentials(pool: &PgPool, id: &str) -> Result<Vec<u8>> {

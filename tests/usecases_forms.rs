@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use ltf_domain::usecases::{FieldDef, FieldType, MappingFault};
 use ltf_domain::{
-    CreateForm, CreateFormInput, CreateTable, CreateTableInput, RequestContext, SubmitForm, SubmitFormInput, UseCase,
-    UseCaseError,
+    ChangeContext, CreateForm, CreateFormInput, CreateTable, CreateTableInput, SubmitForm, SubmitFormInput, UseCase, UseCaseError,
 };
 use ltf_schemas::{AggregateType, EventCodec, EventPayload, Fields, TopicNames};
 use ltf_tests::{count_rows as count, fresh_database, outbox_rows as outbox, registry_url, unique_prefix, TestDb};
@@ -21,8 +20,8 @@ fn f(v: Value) -> Fields {
     v.as_object().cloned().expect("a JSON object")
 }
 
-fn user() -> RequestContext {
-    RequestContext::user("user_1")
+fn user() -> ChangeContext {
+    ChangeContext::user("user_1")
 }
 
 async fn setup(test: &str) -> Result<(TestDb, EventCodec)> {
@@ -233,7 +232,7 @@ async fn submitting_a_form_writes_the_submission_and_one_outbox_row_that_decodes
 
     // A second submission: the next sequence of the same aggregate.
     let again = SubmitFormInput { form_id: "frm_contact".into(), data: f(json!({"mail": "b@example.test"})) };
-    SubmitForm.run(&db.pool, &codec, &RequestContext::default(), again).await?;
+    SubmitForm.run(&db.pool, &codec, &ChangeContext::default(), again).await?;
     let rows = outbox(&db.pool).await?;
     assert_eq!(rows.iter().map(|r| r.aggregate_sequence).collect::<Vec<_>>(), vec![1, 2]);
     let EventPayload::FormSubmitted(p) = codec.decode(&rows[1].value).await?.payload else { bail!("not FormSubmitted") };

@@ -10,8 +10,8 @@ use ltf_domain::usecases::{
     UpdateMultipleRecordsInput, UpdateRecordInput, UseCase,
 };
 use ltf_domain::{
-    CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, RecordLimits, RequestContext,
-    UpdateMultipleRecords, UseCaseError,
+    ChangeContext, CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, RecordLimits, UpdateMultipleRecords,
+    UseCaseError,
 };
 use ltf_producers::api::error::status_of;
 use ltf_schemas::{AggregateType, EventCodec, EventPayload, Fields, TopicNames};
@@ -64,8 +64,8 @@ fn patch(id: &str, fields: Value, expected_version: Option<i64>) -> UpdateRecord
     UpdateRecordInput { table_id: TABLE.into(), patch: RecordPatch { record_id: id.into(), fields: f(fields), expected_version } }
 }
 
-fn user() -> RequestContext {
-    RequestContext::user("user_1")
+fn user() -> ChangeContext {
+    ChangeContext::user("user_1")
 }
 
 #[tokio::test]

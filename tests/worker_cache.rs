@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use async_trait::async_trait;
-use ltf_consumers::middleware::{BreakerConfig, Breakers, CircuitState, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
-use ltf_consumers::pipeline::Pipeline;
+use ltf_consumers::middleware::{BreakerConfig, Breakers, CircuitState, RetryPolicy};
+use ltf_consumers::WorkerBuilder;
 use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, RunReport, Runner, WorkerConfig};
 use ltf_domain::store::tables::{self, FieldDef, FieldType, TableDef};
 use ltf_domain::usecases::{CreateRecordInput, DeleteRecordInput, RecordPatch, RecordRef, UpdateRecordInput};
-use ltf_domain::{CreateRecord, DeleteRecord, RequestContext, UpdateRecord, UseCase};
+use ltf_domain::{ChangeContext, CreateRecord, DeleteRecord, UpdateRecord, UseCase};
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::ConsumerConfig;
 use ltf_kafka::{EventPublisher, PublisherConfig};
@@ -158,16 +158,10 @@ fn start(f: &Fixture, cache: &CacheConfig, breaker: BreakerConfig) -> Result<Run
     let done = Arc::new(AtomicUsize::new(0));
     let handler = Counted { inner: CacheHandler::new(RecordCache::new(cache)?), done: done.clone() };
     let breakers = Arc::new(Breakers::new(&group, breaker));
-    let pipeline = Pipeline::new(
-        &group,
-        f.codec.clone(),
-        Router::new().register(handler),
-        None,
-        RetryPolicy { initial_backoff: Duration::from_millis(20), ..Default::default() },
-        breakers.clone(),
-        Arc::new(DlqFuse::new(&group, FuseConfig::default())),
-        DeadLetterPublisher::new(f.publisher.clone(), &group),
-    );
+    let pipeline = WorkerBuilder::new(&group, f.codec.clone(), Router::new().register(handler), f.publisher.clone())
+        .retry(RetryPolicy { initial_backoff: Duration::from_millis(20), ..Default::default() })
+        .breakers(breakers.clone())
+        .build();
     let mut consumer = ConsumerConfig::new(bootstrap(), &group);
     consumer.session_timeout_ms = 6000;
     let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
@@ -376,7 +370,7 @@ async fn after_a_replay_of_the_table_topic_the_cache_equals_the_database() -> Re
         };
         tables::insert(&mut *f.db.pool.acquire().await?, &def).await?;
     }
-    let ctx = RequestContext::user("tester");
+    let ctx = ChangeContext::user("tester");
     let pool = &f.db.pool;
     let mut ids: Vec<(String, String)> = Vec::new();
     for i in 0..24 {
@@ -510,7 +504,7 @@ async fn read_through_loads_a_miss_from_the_database_under_the_version_guard() -
     let f = fixture("cache-read-through").await?;
     let def = TableDef { id: "tbl_rt".into(), name: "rt".into(), fields: vec![FieldDef::new("title", FieldType::Text)] };
     tables::insert(&mut *f.db.pool.acquire().await?, &def).await?;
-    let ctx = RequestContext::user("tester");
+    let ctx = ChangeContext::user("tester");
     let mut ids = Vec::new();
     for i in 0..3 {
         let input = CreateRecordInput { table_id: "tbl_rt".into(), fields: obj(json!({"title": format!("r{i}")})) };

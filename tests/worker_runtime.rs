@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use async_trait::async_trait;
 use ltf_consumers::dedup::DedupStore;
-use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
+use ltf_consumers::middleware::{BreakerConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
-use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, Runner, WorkerConfig};
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, Runner, WorkerBuilder, WorkerConfig};
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::ConsumerConfig;
 use ltf_kafka::{EventPublisher, PublisherConfig};
@@ -127,16 +127,11 @@ fn start(f: &Fixture, sink: Sink, breaker: BreakerConfig) -> Result<Running> {
 fn pipeline(f: &Fixture, router: Router, breaker: BreakerConfig) -> Pipeline {
     let retry = RetryPolicy { initial_backoff: Duration::from_millis(20), ..Default::default() };
     let dedup = Arc::new(DedupStore::new(f.db.pool.clone(), Duration::from_secs(3600)));
-    Pipeline::new(
-        &f.group,
-        f.codec.clone(),
-        router,
-        Some(dedup),
-        retry,
-        Arc::new(Breakers::new(&f.group, breaker)),
-        Arc::new(DlqFuse::new(&f.group, FuseConfig::default())),
-        DeadLetterPublisher::new(f.publisher.clone(), &f.group),
-    )
+    WorkerBuilder::new(&f.group, f.codec.clone(), router, f.publisher.clone())
+        .dedup(dedup)
+        .retry(retry)
+        .breaker_config(breaker)
+        .build()
 }
 
 /// Runs `process` as the fixture's group until stopped.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ltf_domain::automations::{store, Automation};
-use ltf_domain::usecases::{CreateAutomation, RequestContext, UseCase};
+use ltf_domain::usecases::{ChangeContext, CreateAutomation, UseCase};
 
 use crate::database::DatabaseArgs;
 use crate::settings::Common;
@@ -69,7 +69,7 @@ pub async fn run(common: &Common, cmd: AutomationsCmd) -> Result<()> {
             let automation: Automation = serde_json::from_str(&text).context("parsing the automation definition")?;
             let pool = db.connect().await?;
             let codec = common.codec()?;
-            let out = CreateAutomation.run(&pool, &codec, &RequestContext::default(), automation).await?;
+            let out = CreateAutomation.run(&pool, &codec, &ChangeContext::default(), automation).await?;
             println!("stored automation {} ({} actions)", out.value.id, out.value.actions.len());
         }
         AutomationsCmd::List { json, db } => {

@@ -1,25 +1,21 @@
 //! `ltf`: the LaTeChforce event pipeline command.
 //!
-//! Subcommands: `schemas` (register, check, list), `topics` (ensure), `relay` (the
-//! outbox relay), `demo` (the main
-//! job: a realistic stream of every event type, published and consumed back), `bench`
-//! (throughput against Kafka's own tools, driven by `scripts/bench`), `api` (the HTTP API),
-//! `migrate` (apply the database migrations).
+//! One binary for every process and tool of the pipeline; `ltf --help` lists them all:
+//! the services `api`, `relay` and `worker <name>`; the operators' `status`, `dlq`,
+//! `audit`, `automations`, `migrate`, `schemas` and `topics`; and `demo`, `demo-flows`
+//! and `bench` (the `demo/` and `bench/` folders), driven by `scripts/demo` and
+//! `scripts/bench`.
 
 mod api;
 mod audit;
 mod automations;
 mod bench;
-mod bench_api;
-mod bench_consume;
 mod database;
 mod demo;
-mod demo_flows;
 mod dlq;
 mod migrate;
 mod ops;
 mod relay;
-mod sample;
 mod schemas;
 mod settings;
 mod status;
@@ -53,7 +49,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Drive the running api, relay and workers through the spec's flows and summarise
     /// each worker (see scripts/demo).
-    DemoFlows(demo_flows::DemoFlowsArgs),
+    DemoFlows(demo::flows::DemoFlowsArgs),
     /// Serve the HTTP API over the use cases.
     Api(api::ApiArgs),
     /// Apply the database migrations and print those applied.
@@ -85,7 +81,7 @@ async fn main() -> Result<()> {
         Command::Schemas(c) => schemas::run(&cli.common, c).await,
         Command::Topics(c) => topics::run(&cli.common, c).await,
         Command::Demo(a) => demo::run(&cli.common, a).await,
-        Command::DemoFlows(a) => demo_flows::run(a).await,
+        Command::DemoFlows(a) => demo::flows::run(a).await,
         Command::Relay(a) => relay::run(&cli.common, a).await,
         Command::Bench(c) => bench::run(&cli.common, c).await,
         Command::Api(a) => api::run(&cli.common, a).await,

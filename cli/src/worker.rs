@@ -8,9 +8,8 @@ use anyhow::{bail, Context, Result};
 use axum::http::StatusCode;
 use axum::routing::get;
 use clap::Args;
-use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
-use ltf_consumers::pipeline::Pipeline;
-use ltf_consumers::{DedupStore, Health, Runner, WorkerConfig};
+use ltf_consumers::middleware::RetryPolicy;
+use ltf_consumers::{DedupStore, Health, Runner, WorkerBuilder, WorkerConfig};
 use ltf_kafka::ConsumerConfig;
 use ltf_workers::automation::AutomationConfig;
 use ltf_workers::{WorkerDeps, WorkerKind};
@@ -153,16 +152,8 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     };
     let publisher_config = common.publisher_config();
     let publisher = ltf_kafka::EventPublisher::new(&publisher_config, codec.clone())?;
-    let pipeline = Pipeline::new(
-        &group,
-        codec,
-        kind.router(&deps)?,
-        dedup.clone(),
-        retry,
-        Arc::new(Breakers::new(&group, BreakerConfig::default())),
-        Arc::new(DlqFuse::new(&group, FuseConfig::default())),
-        DeadLetterPublisher::new(publisher, &group),
-    );
+    let pipeline =
+        WorkerBuilder::new(&group, codec, kind.router(&deps)?, publisher).dedup_opt(dedup.clone()).retry(retry).build();
     let runner = Runner::new(config, kind.topics(&topics), Arc::new(pipeline))?;
     let health = runner.health();
 

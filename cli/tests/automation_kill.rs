@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use ltf_domain::automations::Automation;
 use ltf_domain::usecases::{
-    CreateAutomation, CreateMultipleRecords, CreateMultipleRecordsInput, CreateTable, CreateTableInput, RequestContext, UseCase,
+    ChangeContext, CreateAutomation, CreateMultipleRecords, CreateMultipleRecordsInput, CreateTable, CreateTableInput, UseCase,
 };
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::{EventPublisher, PublisherConfig};
@@ -49,7 +49,7 @@ async fn an_automation_worker_killed_mid_stream_and_restarted_completes_every_ru
     ensure_topics(&bootstrap(), &specs).await?;
     let codec = Arc::new(EventCodec::new(&registry_url(), topics.clone())?);
     let receiver = Receiver::start().await?;
-    let ctx = RequestContext::user("tester");
+    let ctx = ChangeContext::user("tester");
     for (id, fields) in [("tasks", json!([{"name": "n", "type": "integer"}])), ("log", json!([{"name": "task", "type": "link"}]))]
     {
         let input = CreateTableInput { id: Some(id.into()), name: id.into(), fields: serde_json::from_value(fields)? };

@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use anyhow::Result;
-use ltf_domain::usecases::{CreateTable, CreateTableInput, RequestContext, UseCase};
+use ltf_domain::usecases::{ChangeContext, CreateTable, CreateTableInput, UseCase};
 use ltf_schemas::{EventCodec, TopicNames};
 use ltf_tests::{fresh_database, registry_url, unique_prefix};
 use serde_json::json;
@@ -31,7 +31,7 @@ async fn automations_are_stored_listed_toggled_and_their_runs_shown_and_bad_defi
         name: "Tasks".into(),
         fields: serde_json::from_value(json!([{"name": "status", "type": "text"}]))?,
     };
-    CreateTable.run(&db.pool, &codec, &RequestContext::default(), input).await?;
+    CreateTable.run(&db.pool, &codec, &ChangeContext::default(), input).await?;
     let dir = tempfile::tempdir()?;
     let good = dir.path().join("done.json");
     std::fs::write(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use ltf_domain::store::tables::{self, FieldDef, FieldType, TableDef};
 use ltf_domain::usecases::{CreateMultipleRecordsInput, RecordPatch, UpdateMultipleRecordsInput};
-use ltf_domain::{CreateMultipleRecords, RecordLimits, RequestContext, UpdateMultipleRecords, UseCase};
+use ltf_domain::{ChangeContext, CreateMultipleRecords, RecordLimits, UpdateMultipleRecords, UseCase};
 use ltf_schemas::{AggregateType, EventCodec, TopicNames};
 use ltf_tests::delivery::{check_delivery, outbox_sequences, read_until_seen};
 use ltf_tests::{bootstrap, fresh_database, registry_url, unique_prefix};
@@ -44,7 +44,7 @@ async fn unsent(pool: &PgPool) -> Result<i64> {
 }
 
 async fn write_load(pool: PgPool, codec: Arc<EventCodec>, table: usize) -> Result<()> {
-    let ctx = RequestContext::user("loader");
+    let ctx = ChangeContext::user("loader");
     for b in 0..BATCHES {
         let records = (0..PER_BATCH)
             .map(|i| json!({"title": format!("t{b}-{i}"), "n": i}).as_object().cloned().unwrap_or_default())

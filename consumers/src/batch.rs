@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::outcome;
 use crate::pipeline::Pipeline;
-use crate::runner::{Blocker, Incoming, Process};
+use crate::runner::{Incoming, PartitionPause, Process};
 use crate::{Event, HandlerContext, HandlerError};
 
 /// A handler of batches of one event type.
@@ -55,7 +55,7 @@ impl Default for BatchConfig {
 struct Pending {
     event: Event,
     value: Vec<u8>,
-    blocker: Blocker,
+    blocker: PartitionPause,
     done: oneshot::Sender<()>,
 }
 
@@ -85,7 +85,7 @@ impl BatchPipeline {
 
 #[async_trait]
 impl Process for BatchPipeline {
-    async fn process(&self, msg: &Incoming, blocker: &Blocker) {
+    async fn process(&self, msg: &Incoming, blocker: &PartitionPause) {
         let Some(event) = self.core.decode_or_dead_letter(msg, blocker).await else { return };
         if !self.wants.contains(&event.event_type()) {
             return;
@@ -142,15 +142,15 @@ async fn run_group(core: &Pipeline, handler: &dyn BatchHandler, group: Vec<Pendi
     }
 }
 
-/// Tries `events` as one batch; returns whether it succeeded. With `settle_failure` a
+/// Tries `events` as one batch; returns whether it succeeded. With `conclude_failure` a
 /// failure is dead-lettered, otherwise left to the caller.
 async fn attempt(
     core: &Pipeline,
     handler: &dyn BatchHandler,
     name: &str,
     events: &[Pending],
-    blocker: &Blocker,
-    settle_failure: bool,
+    blocker: &PartitionPause,
+    conclude_failure: bool,
 ) -> bool {
     let batch: Vec<Event> = events.iter().map(|p| p.event.clone()).collect();
     let event_type = batch[0].event_type();
@@ -167,9 +167,9 @@ async fn attempt(
         })
         .await;
     let ok = attempted.result.is_ok();
-    if ok || settle_failure {
-        let settled: Vec<(&Event, &[u8])> = events.iter().map(|p| (&p.event, p.value.as_slice())).collect();
-        core.settle(name, &settled, attempted, blocker).await;
+    if ok || conclude_failure {
+        let concluded: Vec<(&Event, &[u8])> = events.iter().map(|p| (&p.event, p.value.as_slice())).collect();
+        core.conclude(name, &concluded, attempted, blocker).await;
     }
     ok
 }

@@ -6,7 +6,12 @@ use thiserror::Error;
 pub enum ConsumeError {
     /// A configuration value is invalid; `key` names it.
     #[error("invalid configuration `{key}`: {reason}")]
-    Config { key: String, reason: String },
+    Config {
+        /// The key, as written in the configuration (dotted for nested keys).
+        key: String,
+        /// What a valid value is.
+        reason: String,
+    },
 
     /// librdkafka refused to create the consumer.
     #[error("creating the Kafka consumer failed: {0}")]
@@ -15,7 +20,9 @@ pub enum ConsumeError {
     /// Subscribing to the topics failed.
     #[error("subscribing to {topics:?} failed: {source}")]
     Subscribe {
+        /// The topics asked for.
         topics: Vec<String>,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },
@@ -27,9 +34,13 @@ pub enum ConsumeError {
     /// Storing or committing an offset failed.
     #[error("storing offset {offset} of {topic}[{partition}] failed: {source}")]
     Store {
+        /// The message's topic (`*` when a commit of every stored offset failed).
         topic: String,
+        /// The message's partition (-1 for a commit).
         partition: i32,
+        /// The offset of the message marked done (-1 for a commit).
         offset: i64,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },

@@ -1,4 +1,22 @@
-//! Consuming LaTeChforce domain events from Kafka: the worker runtime.
+//! Consuming LaTeChforce domain events from Kafka: the worker runtime, and nothing else
+//! (the workers themselves are `ltf-workers`).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`Handler`], [`Event`], [`HandlerContext`], [`HandlerError`] | the handler API: one function per handler |
+//! | [`Router`] | the handlers of one consumer group, by event type |
+//! | [`WorkerBuilder`] | assembles a group's [`pipeline::Pipeline`] |
+//! | [`pipeline`] | one message: decode → dedup → breaker → retry → handler → dead letter |
+//! | [`batch`] | the same for handlers that take batches |
+//! | [`runner`] | the consumer group: per-key lanes, offsets, pause and resume, rebalances |
+//! | [`middleware`] | retry, circuit breakers, dead letters, the DLQ-rate fuse |
+//! | [`dedup`] | the dedup store ([`DedupStore`]) |
+//! | [`metrics`] | the runtime's metric names, labels and catalogue |
+//! | [`EventReader`] | a plain decoding reader (demo, benchmarks, tests) |
+//!
+//! Invariants: this crate knows no table but `ltf_processed_events` (owned by [`dedup`]);
+//! it depends on `ltf-schemas` and `ltf-kafka` alone of the project's crates, and on no
+//! HTTP server, database of the domain, mail or Redis client (`scripts/lib/check-layers`).
 //!
 //! A worker is a [`Router`] of [`Handler`]s, a [`pipeline::Pipeline`] (decode → dedup →
 //! handler with retries and circuit breaking → record processed, or dead-letter) and a
@@ -39,7 +57,10 @@
 //! * the DLQ-rate fuse ([`DlqFuse`]): trips when more than `max_dead_letter_share` of
 //!   the last `window` events were dead-lettered, and stays tripped until reset.
 
+#![warn(missing_docs)]
+
 pub mod batch;
+mod builder;
 
 pub mod dedup;
 mod error;
@@ -52,6 +73,7 @@ mod router;
 pub mod runner;
 
 pub use batch::{BatchConfig, BatchHandler, BatchPipeline};
+pub use builder::WorkerBuilder;
 
 pub use dedup::DedupStore;
 pub use error::ConsumeError;
@@ -61,4 +83,4 @@ pub use middleware::{
 };
 pub use reader::{EventReader, ReceivedEvent};
 pub use router::Router;
-pub use runner::{Blocker, Health, Incoming, Process, RunReport, Runner, WorkerConfig};
+pub use runner::{Health, Incoming, PartitionPause, Process, RunReport, Runner, WorkerConfig};

@@ -34,7 +34,7 @@ use crate::dedup::DedupStore;
 use crate::metrics::{labels, outcome, END_TO_END_SECONDS, EVENTS_TOTAL, PROCESSING_SECONDS, RETRIES_TOTAL};
 use crate::middleware::dead_letter::UNDECODABLE_HANDLER;
 use crate::middleware::{Breakers, DeadLetter, DeadLetterPublisher, DlqFuse, RetryPolicy};
-use crate::runner::{Blocker, Incoming, Process};
+use crate::runner::{Incoming, PartitionPause, Process};
 use crate::{Event, Handler, HandlerContext, HandlerError, Router};
 
 /// The dependency name of the schema registry, for its circuit breaker.
@@ -64,9 +64,9 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline for `group`.
+    /// A pipeline for `group` ([`crate::WorkerBuilder`] assembles one).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         group: impl Into<String>,
         codec: Arc<EventCodec>,
         router: Router,
@@ -86,7 +86,7 @@ impl Pipeline {
 
     /// Waits while `dependency`'s circuit is open, with the partition paused, until a
     /// probe may go through.
-    async fn wait_for_circuit(&self, dependency: &str, blocker: &Blocker) {
+    async fn wait_for_circuit(&self, dependency: &str, blocker: &PartitionPause) {
         blocker.block();
         loop {
             let left = self.breakers.wait_until_probe(dependency);
@@ -98,7 +98,7 @@ impl Pipeline {
     }
 
     /// Decodes the value; waits out a registry outage.
-    async fn decode(&self, msg: &Incoming, blocker: &Blocker) -> Result<Event, SchemaError> {
+    async fn decode(&self, msg: &Incoming, blocker: &PartitionPause) -> Result<Event, SchemaError> {
         let mut attempt = 0;
         loop {
             match self.codec.decode(&msg.value).await {
@@ -121,7 +121,7 @@ impl Pipeline {
         }
     }
 
-    pub(crate) async fn is_duplicate(&self, handler: &str, event: &Event, blocker: &Blocker) -> bool {
+    pub(crate) async fn is_duplicate(&self, handler: &str, event: &Event, blocker: &PartitionPause) -> bool {
         let Some(dedup) = &self.dedup else { return false };
         let mut attempt = 0;
         loop {
@@ -152,7 +152,7 @@ impl Pipeline {
     }
 
     /// Runs one handler on one event to the end.
-    async fn handle(&self, handler: &Arc<dyn Handler>, event: &Event, value: &[u8], blocker: &Blocker) {
+    async fn handle(&self, handler: &Arc<dyn Handler>, event: &Event, value: &[u8], blocker: &PartitionPause) {
         let name = handler.name().to_owned();
         if self.is_duplicate(&name, event, blocker).await {
             self.count(&name, event.event_type().as_str(), outcome::DUPLICATE);
@@ -170,7 +170,7 @@ impl Pipeline {
                 }
             })
             .await;
-        self.settle(&name, &[(event, value)], attempted, blocker).await;
+        self.conclude(&name, &[(event, value)], attempted, blocker).await;
     }
 
     /// Counts one event's outcome.
@@ -184,7 +184,7 @@ impl Pipeline {
     /// or exhausts the retry policy. A failure of a dependency whose circuit is open does
     /// not count as an attempt: the lane pauses its partition and probes after the
     /// cool-down.
-    pub(crate) async fn attempts<F, Fut>(&self, name: &str, blocker: &Blocker, mut call: F) -> Attempted
+    pub(crate) async fn attempts<F, Fut>(&self, name: &str, blocker: &PartitionPause, mut call: F) -> Attempted
     where
         F: FnMut(HandlerContext) -> Fut,
         Fut: Future<Output = Result<(), HandlerError>>,
@@ -235,7 +235,7 @@ impl Pipeline {
 
     /// Counts the outcome of `events` (one call, or one batch) and dead-letters them
     /// when it failed.
-    pub(crate) async fn settle(&self, name: &str, events: &[(&Event, &[u8])], attempted: Attempted, blocker: &Blocker) {
+    pub(crate) async fn conclude(&self, name: &str, events: &[(&Event, &[u8])], attempted: Attempted, blocker: &PartitionPause) {
         match attempted.result {
             Ok(()) => {
                 let outcome = if attempted.attempts > 1 { outcome::RETRIED } else { outcome::SUCCESS };
@@ -268,7 +268,7 @@ impl Pipeline {
     }
 
     /// The decoded event, or `None` once a value that does not decode was dead-lettered.
-    pub(crate) async fn decode_or_dead_letter(&self, msg: &Incoming, blocker: &Blocker) -> Option<Event> {
+    pub(crate) async fn decode_or_dead_letter(&self, msg: &Incoming, blocker: &PartitionPause) -> Option<Event> {
         let e = match self.decode(msg, blocker).await {
             Ok(event) => return Some(event),
             Err(e) => e,
@@ -306,7 +306,7 @@ impl Pipeline {
 
 #[async_trait]
 impl Process for Pipeline {
-    async fn process(&self, msg: &Incoming, blocker: &Blocker) {
+    async fn process(&self, msg: &Incoming, blocker: &PartitionPause) {
         let Some(event) = self.decode_or_dead_letter(msg, blocker).await else { return };
         let traceparent = event.meta.header(ltf_schemas::Headers::TRACEPARENT);
         let span = info_span!("handle_event",

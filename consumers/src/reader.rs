@@ -17,10 +17,13 @@ pub struct ReceivedEvent {
     pub meta: Meta,
     /// The raw value, kept for dead-lettering.
     pub value: Vec<u8>,
+    /// The decoded event, or the [`SchemaError`] saying why the value does not decode (not
+    /// Confluent-framed, unknown schema id, unsupported version, …).
     pub event: Result<DomainEvent, SchemaError>,
 }
 
 impl ReceivedEvent {
+    /// A header's value, if the message has it.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.meta.header(name)
     }

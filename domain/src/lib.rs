@@ -7,7 +7,7 @@
 //! |---|---|
 //! | [`store`] | embedded migrations ([`store::migrate`]); tables, records, forms, connections |
 //! | [`outbox`] | the whole outbox: append (with the aggregate sequence), claim, mark sent, backlog, prune, wait |
-//! | [`usecases`] | the use cases: records, tables, forms, connections, automations; [`RequestContext`], [`UseCaseError`] |
+//! | [`usecases`] | the use cases: records, tables, forms, connections, automations; [`ChangeContext`], [`UseCaseError`] |
 //! | [`automations`] | automation definitions, trigger matching, templates, and every read and write of runs and steps |
 //! | [`connections`] | OAuth2 service settings, the token exchange, encrypted credentials, [`connections::Secret`] |
 //!
@@ -16,7 +16,7 @@
 //!
 //! | table | owner |
 //! |---|---|
-//! | `ltf_tables` | [`store::tables`] |
+//! | `ltf_tables` | [`store::tables`] (the link query of [`store::records`] reads its field definitions) |
 //! | `ltf_records` | [`store::records`] |
 //! | `ltf_forms`, `ltf_form_submissions` | [`store::forms`] |
 //! | `ltf_connections` | [`store::connections`] |
@@ -57,6 +57,8 @@
 //! * the granted tokens are stored only AES-256-GCM-encrypted, bound to their connection
 //!   id ([`connections`]); no secret or token appears in a log, an error or `Debug`.
 
+#![warn(missing_docs)]
+
 pub mod automations;
 pub mod connections;
 pub mod outbox;
@@ -65,7 +67,7 @@ pub mod usecases;
 
 pub use connections::{ConnectionsConfig, OAuthServiceConfig};
 pub use usecases::{
-    AuthenticateConnection, AuthenticateConnectionInput, CreateForm, CreateFormInput, CreateMultipleRecords, CreateRecord,
-    CreateTable, CreateTableInput, DeleteMultipleRecords, DeleteRecord, Outcome, RecordLimits, RequestContext, SubmitForm,
+    AuthenticateConnection, AuthenticateConnectionInput, ChangeContext, CreateForm, CreateFormInput, CreateMultipleRecords,
+    CreateRecord, CreateTable, CreateTableInput, DeleteMultipleRecords, DeleteRecord, Outcome, RecordLimits, SubmitForm,
     SubmitFormInput, UpdateMultipleRecords, UpdateRecord, UseCase, UseCaseError,
 };

@@ -45,10 +45,12 @@ impl Default for ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// The defaults, with `bootstrap_servers` and `group_id`.
     pub fn new(bootstrap_servers: impl Into<String>, group_id: impl Into<String>) -> ConsumerConfig {
         ConsumerConfig { bootstrap_servers: bootstrap_servers.into(), group_id: group_id.into(), ..Default::default() }
     }
 
+    /// Checks every field; the error names the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, reason: &str| Err(ConfigError::new(key, reason));
         if self.bootstrap_servers.trim().is_empty() {

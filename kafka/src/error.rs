@@ -8,7 +8,12 @@ use crate::ConfigError;
 pub enum PublishError {
     /// A configuration value is invalid; `key` names it.
     #[error("invalid configuration `{key}`: {reason}")]
-    Config { key: String, reason: String },
+    Config {
+        /// The key, as written in the configuration (e.g. `linger_ms`, `extra.acks`).
+        key: String,
+        /// What a valid value is.
+        reason: String,
+    },
 
     /// librdkafka refused to create the producer or admin client.
     #[error("creating the Kafka client failed: {0}")]
@@ -17,8 +22,11 @@ pub enum PublishError {
     /// The event could not be encoded (registry unreachable, invalid event, …).
     #[error("encoding event {event_id} for topic {topic} failed: {source}")]
     Encode {
+        /// The topic the event was for.
         topic: String,
+        /// The event's eventId.
         event_id: String,
+        /// Why it could not be encoded; retryable when the registry was unreachable.
         #[source]
         source: Box<ltf_schemas::SchemaError>,
     },
@@ -26,15 +34,23 @@ pub enum PublishError {
     /// The broker did not acknowledge the event.
     #[error("publishing event {event_id} to topic {topic} failed: {source}")]
     Kafka {
+        /// The topic written to (`*` when a flush failed).
         topic: String,
+        /// The event's `event-id` header (`<none>` without one, `*` when a flush failed).
         event_id: String,
+        /// librdkafka's error (e.g. the message timed out).
         #[source]
         source: KafkaError,
     },
 
     /// Creating or describing topics failed.
     #[error("topic {topic}: {reason}")]
-    Topic { topic: String, reason: String },
+    Topic {
+        /// The topic (`*` when the whole request failed).
+        topic: String,
+        /// The broker's error, or that the partitions got no leader in time.
+        reason: String,
+    },
 }
 
 impl From<ConfigError> for PublishError {

@@ -30,6 +30,8 @@
 //! This crate knows no database and no HTTP server: it depends on `ltf-schemas` alone of
 //! the project's crates.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod consumer;
 mod error;

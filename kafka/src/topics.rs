@@ -12,15 +12,20 @@ use crate::PublishError;
 /// What to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
+    /// The topic's name (e.g. `latechforce.table.events`).
     pub name: String,
+    /// Number of partitions; at least 1.
     pub partitions: i32,
+    /// Copies of each partition; at least 1 and at most the number of brokers.
     pub replication_factor: i32,
 }
 
 /// Outcome per topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ensured {
+    /// The topic did not exist and was created.
     Created,
+    /// The topic existed and was left as it is (its settings may differ from the spec).
     AlreadyExisted,
 }
 

@@ -15,6 +15,8 @@
 //!   batch holding the aggregates' advisory locks, so rows of one aggregate are published
 //!   once each and in sequence order.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod metrics;
 pub mod relay;

@@ -11,16 +11,24 @@ use crate::SchemaError;
 /// The event types of the spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
+    /// `record-created`: a record was created in a table.
     RecordCreated,
+    /// `record-updated`: an existing record was modified.
     RecordUpdated,
+    /// `record-deleted`: a record was deleted.
     RecordDeleted,
+    /// `automation-triggered`: an event started a run of an automation.
     AutomationTriggered,
+    /// `action-executed`: one action of an automation run completed.
     ActionExecuted,
+    /// `connection-established`: a connection to an external service was authenticated.
     ConnectionEstablished,
+    /// `form-submitted`: a form was submitted.
     FormSubmitted,
 }
 
 impl EventType {
+    /// Every event type, in the spec's order.
     pub const ALL: [EventType; 7] = [
         EventType::RecordCreated,
         EventType::RecordUpdated,
@@ -44,6 +52,7 @@ impl EventType {
         }
     }
 
+    /// The event type of a spec string (`record-created`, …); `None` for any other string.
     pub fn parse(s: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|e| e.as_str() == s)
     }
@@ -66,11 +75,15 @@ impl EventType {
         format!("{NAMESPACE}.{}", self.record_name())
     }
 
+    /// The event type of an Avro record full name (`com.latechforce.events.RecordCreated`);
+    /// `None` when the name is not one of ours.
     pub fn from_full_name(name: &str) -> Option<EventType> {
         let simple = name.strip_prefix(NAMESPACE)?.strip_prefix('.')?;
         EventType::ALL.into_iter().find(|e| e.record_name() == simple)
     }
 
+    /// The aggregate whose topic carries this event type: `table` for record events,
+    /// `automation` for automation-triggered and action-executed, `connection`, `form`.
     pub fn aggregate(self) -> AggregateType {
         match self {
             EventType::RecordCreated | EventType::RecordUpdated | EventType::RecordDeleted => AggregateType::Table,
@@ -105,7 +118,9 @@ impl fmt::Display for EventType {
 /// One `.avsc` file of the contract.
 #[derive(Debug)]
 pub struct SchemaDef {
+    /// The event type this file is a schema of.
     pub event_type: EventType,
+    /// Its schema version (the envelope's `version`), counted from 1.
     pub version: i32,
     /// File name under `schemas/avro/`.
     pub file: &'static str,

@@ -28,9 +28,13 @@ pub const MAGIC_BYTE: u8 = 0;
 /// An event ready for Kafka: topic, key, framed value and headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedEvent {
+    /// The topic to write to; for an event, `<prefix>.<aggregate>.events`.
     pub topic: String,
+    /// The Kafka key: the event's aggregateId.
     pub key: String,
+    /// The Confluent-framed value: magic byte 0, 4-byte big-endian schema id, Avro body.
     pub value: Vec<u8>,
+    /// The headers as (name, value), names from [`Headers`].
     pub headers: Vec<(String, String)>,
 }
 
@@ -44,6 +48,7 @@ impl EncodedEvent {
         }
     }
 
+    /// A header's value, if the message has it.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
@@ -139,6 +144,7 @@ impl EventCodec {
         Ok(EventCodec { sr: sr_settings(registry_url)?, topics, ids: RwLock::default(), writers: RwLock::default() })
     }
 
+    /// The topic names events are encoded for.
     pub fn topics(&self) -> &TopicNames {
         &self.topics
     }

@@ -16,29 +16,45 @@ pub const NAMESPACE: &str = "com.latechforce.events";
 pub struct Headers;
 
 impl Headers {
+    /// The envelope's eventId.
     pub const EVENT_ID: &'static str = "event-id";
+    /// The spec's event type string (`record-created`, …).
     pub const EVENT_TYPE: &'static str = "event-type";
+    /// The schema version the value was written with (the envelope's `version`).
     pub const EVENT_VERSION: &'static str = "event-version";
+    /// Always `application/vnd.latechforce.event+avro`.
     pub const CONTENT_TYPE: &'static str = "content-type";
+    /// The envelope's correlationId.
     pub const CORRELATION_ID: &'static str = "correlation-id";
+    /// The envelope's causationId: the eventId of the cause; absent for a user action.
     pub const CAUSATION_ID: &'static str = "causation-id";
+    /// What consumers keep order by: recordId for record events, runId for automation
+    /// events, otherwise the aggregateId.
     pub const ORDERING_KEY: &'static str = "ordering-key";
+    /// W3C trace context; present when a trace is active.
     pub const TRACEPARENT: &'static str = "traceparent";
 }
 
 /// The four aggregates; one topic each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AggregateType {
+    /// `table`: record-created, record-updated and record-deleted; aggregateId = tableId.
     Table,
+    /// `automation`: automation-triggered and action-executed; aggregateId = automationId.
     Automation,
+    /// `connection`: connection-established; aggregateId = connectionId.
     Connection,
+    /// `form`: form-submitted; aggregateId = formId.
     Form,
 }
 
 impl AggregateType {
+    /// The four aggregate types, one topic each.
     pub const ALL: [AggregateType; 4] =
         [AggregateType::Table, AggregateType::Automation, AggregateType::Connection, AggregateType::Form];
 
+    /// The envelope's aggregateType and the topic's middle part (`table`, `automation`,
+    /// `connection`, `form`).
     pub fn as_str(self) -> &'static str {
         match self {
             AggregateType::Table => "table",
@@ -48,6 +64,7 @@ impl AggregateType {
         }
     }
 
+    /// The aggregate type of such a string; `None` for any other string.
     pub fn parse(s: &str) -> Option<AggregateType> {
         AggregateType::ALL.into_iter().find(|a| a.as_str() == s)
     }
@@ -72,10 +89,12 @@ impl Default for TopicNames {
 }
 
 impl TopicNames {
+    /// Topic names under `prefix`: `<prefix>.<aggregate>.events`.
     pub fn new(prefix: impl Into<String>) -> TopicNames {
         TopicNames { prefix: prefix.into() }
     }
 
+    /// The topic prefix (`latechforce` by default).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

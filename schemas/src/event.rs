@@ -12,6 +12,7 @@ use crate::fields::Fields;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
+    /// Unique id of this event (UUID); consumers deduplicate on it.
     pub event_id: Uuid,
     /// tableId, automationId, connectionId or formId: the Kafka key.
     pub aggregate_id: String,
@@ -21,83 +22,139 @@ pub struct Envelope {
     pub occurred_on: DateTime<Utc>,
     /// Schema version of the payload.
     pub version: i32,
+    /// Shared by every event caused, directly or not, by one user action; a new event
+    /// starts with its own eventId here.
     pub correlation_id: String,
     /// eventId of the cause; `None` for a user action.
     pub causation_id: Option<String>,
 }
 
+/// `record-created`: a record was created in a table (aggregateId = tableId). Versions 1
+/// and 2; v2 adds `createdBy`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordCreated {
+    /// The table the record belongs to: the event's aggregateId and Kafka key.
     pub table_id: String,
+    /// The new record's id, unique within its table: the event's ordering key.
     pub record_id: String,
+    /// The record row's version after this change (`recordVersion` in the Avro envelope);
+    /// projections refuse stale writes with it.
     pub record_version: i64,
+    /// The record's fields, by field name (in Avro: scalars as Avro scalars, arrays and
+    /// objects as JSON text).
     pub fields: Fields,
-    /// v2 only; `None` when read from v1 data.
+    /// The user who created the record (v2 only); `None` when read from v1 data.
     pub created_by: Option<String>,
 }
 
+/// `record-updated`: an existing record was modified (aggregateId = tableId).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordUpdated {
+    /// The table the record belongs to: the event's aggregateId and Kafka key.
     pub table_id: String,
+    /// The updated record's id: the event's ordering key.
     pub record_id: String,
+    /// The record row's version after this change (`recordVersion` in the Avro envelope);
+    /// projections refuse stale writes with it.
     pub record_version: i64,
+    /// The record's fields before the change.
     pub previous_fields: Fields,
+    /// The record's fields after the change.
     pub current_fields: Fields,
+    /// Names of the fields whose value differs between the two: added, changed or removed.
     pub changed_fields: Vec<String>,
 }
 
+/// `record-deleted`: a record was deleted (aggregateId = tableId).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordDeleted {
+    /// The table the record belonged to: the event's aggregateId and Kafka key.
     pub table_id: String,
+    /// The deleted record's id: the event's ordering key.
     pub record_id: String,
+    /// The record row's version after the deletion (one above its last stored version);
+    /// projections refuse stale writes with it.
     pub record_version: i64,
+    /// The record's fields as they were when it was deleted.
     pub deleted_fields: Fields,
 }
 
+/// `automation-triggered`: an event started a run of an automation (aggregateId =
+/// automationId).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AutomationTriggered {
+    /// The automation that was triggered: the event's aggregateId and Kafka key.
     pub automation_id: String,
+    /// What triggered the run: the automation worker writes the triggering event's type
+    /// (`record-created`, `form-submitted`, …).
     pub trigger_id: String,
+    /// The triggering event's data the run works on (e.g. `tableId`, `recordId` and
+    /// `fields` of a record); action templates read it.
     pub trigger_data: Fields,
+    /// The run this starts: the ordering key of this event and of the run's ActionExecuted
+    /// events.
     pub run_id: String,
 }
 
+/// How an action of an automation run ended (`success` or `failure` in Avro).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionResult {
+    /// The action did what it was asked; `data` holds what it produced.
     Success,
+    /// The action failed; `error` says why. A failed action ends its run as failed.
     Failure,
 }
 
+/// `action-executed`: one action of an automation run completed (aggregateId =
+/// automationId).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionExecuted {
+    /// The automation the run belongs to: the event's aggregateId and Kafka key.
     pub automation_id: String,
+    /// The action's id within the automation's definition.
     pub action_id: String,
+    /// The run the action belongs to (the runId of its AutomationTriggered): the event's
+    /// ordering key.
     pub run_id: String,
+    /// Whether the action succeeded.
     pub result: ActionResult,
+    /// What the action produced, on success (later actions read it as
+    /// `steps.<actionId>.…`); `None` on failure.
     pub data: Option<Fields>,
+    /// Why the action failed; `None` on success.
     pub error: Option<String>,
 }
 
+/// `connection-established`: a connection to an external service was authenticated
+/// (aggregateId = connectionId).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionEstablished {
+    /// The connection's id (`conn_…` when generated): the event's aggregateId and Kafka key.
     pub connection_id: String,
+    /// The external service connected to, by its configured name (e.g. `github`).
     pub service: String,
+    /// The user who owns the connection.
     pub user_id: String,
 }
 
+/// `form-submitted`: a form was submitted (aggregateId = formId).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FormSubmitted {
+    /// The form submitted: the event's aggregateId and Kafka key.
     pub form_id: String,
+    /// The submission's id (`sub_…`), unique per submission.
     pub submission_id: String,
+    /// The submitted values, by form field name.
     pub data: Fields,
+    /// The user who submitted the form; `None` when no user is known.
     pub submitted_by: Option<String>,
 }
 
@@ -105,16 +162,24 @@ pub struct FormSubmitted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "eventType", content = "payload", rename_all = "kebab-case")]
 pub enum EventPayload {
+    /// `record-created`: a record was created in a table.
     RecordCreated(RecordCreated),
+    /// `record-updated`: an existing record was modified.
     RecordUpdated(RecordUpdated),
+    /// `record-deleted`: a record was deleted.
     RecordDeleted(RecordDeleted),
+    /// `automation-triggered`: an event started a run of an automation.
     AutomationTriggered(AutomationTriggered),
+    /// `action-executed`: one action of an automation run completed.
     ActionExecuted(ActionExecuted),
+    /// `connection-established`: a connection to an external service was authenticated.
     ConnectionEstablished(ConnectionEstablished),
+    /// `form-submitted`: a form was submitted.
     FormSubmitted(FormSubmitted),
 }
 
 impl EventPayload {
+    /// The event type this payload is of.
     pub fn event_type(&self) -> EventType {
         match self {
             EventPayload::RecordCreated(_) => EventType::RecordCreated,
@@ -165,8 +230,10 @@ impl EventPayload {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DomainEvent {
+    /// The fields every event carries: ids, aggregate, sequence, time, version, correlation.
     #[serde(flatten)]
     pub envelope: Envelope,
+    /// The event type and its payload.
     #[serde(flatten)]
     pub payload: EventPayload,
 }
@@ -206,33 +273,41 @@ impl DomainEvent {
         self
     }
 
+    /// Sets the schema version to write (e.g. 1 for RecordCreated v1); encoding refuses a
+    /// payload that version cannot carry.
     pub fn with_version(mut self, version: i32) -> DomainEvent {
         self.envelope.version = version;
         self
     }
 
+    /// Sets the correlation id (e.g. the request's `X-Correlation-Id`).
     pub fn with_correlation_id(mut self, id: impl Into<String>) -> DomainEvent {
         self.envelope.correlation_id = id.into();
         self
     }
 
+    /// Sets aggregateSequence, which the outbox otherwise assigns when it writes the event.
     pub fn with_sequence(mut self, seq: i64) -> DomainEvent {
         self.envelope.aggregate_sequence = seq;
         self
     }
 
+    /// This event's eventId.
     pub fn event_id(&self) -> Uuid {
         self.envelope.event_id
     }
 
+    /// The event type, from the payload.
     pub fn event_type(&self) -> EventType {
         self.payload.event_type()
     }
 
+    /// The aggregate of this event type (`table` for record events, …): it picks the topic.
     pub fn aggregate_type(&self) -> AggregateType {
         self.event_type().aggregate()
     }
 
+    /// The envelope's aggregateId: the Kafka key.
     pub fn aggregate_id(&self) -> &str {
         &self.envelope.aggregate_id
     }

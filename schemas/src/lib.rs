@@ -19,6 +19,8 @@
 //!   (e.g. RecordCreated v1 read as v2 gets `createdBy = null`);
 //! * registry look-ups are cached: one HTTP call per (subject, schema) and per schema id.
 
+#![warn(missing_docs)]
+
 mod binary;
 pub mod catalog;
 pub mod codec;

@@ -24,17 +24,24 @@ pub const COMPATIBILITY: &str = "BACKWARD_TRANSITIVE";
 /// One registered schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
+    /// The subject it was registered under (`<topic>-<record full name>`).
     pub subject: String,
+    /// The embedded `.avsc` file it came from.
     pub file: String,
+    /// The registry's schema id: what values written with it carry after the magic byte.
     pub id: u32,
 }
 
 /// A schema to check: where it came from and its text.
 #[derive(Debug, Clone)]
 pub struct LocalSchema {
+    /// The file's path, or the embedded file's name.
     pub file: String,
+    /// The event type its record full name names.
     pub event_type: EventType,
+    /// The parsed schema.
     pub schema: Schema,
+    /// The schema text as read; sent to the registry as is.
     pub text: String,
 }
 
@@ -51,6 +58,8 @@ struct VersionedSchema {
 }
 
 impl RegistryAdmin {
+    /// A client of the Confluent-compatible API at `registry_url` (for Apicurio:
+    /// `http://host:port/apis/ccompat/v7`).
     pub fn new(registry_url: &str) -> RegistryAdmin {
         RegistryAdmin { base: registry_url.trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
     }

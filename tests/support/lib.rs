@@ -1,4 +1,4 @@
-//! Shared helpers for the integration tests: where the real stack listens, unique names
+//! PartitionStates helpers for the integration tests: where the real stack listens, unique names
 //! per test, and a plain Kafka consumer that reads what a test wrote.
 //!
 //! The stack is started by `scripts/test` (`scripts/stack up`); a test whose service is

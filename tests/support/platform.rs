@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
-use ltf_consumers::pipeline::Pipeline;
+use ltf_consumers::middleware::RetryPolicy;
+use ltf_consumers::WorkerBuilder;
 use ltf_consumers::{DedupStore, RunReport, Runner, WorkerConfig};
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::ConsumerConfig;
@@ -128,20 +128,15 @@ impl Platform {
             let dedup =
                 kind.uses_dedup_store().then(|| Arc::new(DedupStore::new(self.api.db.pool.clone(), Duration::from_secs(86_400))));
             let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), self.api.codec.clone())?;
-            let pipeline = Pipeline::new(
-                &group,
-                self.api.codec.clone(),
-                kind.router(&deps)?,
-                dedup,
-                RetryPolicy {
-                    initial_backoff: Duration::from_millis(50),
-                    max_backoff: Duration::from_millis(400),
-                    ..Default::default()
-                },
-                Arc::new(Breakers::new(&group, BreakerConfig::default())),
-                Arc::new(DlqFuse::new(&group, FuseConfig::default())),
-                DeadLetterPublisher::new(publisher, &group),
-            );
+            let retry = RetryPolicy {
+                initial_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_millis(400),
+                ..Default::default()
+            };
+            let pipeline = WorkerBuilder::new(&group, self.api.codec.clone(), kind.router(&deps)?, publisher)
+                .dedup_opt(dedup)
+                .retry(retry)
+                .build();
             let mut consumer = ConsumerConfig::new(bootstrap(), &group);
             consumer.session_timeout_ms = 6000;
             let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
@@ -186,7 +181,7 @@ impl Platform {
     /// Waits until the pipeline is quiet: nothing unsent in the outbox and every worker
     /// group committed every topic to its end, twice in a row (an event a worker emits
     /// goes through the outbox again).
-    pub async fn settle(&self, within: Duration) -> Result<()> {
+    pub async fn wait_drained(&self, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         let mut quiet = 0;
         loop {
@@ -202,7 +197,7 @@ impl Platform {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("not settled after {within:?}: {unsent} outbox rows unsent, workers {behind} messages behind");
+                bail!("not drained after {within:?}: {unsent} outbox rows unsent, workers {behind} messages behind");
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -9,8 +9,8 @@ use ltf_domain::usecases::{
     UpdateMultipleRecordsInput, UseCase,
 };
 use ltf_domain::{
-    CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, RequestContext, UpdateMultipleRecords,
-    UpdateRecord, UseCaseError,
+    ChangeContext, CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, UpdateMultipleRecords, UpdateRecord,
+    UseCaseError,
 };
 use ltf_schemas::{DomainEvent, EventPayload, Fields};
 use serde_json::json;
@@ -187,8 +187,7 @@ async fn the_request_context_is_stamped_on_events_and_stored_headers() -> Result
     }))
     .with_correlation_id("flow-7");
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let ctx =
-        RequestContext { user_id: Some("user_9".into()), ..RequestContext::caused_by(&cause) }.with_traceparent(traceparent);
+    let ctx = ChangeContext { user_id: Some("user_9".into()), ..ChangeContext::caused_by(&cause) }.with_traceparent(traceparent);
     let out = CreateRecord.run(&db.pool, &codec, &ctx, create(json!({"title": "from a form"}))).await?;
     let rows = outbox(&db.pool).await?;
     let row = &rows[0];
@@ -214,7 +213,7 @@ async fn concurrent_creates_on_one_table_get_unique_gap_free_sequences_in_commit
         handles.push(tokio::spawn(async move {
             for i in 0..per_task {
                 let input = create(json!({"title": format!("task {t}/{i}")}));
-                CreateRecord.run(&pool, &codec, &RequestContext::default(), input).await?;
+                CreateRecord.run(&pool, &codec, &ChangeContext::default(), input).await?;
             }
             Ok::<_, UseCaseError>(())
         }));

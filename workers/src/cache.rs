@@ -49,9 +49,9 @@ use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 /// The dependency name of Redis, for its circuit breaker.
 pub const REDIS: &str = "redis";
 
-/// The guarded write. KEYS[1] the record key, KEYS[2] the table's list generation key;
-/// ARGV[1] the version, ARGV[2] `put` or `delete`, ARGV[3] the fields JSON (put),
-/// ARGV[4] the tombstone TTL in ms (0: none), ARGV[5] `1` to invalidate the table's
+/// The guarded write. `KEYS[1]` the record key, `KEYS[2]` the table's list generation key;
+/// `ARGV[1]` the version, `ARGV[2]` `put` or `delete`, `ARGV[3]` the fields JSON (put),
+/// `ARGV[4]` the tombstone TTL in ms (0: none), `ARGV[5]` `1` to invalidate the table's
 /// lists. Returns `{applied (1|0), stored version}`.
 pub const WRITE_SCRIPT: &str = r#"
 local stored = redis.call('HGET', KEYS[1], 'version')

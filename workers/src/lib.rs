@@ -15,6 +15,8 @@
 //! replayed event never applies twice; a failed handler leaves its event to the
 //! runtime's retry and dead-letter rules.
 
+#![warn(missing_docs)]
+
 pub mod analytics;
 pub mod audit;
 pub mod automation;

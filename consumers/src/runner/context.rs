@@ -8,12 +8,12 @@ use rdkafka::{ClientContext, Statistics};
 use tracing::{info, warn};
 
 use crate::metrics::{labels, LAG_MESSAGES, LAG_SECONDS};
-use crate::runner::state::Shared;
+use crate::runner::state::PartitionStates;
 
 /// The consumer context of a runner.
 #[derive(Debug, Clone)]
 pub struct RunnerContext {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<PartitionStates>,
 }
 
 impl ClientContext for RunnerContext {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::runner::process::{Blocker, Incoming, Process};
-use crate::runner::state::{Shared, Tp};
+use crate::runner::process::{Incoming, PartitionPause, Process};
+use crate::runner::state::{PartitionStates, Tp};
 
 /// (topic, partition, ordering key).
 pub type LaneKey = (String, i32, String);
@@ -26,12 +26,12 @@ pub struct Job {
 #[derive(Debug)]
 pub struct Lanes {
     queues: Mutex<HashMap<LaneKey, VecDeque<Job>>>,
-    shared: Arc<Shared>,
+    shared: Arc<PartitionStates>,
     process: Arc<dyn Process>,
 }
 
 impl Lanes {
-    pub fn new(shared: Arc<Shared>, process: Arc<dyn Process>) -> Arc<Lanes> {
+    pub fn new(shared: Arc<PartitionStates>, process: Arc<dyn Process>) -> Arc<Lanes> {
         Arc::new(Lanes { queues: Mutex::new(HashMap::new()), shared, process })
     }
 
@@ -50,7 +50,7 @@ impl Lanes {
 
     async fn run(self: Arc<Self>, key: LaneKey, first: Job) {
         let tp: Tp = (key.0.clone(), key.1);
-        let blocker = Blocker::new(self.shared.clone(), tp.clone());
+        let blocker = PartitionPause::new(self.shared.clone(), tp.clone());
         let mut job = first;
         loop {
             let offset = job.incoming.meta.offset;

@@ -38,11 +38,11 @@ use tracing::{info, warn};
 
 pub use config::WorkerConfig;
 pub use offsets::PartitionOffsets;
-pub use process::{Blocker, Incoming, Process};
+pub use process::{Incoming, PartitionPause, Process};
 
 use crate::runner::context::RunnerContext;
 use crate::runner::lanes::{Job, Lanes};
-use crate::runner::state::Shared;
+use crate::runner::state::PartitionStates;
 use crate::{ConsumeError, Meta};
 
 /// What a run ended with.
@@ -56,7 +56,7 @@ pub struct RunReport {
 /// Health of a running worker, for `/healthz` and `/readyz`.
 #[derive(Debug, Clone)]
 pub struct Health {
-    shared: Arc<Shared>,
+    shared: Arc<PartitionStates>,
 }
 
 impl Health {
@@ -87,7 +87,7 @@ pub struct Runner {
     config: WorkerConfig,
     topics: Vec<String>,
     process: Arc<dyn Process>,
-    shared: Arc<Shared>,
+    shared: Arc<PartitionStates>,
 }
 
 impl Runner {
@@ -95,7 +95,7 @@ impl Runner {
     /// of each, when configured), handing every message to `process`.
     pub fn new(config: WorkerConfig, topics: Vec<String>, process: Arc<dyn Process>) -> Result<Runner, ConsumeError> {
         config.validate()?;
-        let shared = Shared::new(config.consumer.group_id.clone());
+        let shared = PartitionStates::new(config.consumer.group_id.clone());
         Ok(Runner { config, topics, process, shared })
     }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::runner::state::{Shared, Tp};
+use crate::runner::state::{PartitionStates, Tp};
 use crate::Meta;
 
 /// A fetched message: its metadata and raw value (decoding is the pipeline's job, so an
@@ -20,15 +20,15 @@ pub struct Incoming {
 /// Lets the pipeline tell the runner that the message's partition must wait (an open
 /// circuit): the runner pauses fetching it until every blocked lane is released.
 #[derive(Debug, Clone)]
-pub struct Blocker {
-    shared: Arc<Shared>,
+pub struct PartitionPause {
+    shared: Arc<PartitionStates>,
     tp: Tp,
     blocked: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Blocker {
-    pub(crate) fn new(shared: Arc<Shared>, tp: Tp) -> Blocker {
-        Blocker { shared, tp, blocked: Arc::new(std::sync::atomic::AtomicBool::new(false)) }
+impl PartitionPause {
+    pub(crate) fn new(shared: Arc<PartitionStates>, tp: Tp) -> PartitionPause {
+        PartitionPause { shared, tp, blocked: Arc::new(std::sync::atomic::AtomicBool::new(false)) }
     }
 
     /// Pauses the partition (once per lane, however often it is called).
@@ -57,5 +57,5 @@ impl Blocker {
 #[async_trait]
 pub trait Process: Send + Sync + std::fmt::Debug + 'static {
     /// Processes `msg`.
-    async fn process(&self, msg: &Incoming, blocker: &Blocker);
+    async fn process(&self, msg: &Incoming, blocker: &PartitionPause);
 }

@@ -31,8 +31,8 @@ struct PartitionState {
     timestamps: std::collections::BTreeMap<i64, i64>,
 }
 
-/// Shared runner state. See the module documentation.
-pub struct Shared {
+/// PartitionStates runner state. See the module documentation.
+pub struct PartitionStates {
     pub group: String,
     /// Weak: the consumer's context holds this state, and the run owns the consumer; a
     /// strong reference here would keep the consumer (and its group membership) alive
@@ -46,9 +46,9 @@ pub struct Shared {
     stopped: AtomicBool,
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for PartitionStates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("group", &self.group).field("in_flight", &self.in_flight).finish_non_exhaustive()
+        f.debug_struct("PartitionStates").field("group", &self.group).field("in_flight", &self.in_flight).finish_non_exhaustive()
     }
 }
 
@@ -56,9 +56,9 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-impl Shared {
-    pub fn new(group: String) -> Arc<Shared> {
-        Arc::new(Shared {
+impl PartitionStates {
+    pub fn new(group: String) -> Arc<PartitionStates> {
+        Arc::new(PartitionStates {
             group,
             consumer: OnceLock::new(),
             partitions: Mutex::new(HashMap::new()),

@@ -11,7 +11,7 @@ use crate::connections::{ConfigError, ConnectionsConfig, CredentialCipher, OAuth
 use crate::outbox;
 use crate::store::connections::{self, ServiceConnection, Stored};
 use crate::usecases::definitions;
-use crate::usecases::{Outcome, RequestContext, UseCase, UseCaseError};
+use crate::usecases::{ChangeContext, Outcome, UseCase, UseCaseError};
 
 /// Input of [`AuthenticateConnection`]. JSON keys are camelCase; unknown keys are refused.
 /// `Debug` shows no credential.
@@ -123,7 +123,7 @@ fn check_owner(existing: Option<&ServiceConnection>, id: &str, input: &Authentic
 async fn store(
     conn: &mut PgConnection,
     codec: &EventCodec,
-    ctx: &RequestContext,
+    ctx: &ChangeContext,
     cipher: &CredentialCipher,
     id: String,
     input: &AuthenticateConnectionInput,
@@ -168,7 +168,7 @@ impl UseCase for AuthenticateConnection {
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: AuthenticateConnectionInput,
     ) -> Result<Outcome<ServiceConnection>, UseCaseError> {
         let (endpoint, cipher, id) = self.prepare(&input)?;
@@ -183,7 +183,7 @@ impl UseCase for AuthenticateConnection {
         &self,
         pool: &PgPool,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: AuthenticateConnectionInput,
     ) -> Result<Outcome<ServiceConnection>, UseCaseError> {
         let (endpoint, cipher, id) = self.prepare(&input)?;

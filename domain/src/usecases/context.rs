@@ -30,7 +30,7 @@ impl Cause {
 ///   UUIDv5s of that namespace instead of random: a handler that runs a use case again
 ///   for the same cause (after a crash before its commit) writes the same ids.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestContext {
+pub struct ChangeContext {
     /// Correlation id of the flow (e.g. from an incoming request header).
     pub correlation_id: Option<String>,
     /// The event that caused this request; `None` for a user action.
@@ -43,32 +43,32 @@ pub struct RequestContext {
     pub derived_ids: Option<Uuid>,
 }
 
-impl RequestContext {
+impl ChangeContext {
     /// A user action with no trace and a fresh correlation id.
-    pub fn user(user_id: impl Into<String>) -> RequestContext {
-        RequestContext { user_id: Some(user_id.into()), ..Default::default() }
+    pub fn user(user_id: impl Into<String>) -> ChangeContext {
+        ChangeContext { user_id: Some(user_id.into()), ..Default::default() }
     }
 
     /// A change caused by `event`.
-    pub fn caused_by(event: &DomainEvent) -> RequestContext {
-        RequestContext { cause: Some(Cause::of(event)), ..Default::default() }
+    pub fn caused_by(event: &DomainEvent) -> ChangeContext {
+        ChangeContext { cause: Some(Cause::of(event)), ..Default::default() }
     }
 
     /// Sets the correlation id.
-    pub fn with_correlation_id(mut self, id: impl Into<String>) -> RequestContext {
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> ChangeContext {
         self.correlation_id = Some(id.into());
         self
     }
 
     /// Sets the W3C `traceparent`.
-    pub fn with_traceparent(mut self, traceparent: impl Into<String>) -> RequestContext {
+    pub fn with_traceparent(mut self, traceparent: impl Into<String>) -> ChangeContext {
         self.traceparent = Some(traceparent.into());
         self
     }
 
     /// Derives the ids this run creates from `namespace` (UUIDv5), e.g. a namespace
     /// derived from the causing eventId and the handler.
-    pub fn with_derived_ids(mut self, namespace: Uuid) -> RequestContext {
+    pub fn with_derived_ids(mut self, namespace: Uuid) -> ChangeContext {
         self.derived_ids = Some(namespace);
         self
     }
@@ -122,29 +122,29 @@ mod tests {
     fn a_user_action_shares_one_correlation_id_and_has_no_cause() {
         let (a, b) = (event(), event());
         let first = a.event_id().to_string();
-        let out = RequestContext::user("u").stamp(vec![a, b]);
+        let out = ChangeContext::user("u").stamp(vec![a, b]);
         assert!(out.iter().all(|e| e.envelope.correlation_id == first && e.envelope.causation_id.is_none()));
     }
 
     #[test]
     fn a_caused_change_carries_the_cause() {
         let cause = event().with_correlation_id("flow-1");
-        let out = RequestContext::caused_by(&cause).stamp(vec![event()]);
+        let out = ChangeContext::caused_by(&cause).stamp(vec![event()]);
         assert_eq!(out[0].envelope.correlation_id, "flow-1");
         assert_eq!(out[0].envelope.causation_id, Some(cause.event_id().to_string()));
-        let out = RequestContext::caused_by(&cause).with_correlation_id("req-9").stamp(vec![event()]);
+        let out = ChangeContext::caused_by(&cause).with_correlation_id("req-9").stamp(vec![event()]);
         assert_eq!(out[0].envelope.correlation_id, "req-9");
     }
 
     #[test]
     fn derived_ids_are_the_same_for_the_same_namespace() {
         let ns = Uuid::new_v4();
-        let ctx = RequestContext::caused_by(&event()).with_derived_ids(ns);
+        let ctx = ChangeContext::caused_by(&event()).with_derived_ids(ns);
         let a = ctx.stamp(vec![event(), event()]);
         let b = ctx.stamp(vec![event(), event()]);
         assert_eq!(a[0].event_id(), b[0].event_id());
         assert_ne!(a[0].event_id(), a[1].event_id());
         assert_eq!(ctx.new_id("record", 0), ctx.new_id("record", 0));
-        assert_ne!(RequestContext::default().new_id("record", 0), RequestContext::default().new_id("record", 0));
+        assert_ne!(ChangeContext::default().new_id("record", 0), ChangeContext::default().new_id("record", 0));
     }
 }

@@ -4,7 +4,7 @@ use sqlx::{Connection, PgConnection};
 use crate::automations::{store, ActionKind, Automation};
 use crate::store::{forms, tables};
 use crate::usecases::definitions::is_duplicate;
-use crate::usecases::{Outcome, RequestContext, UseCase, UseCaseError};
+use crate::usecases::{ChangeContext, Outcome, UseCase, UseCaseError};
 
 /// Stores an automation definition. It is validated first
 /// ([`UseCaseError::InvalidAutomation`] names the bad key); the trigger's table or form
@@ -21,7 +21,7 @@ impl UseCase for CreateAutomation {
         &self,
         conn: &mut PgConnection,
         _codec: &EventCodec,
-        _ctx: &RequestContext,
+        _ctx: &ChangeContext,
         input: Automation,
     ) -> Result<Outcome<Automation>, UseCaseError> {
         input.validate()?;

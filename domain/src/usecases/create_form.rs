@@ -7,7 +7,7 @@ use sqlx::{Connection, PgConnection};
 use crate::store::forms::{self, FormDef};
 use crate::store::tables::FieldDef;
 use crate::usecases::definitions::{self, is_duplicate};
-use crate::usecases::{validate, Outcome, RequestContext, UseCase, UseCaseError};
+use crate::usecases::{validate, ChangeContext, Outcome, UseCase, UseCaseError};
 
 /// Input of [`CreateForm`]. JSON keys are camelCase; unknown keys are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -50,7 +50,7 @@ impl UseCase for CreateForm {
         &self,
         conn: &mut PgConnection,
         _codec: &EventCodec,
-        _ctx: &RequestContext,
+        _ctx: &ChangeContext,
         input: CreateFormInput,
     ) -> Result<Outcome<FormDef>, UseCaseError> {
         let id = definitions::id_or_new(input.id, "form", "frm")?;

@@ -3,7 +3,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::outbox;
 use crate::store::records;
-use crate::usecases::{validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
+use crate::usecases::{validate, ChangeContext, Outcome, Record, RecordLimits, UseCase, UseCaseError};
 
 /// Input of [`CreateRecord`].
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +38,7 @@ impl UseCase for CreateRecord {
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: CreateRecordInput,
     ) -> Result<Outcome<Record>, UseCaseError> {
         create(conn, codec, ctx, &input.table_id, vec![input.fields]).await?.single()
@@ -70,7 +70,7 @@ impl UseCase for CreateMultipleRecords {
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: CreateMultipleRecordsInput,
     ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
         validate::batch(input.records.len(), &self.limits)?;
@@ -81,7 +81,7 @@ impl UseCase for CreateMultipleRecords {
 async fn create(
     conn: &mut PgConnection,
     codec: &EventCodec,
-    ctx: &RequestContext,
+    ctx: &ChangeContext,
     table_id: &str,
     records: Vec<Fields>,
 ) -> Result<Outcome<Vec<Record>>, UseCaseError> {

@@ -4,7 +4,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::store::tables::{self, FieldDef, TableDef};
 use crate::usecases::definitions::{self, is_duplicate};
-use crate::usecases::{Outcome, RequestContext, UseCase, UseCaseError};
+use crate::usecases::{ChangeContext, Outcome, UseCase, UseCaseError};
 
 /// Input of [`CreateTable`]. JSON keys are camelCase; unknown keys are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -37,7 +37,7 @@ impl UseCase for CreateTable {
         &self,
         conn: &mut PgConnection,
         _codec: &EventCodec,
-        _ctx: &RequestContext,
+        _ctx: &ChangeContext,
         input: CreateTableInput,
     ) -> Result<Outcome<TableDef>, UseCaseError> {
         let id = definitions::id_or_new(input.id, "table", "tbl")?;

@@ -5,7 +5,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::outbox;
 use crate::store::records;
-use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
+use crate::usecases::{distinct, validate, ChangeContext, Outcome, Record, RecordLimits, UseCase, UseCaseError};
 
 /// A record to delete and, optionally, the version the client last read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl UseCase for DeleteRecord {
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: DeleteRecordInput,
     ) -> Result<Outcome<Record>, UseCaseError> {
         delete(conn, codec, ctx, &input.table_id, vec![input.record]).await?.single()
@@ -90,7 +90,7 @@ impl UseCase for DeleteMultipleRecords {
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: DeleteMultipleRecordsInput,
     ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
         validate::batch(input.records.len(), &self.limits)?;
@@ -101,7 +101,7 @@ impl UseCase for DeleteMultipleRecords {
 async fn delete(
     conn: &mut PgConnection,
     codec: &EventCodec,
-    ctx: &RequestContext,
+    ctx: &ChangeContext,
     table_id: &str,
     targets: Vec<RecordRef>,
 ) -> Result<Outcome<Vec<Record>>, UseCaseError> {

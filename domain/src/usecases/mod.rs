@@ -49,7 +49,7 @@ use sqlx::{PgConnection, PgPool};
 pub use authenticate_connection::{AuthenticateConnection, AuthenticateConnectionInput};
 pub use changes::{changed_fields, merge};
 pub use config::RecordLimits;
-pub use context::{Cause, RequestContext};
+pub use context::{Cause, ChangeContext};
 pub use create_automation::CreateAutomation;
 pub use create_form::{CreateForm, CreateFormInput};
 pub use create_record::{CreateMultipleRecords, CreateMultipleRecordsInput, CreateRecord, CreateRecordInput};
@@ -79,7 +79,7 @@ pub trait UseCase {
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: Self::Input,
     ) -> impl Future<Output = Result<Outcome<Self::Output>, UseCaseError>> + Send;
 
@@ -88,7 +88,7 @@ pub trait UseCase {
         &self,
         pool: &PgPool,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: Self::Input,
     ) -> impl Future<Output = Result<Outcome<Self::Output>, UseCaseError>> + Send
     where

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::outbox;
 use crate::store::forms::{self, FormSubmission};
-use crate::usecases::{validate, Outcome, RequestContext, UseCase, UseCaseError};
+use crate::usecases::{validate, ChangeContext, Outcome, UseCase, UseCaseError};
 
 /// Input of [`SubmitForm`]. JSON keys are camelCase; unknown keys are refused.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -36,7 +36,7 @@ impl UseCase for SubmitForm {
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: SubmitFormInput,
     ) -> Result<Outcome<FormSubmission>, UseCaseError> {
         let mut tx = conn.begin().await?;

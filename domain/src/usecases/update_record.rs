@@ -6,7 +6,7 @@ use sqlx::{Connection, PgConnection};
 use crate::outbox;
 use crate::store::records;
 use crate::usecases::changes::{changed_fields, merge};
-use crate::usecases::{distinct, validate, Outcome, Record, RecordLimits, RequestContext, UseCase, UseCaseError};
+use crate::usecases::{distinct, validate, ChangeContext, Outcome, Record, RecordLimits, UseCase, UseCaseError};
 
 /// One record's change: the fields to set (a `null` value removes the field; fields not
 /// named keep their value) and, optionally, the version the client last read.
@@ -56,7 +56,7 @@ impl UseCase for UpdateRecord {
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: UpdateRecordInput,
     ) -> Result<Outcome<Record>, UseCaseError> {
         update(conn, codec, ctx, &input.table_id, vec![input.patch]).await?.single()
@@ -88,7 +88,7 @@ impl UseCase for UpdateMultipleRecords {
         &self,
         conn: &mut PgConnection,
         codec: &EventCodec,
-        ctx: &RequestContext,
+        ctx: &ChangeContext,
         input: UpdateMultipleRecordsInput,
     ) -> Result<Outcome<Vec<Record>>, UseCaseError> {
         validate::batch(input.patches.len(), &self.limits)?;
@@ -99,7 +99,7 @@ impl UseCase for UpdateMultipleRecords {
 async fn update(
     conn: &mut PgConnection,
     codec: &EventCodec,
-    ctx: &RequestContext,
+    ctx: &ChangeContext,
     table_id: &str,
     patches: Vec<RecordPatch>,
 ) -> Result<Outcome<Vec<Record>>, UseCaseError> {

@@ -11,13 +11,14 @@ use crate::store::forms::{self, FormDef};
 use crate::store::tables::{self, FieldDef, FieldType, TableDef};
 use crate::usecases::{RecordLimits, UseCaseError};
 
-/// A batch must hold at least one record and at most `limits.max_batch`.
 /// The table's definition, share-locked until the transaction ends (so it cannot change
 /// while its records are validated and written); an unknown table is refused.
 pub async fn table(conn: &mut PgConnection, table_id: &str) -> Result<TableDef, UseCaseError> {
     tables::find_for_share(conn, table_id).await?.ok_or_else(|| UseCaseError::UnknownTable(table_id.to_owned()))
 }
 
+/// A batch must hold at least one record and at most `limits.max_batch`: an empty one is
+/// [`UseCaseError::EmptyBatch`], a larger one [`UseCaseError::BatchTooLarge`].
 pub fn batch(size: usize, limits: &RecordLimits) -> Result<(), UseCaseError> {
     if size == 0 {
         return Err(UseCaseError::EmptyBatch);

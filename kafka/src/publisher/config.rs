@@ -48,6 +48,7 @@ impl Default for PublisherConfig {
 const GUARDED: [&str; 4] = ["acks", "enable.idempotence", "max.in.flight.requests.per.connection", "retries"];
 
 impl PublisherConfig {
+    /// The defaults, with `bootstrap_servers` (`host:port,…`).
     pub fn with_bootstrap(bootstrap_servers: impl Into<String>) -> PublisherConfig {
         PublisherConfig { bootstrap_servers: bootstrap_servers.into(), ..Default::default() }
     }

@@ -19,7 +19,9 @@ use crate::PublishError;
 /// Where the broker stored an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
+    /// The partition the event was written to.
     pub partition: i32,
+    /// The event's offset in that partition.
     pub offset: i64,
 }
 
@@ -41,11 +43,14 @@ fn event_id_of(msg: &EncodedEvent) -> String {
 }
 
 impl EventPublisher {
+    /// An idempotent producer with `config` (validated first: the error names the bad key)
+    /// that encodes events with `codec`.
     pub fn new(config: &PublisherConfig, codec: Arc<EventCodec>) -> Result<EventPublisher, PublishError> {
         let producer: FutureProducer = config.client_config()?.create().map_err(PublishError::Create)?;
         Ok(EventPublisher { producer, codec })
     }
 
+    /// The codec events are encoded with.
     pub fn codec(&self) -> &Arc<EventCodec> {
         &self.codec
     }
@@ -66,7 +71,7 @@ impl EventPublisher {
     }
 
     /// Publishes many events: all are encoded and enqueued before any acknowledgement is
-    /// awaited. Fails with the first error, after every send has settled.
+    /// awaited. Fails with the first error, after every send has ended.
     pub async fn publish_batch(&self, events: &[DomainEvent]) -> Result<Vec<Delivery>, PublishError> {
         let mut encoded = Vec::with_capacity(events.len());
         for e in events {
@@ -79,7 +84,7 @@ impl EventPublisher {
     /// dead-lettering, replay).
     pub async fn publish_encoded(&self, msg: &EncodedEvent) -> Result<Delivery, PublishError> {
         let fut = self.enqueue(msg).await?;
-        settle(msg, fut).await
+        delivered(msg, fut).await
     }
 
     /// Publishes an already-encoded value without a Kafka key (`msg.key` is ignored): for
@@ -87,7 +92,7 @@ impl EventPublisher {
     /// must stay keyless rather than gain an empty key.
     pub async fn publish_encoded_without_key(&self, msg: &EncodedEvent) -> Result<Delivery, PublishError> {
         let fut = self.enqueue_as(msg, false).await?;
-        settle(msg, fut).await
+        delivered(msg, fut).await
     }
 
     /// Publishes already-encoded values; one result per message, in order.
@@ -98,7 +103,7 @@ impl EventPublisher {
         }
         join_all(msgs.iter().zip(pending).map(|(m, p)| async move {
             match p {
-                Ok(fut) => settle(m, fut).await,
+                Ok(fut) => delivered(m, fut).await,
                 Err(e) => Err(e),
             }
         }))
@@ -144,7 +149,7 @@ impl EventPublisher {
     }
 }
 
-async fn settle(msg: &EncodedEvent, fut: DeliveryFuture) -> Result<Delivery, PublishError> {
+async fn delivered(msg: &EncodedEvent, fut: DeliveryFuture) -> Result<Delivery, PublishError> {
     let err = |source| PublishError::Kafka { topic: msg.topic.clone(), event_id: event_id_of(msg), source };
     match fut.await {
         Ok(Ok(d)) => Ok(Delivery { partition: d.partition, offset: d.offset }),

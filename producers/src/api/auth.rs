@@ -8,7 +8,7 @@
 //!   digest, so neither the content nor the length of a configured key leaks through
 //!   timing); every configured key is compared, whichever matches;
 //! * the matched key's principal becomes the request's [`Principal`] and so
-//!   `RequestContext::user_id`; keys are never logged.
+//!   `ChangeContext::user_id`; keys are never logged.
 
 use std::fmt;
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::api::context::Caller;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, QueryParams};
-use crate::api::write::{event_ids, settle, Publication, WriteErrors, WriteParams};
+use crate::api::write::{await_publication, event_ids, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
 use ltf_domain::usecases::{AuthenticateConnectionInput, OAuthGrant, ServiceConnection, UseCase};
 
@@ -100,7 +100,7 @@ pub async fn authenticate_connection(
     let input = AuthenticateConnectionInput { connection_id: req.connection_id, service: req.service, user_id, grant: req.grant };
     let out = state.connect.run(&state.pool, &state.codec, &ctx, input).await?;
     let done = if out.events.is_empty() { StatusCode::OK } else { StatusCode::CREATED };
-    let s = settle(&state, &out.events, q.wait_for_publish.unwrap_or(false), done).await;
+    let s = await_publication(&state, &out.events, q.wait_for_publish.unwrap_or(false), done).await;
     let body = ConnectionAuthenticated {
         connection: out.value,
         event_ids: event_ids(&out.events),

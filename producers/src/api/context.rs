@@ -1,13 +1,13 @@
 //! Who asks and in which flow: the request id of the request being served, and the
-//! [`RequestContext`] a use case stamps on its events, built from the request.
+//! [`ChangeContext`] a use case stamps on its events, built from the request.
 //!
 //! * `X-Request-Id`: the client's (or a generated UUID, by tower-http's request-id layer);
 //!   available to every error body through [`current_request_id`];
-//! * `X-Correlation-Id` → `RequestContext::correlation_id`, the request id when absent; an
+//! * `X-Correlation-Id` → `ChangeContext::correlation_id`, the request id when absent; an
 //!   invalid one (empty, over 128 characters, not visible ASCII) is refused with 400;
-//! * a W3C `traceparent` → `RequestContext::traceparent` when well formed; a malformed
+//! * a W3C `traceparent` → `ChangeContext::traceparent` when well formed; a malformed
 //!   one is ignored, as the W3C Trace Context recommendation asks;
-//! * the authenticated [`Principal`] → `RequestContext::user_id`.
+//! * the authenticated [`Principal`] → `ChangeContext::user_id`.
 
 use std::future::Future;
 
@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 
 use crate::api::error::ApiError;
 use crate::api::observe::RequestTrace;
-use ltf_domain::usecases::RequestContext;
+use ltf_domain::usecases::ChangeContext;
 
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -45,10 +45,10 @@ pub fn current_request_id() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal(pub String);
 
-/// The request's [`RequestContext`], extracted from the authenticated principal and the
+/// The request's [`ChangeContext`], extracted from the authenticated principal and the
 /// headers.
 #[derive(Debug, Clone)]
-pub struct Caller(pub RequestContext);
+pub struct Caller(pub ChangeContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
@@ -69,14 +69,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 /// The context of a request by `user_id` with these headers and request id.
-pub fn request_context(headers: &HeaderMap, user_id: &str, request_id: &str) -> Result<RequestContext, ApiError> {
+pub fn request_context(headers: &HeaderMap, user_id: &str, request_id: &str) -> Result<ChangeContext, ApiError> {
     let correlation_id = match headers.get(CORRELATION_ID_HEADER) {
         None => request_id.to_owned(),
         Some(v) => v.to_str().ok().filter(|s| is_token(s)).map(str::to_owned).ok_or_else(|| {
             ApiError::bad_request("invalid_correlation_id", "X-Correlation-Id must be 1 to 128 visible ASCII characters")
         })?,
     };
-    let mut ctx = RequestContext::user(user_id);
+    let mut ctx = ChangeContext::user(user_id);
     if !correlation_id.is_empty() {
         ctx = ctx.with_correlation_id(correlation_id);
     }

@@ -17,7 +17,7 @@ use crate::api::context::Caller;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, PathParams, QueryParams};
 use crate::api::tables::FieldDefView;
-use crate::api::write::{event_ids, settle, Publication, WriteErrors, WriteParams};
+use crate::api::write::{await_publication, event_ids, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
 use ltf_domain::store::forms::{FormDef, FormSubmission};
 use ltf_domain::store::tables::FieldDef;
@@ -163,7 +163,7 @@ pub async fn create_form(
         field_mapping: req.field_mapping,
     };
     let out = CreateForm.run(&state.pool, &state.codec, &ctx, input).await?;
-    let s = settle(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
+    let s = await_publication(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
     let body =
         FormCreated { form: out.value.into(), event_ids: event_ids(&out.events), publication: s.publication, message: s.message };
     Ok((s.status, Json(body)))
@@ -187,7 +187,7 @@ pub async fn submit_form(
 ) -> Result<(StatusCode, Json<SubmissionWritten>), ApiError> {
     let input = SubmitFormInput { form_id: path.form_id, data: req.data };
     let out = SubmitForm.run(&state.pool, &state.codec, &ctx, input).await?;
-    let s = settle(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
+    let s = await_publication(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
     let body = SubmissionWritten {
         submission: out.value.into(),
         event_ids: event_ids(&out.events),

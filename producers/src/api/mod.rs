@@ -9,7 +9,7 @@
 //!   method, table, record or form, invalid field, stale version, missing or unknown API
 //!   key) answers its 4xx with the JSON error body of [`error`] and writes nothing;
 //! * every route but `/healthz`, `/readyz`, `/metrics` and `/openapi.json` requires an API
-//!   key ([`auth`]); its principal becomes `RequestContext::user_id`;
+//!   key ([`auth`]); its principal becomes `ChangeContext::user_id`;
 //! * `X-Request-Id` is taken from the client or generated, echoed on the answer, put in
 //!   error bodies and in the request's span; `X-Correlation-Id` (default: the request id)
 //!   and a valid `traceparent` go into the events' headers ([`context`]);

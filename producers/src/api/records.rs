@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::api::context::Caller;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, PathParams, QueryParams};
-use crate::api::write::{event_ids, settle, Publication, WriteErrors, WriteParams};
+use crate::api::write::{await_publication, event_ids, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
 use ltf_domain::store::{records, tables};
 use ltf_domain::usecases::{
@@ -198,7 +198,7 @@ pub struct RecordPath {
 type Answer<T> = Result<(StatusCode, Json<T>), ApiError>;
 
 async fn one(state: &ApiState, out: Outcome<Record>, wait: bool, done: StatusCode) -> (StatusCode, Json<RecordWritten>) {
-    let s = settle(state, &out.events, wait, done).await;
+    let s = await_publication(state, &out.events, wait, done).await;
     let body = RecordWritten {
         record: out.value.into(),
         event_ids: event_ids(&out.events),
@@ -209,7 +209,7 @@ async fn one(state: &ApiState, out: Outcome<Record>, wait: bool, done: StatusCod
 }
 
 async fn many(state: &ApiState, out: Outcome<Vec<Record>>, wait: bool, done: StatusCode) -> (StatusCode, Json<RecordsWritten>) {
-    let s = settle(state, &out.events, wait, done).await;
+    let s = await_publication(state, &out.events, wait, done).await;
     let body = RecordsWritten {
         records: out.value.into_iter().map(RecordView::from).collect(),
         event_ids: event_ids(&out.events),

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::api::context::Caller;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, QueryParams};
-use crate::api::write::{event_ids, settle, Publication, WriteErrors, WriteParams};
+use crate::api::write::{await_publication, event_ids, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
 use ltf_domain::store::tables::{FieldDef, FieldType};
 use ltf_domain::usecases::{CreateTable, CreateTableInput, UseCase};
@@ -97,7 +97,7 @@ pub async fn create_table(
     let input = CreateTableInput { id: req.id, name: req.name, fields };
     let out = CreateTable.run(&state.pool, &state.codec, &ctx, input).await?;
     let table = out.value;
-    let s = settle(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
+    let s = await_publication(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
     let view = TableView { id: table.id, name: table.name, fields: table.fields.into_iter().map(FieldDefView::from).collect() };
     let body = TableCreated { table: view, event_ids: event_ids(&out.events), publication: s.publication, message: s.message };
     Ok((s.status, Json(body)))

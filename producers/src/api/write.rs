@@ -46,7 +46,7 @@ pub enum Publication {
 
 /// The status and publication state of a committed write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settled {
+pub struct PublicationOutcome {
     /// The HTTP status of the answer.
     pub status: StatusCode,
     /// Where its events are.
@@ -67,12 +67,12 @@ pub fn event_ids(events: &[DomainEvent]) -> Vec<Uuid> {
 
 /// Counts the committed `events`, then waits for their publication when `wait`; `done` is
 /// the status of a write that does not wait or whose events were published in time.
-pub async fn settle(state: &ApiState, events: &[DomainEvent], wait: bool, done: StatusCode) -> Settled {
+pub async fn await_publication(state: &ApiState, events: &[DomainEvent], wait: bool, done: StatusCode) -> PublicationOutcome {
     for e in events {
         metrics::counter!(API_EVENTS_WRITTEN_TOTAL, labels::EVENT_TYPE => e.event_type().as_str()).increment(1);
     }
     if !wait {
-        return Settled { status: done, publication: Publication::Queued, message: None };
+        return PublicationOutcome { status: done, publication: Publication::Queued, message: None };
     }
     let timeout = state.config.wait_for_publish_timeout();
     let ids = event_ids(events);
@@ -85,9 +85,13 @@ pub async fn settle(state: &ApiState, events: &[DomainEvent], wait: bool, done: 
         Err(_) => false,
     };
     if published {
-        Settled { status: done, publication: Publication::Published, message: None }
+        PublicationOutcome { status: done, publication: Publication::Published, message: None }
     } else {
-        Settled { status: StatusCode::ACCEPTED, publication: Publication::Queued, message: Some(QUEUED_MESSAGE.into()) }
+        PublicationOutcome {
+            status: StatusCode::ACCEPTED,
+            publication: Publication::Queued,
+            message: Some(QUEUED_MESSAGE.into()),
+        }
     }
 }
 

@@ -140,7 +140,7 @@ impl ActionHandler {
     /// Executes action `position` of `run`, caused by `event`, and records it.
     async fn execute(&self, ctx: &HandlerContext, event: &Event, run: Run, position: usize) -> Result<(), HandlerError> {
         // The pipeline skipped this event if it was processed already; `begin` below
-        // settles a concurrent delivery.
+        // decides a concurrent delivery.
         let dedup = ctx.dedup_store()?;
         let action = run.actions[position].clone();
         let data = run.template_data();

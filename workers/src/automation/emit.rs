@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use ltf_domain::outbox::{self, OutboxError};
-use ltf_domain::usecases::{RequestContext, UseCaseError};
+use ltf_domain::usecases::{ChangeContext, UseCaseError};
 use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Headers};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -37,9 +37,9 @@ pub fn caused_by(cause: &Event, id: Uuid, payload: EventPayload) -> DomainEvent 
 
 /// The use-case context for changes caused by `cause` in handler `handler`: causation,
 /// correlation, the trace, and ids derived from (cause, handler, `scope`).
-pub fn use_case_context(cause: &Event, handler: &str, scope: &str) -> RequestContext {
+pub fn use_case_context(cause: &Event, handler: &str, scope: &str) -> ChangeContext {
     let mut ctx =
-        RequestContext::caused_by(&cause.event).with_derived_ids(derived(cause.event_id(), &format!("{handler}/{scope}")));
+        ChangeContext::caused_by(&cause.event).with_derived_ids(derived(cause.event_id(), &format!("{handler}/{scope}")));
     if let Some(tp) = traceparent(cause) {
         ctx = ctx.with_traceparent(tp);
     }

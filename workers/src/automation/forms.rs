@@ -59,7 +59,7 @@ impl Handler for FormsHandler {
         };
         let uc_ctx = emit::use_case_context(event, "forms", &p.submission_id);
         let uc_ctx = match &p.submitted_by {
-            Some(user) => ltf_domain::usecases::RequestContext { user_id: Some(user.clone()), ..uc_ctx },
+            Some(user) => ltf_domain::usecases::ChangeContext { user_id: Some(user.clone()), ..uc_ctx },
             None => uc_ctx,
         };
         let input = CreateRecordInput { table_id, fields: record_fields(&form.field_mapping, &p.data) };

@@ -2,6 +2,8 @@
 //! notifications through the worker's channel. Each call carries the idempotency key of
 //! its (run, action), so a call repeated after a crash can be dropped by the receiver.
 
+/// Email actions over SMTP: the [`Mailer`] and [`MailerError`](email::MailerError), why it
+/// cannot be built.
 pub mod email;
 mod ssrf;
 mod webhook;

@@ -2,6 +2,9 @@
 //! acks=all and idempotence; prints throughput and the average record size so
 //! `scripts/bench` can run Kafka's own producer perf tool at the same size.
 
+pub mod api;
+pub mod consume;
+
 use std::time::Instant;
 
 use anyhow::Result;
@@ -13,7 +16,7 @@ use ltf_kafka::EventPublisher;
 use ltf_schemas::{AggregateType, EventCodec, TopicNames};
 use std::sync::Arc;
 
-use crate::sample::Sampler;
+use crate::demo::sample::Sampler;
 use crate::settings::Common;
 
 #[derive(Debug, Subcommand)]
@@ -21,9 +24,9 @@ pub enum BenchCmd {
     /// Encode and publish RecordUpdated events as fast as the producer allows.
     Produce(ProduceArgs),
     /// CreateRecord over HTTP against a running `ltf api`, watching the relay's backlog.
-    Api(crate::bench_api::ApiBenchArgs),
+    Api(api::ApiBenchArgs),
     /// Consume a pre-filled topic with the worker runtime (runner + pipeline).
-    Consume(crate::bench_consume::ConsumeArgs),
+    Consume(consume::ConsumeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -57,8 +60,8 @@ pub struct ProduceArgs {
 pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
     let a = match cmd {
         BenchCmd::Produce(a) => a,
-        BenchCmd::Api(a) => return crate::bench_api::run(a).await,
-        BenchCmd::Consume(a) => return crate::bench_consume::run(common, a).await,
+        BenchCmd::Api(a) => return api::run(a).await,
+        BenchCmd::Consume(a) => return consume::run(common, a).await,
     };
     let topics = TopicNames::new(&a.prefix);
     let topic = topics.events(AggregateType::Table);

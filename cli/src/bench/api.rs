@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::database::Secret;
-use crate::sample::Sampler;
+use crate::demo::sample::Sampler;
 
 #[derive(Debug, Clone, Args)]
 pub struct ApiBenchArgs {

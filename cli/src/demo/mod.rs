@@ -1,6 +1,9 @@
 //! The main job: register the contract, ensure topics, publish a realistic stream of every
 //! event type, and show it consumed back through the registry.
 
+pub mod flows;
+pub mod sample;
+
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -15,7 +18,7 @@ use ltf_schemas::registry;
 use ltf_schemas::EventType;
 use uuid::Uuid;
 
-use crate::sample::Sampler;
+use crate::demo::sample::Sampler;
 use crate::settings::Common;
 
 #[derive(Debug, Args)]

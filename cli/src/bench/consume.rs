@@ -23,10 +23,9 @@ use anyhow::{bail, ensure, Context, Result};
 use async_trait::async_trait;
 use clap::{Args, ValueEnum};
 use futures::{StreamExt, TryStreamExt};
-use ltf_consumers::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
-use ltf_consumers::pipeline::Pipeline;
 use ltf_consumers::{
-    Blocker, DedupStore, Event, Handler, HandlerContext, HandlerError, Incoming, Process, Router, Runner, WorkerConfig,
+    DedupStore, Event, Handler, HandlerContext, HandlerError, Incoming, PartitionPause, Process, Router, Runner, WorkerBuilder,
+    WorkerConfig,
 };
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::ConsumerConfig;
@@ -41,7 +40,7 @@ use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::database::Secret;
-use crate::sample::Sampler;
+use crate::demo::sample::Sampler;
 use crate::settings::Common;
 
 /// What each event goes through.
@@ -132,7 +131,7 @@ struct Nothing;
 
 #[async_trait]
 impl Process for Nothing {
-    async fn process(&self, _msg: &Incoming, _blocker: &Blocker) {}
+    async fn process(&self, _msg: &Incoming, _blocker: &PartitionPause) {}
 }
 
 /// When the first message started and the N-th finished.
@@ -155,7 +154,7 @@ struct Timed {
 
 #[async_trait]
 impl Process for Timed {
-    async fn process(&self, msg: &Incoming, blocker: &Blocker) {
+    async fn process(&self, msg: &Incoming, blocker: &PartitionPause) {
         self.progress.first.get_or_init(Instant::now);
         self.inner.process(msg, blocker).await;
         if self.progress.finished.fetch_add(1, Ordering::Relaxed) + 1 == self.progress.target {
@@ -216,16 +215,11 @@ pub async fn run(common: &Common, a: ConsumeArgs) -> Result<()> {
     };
     let inner: Arc<dyn Process> = match a.mode {
         Mode::Runner | Mode::Raw | Mode::Decode => Arc::new(Nothing),
-        Mode::Noop | Mode::Dedup => Arc::new(Pipeline::new(
-            &group,
-            codec,
-            Router::new().register(Count(handled.clone())),
-            pool.map(|p| Arc::new(DedupStore::new(p, Duration::from_secs(86_400)))),
-            RetryPolicy::default(),
-            Arc::new(Breakers::new(&group, BreakerConfig::default())),
-            Arc::new(DlqFuse::new(&group, FuseConfig::default())),
-            DeadLetterPublisher::new(publisher, &group),
-        )),
+        Mode::Noop | Mode::Dedup => Arc::new(
+            WorkerBuilder::new(&group, codec, Router::new().register(Count(handled.clone())), publisher)
+                .dedup_opt(pool.map(|p| Arc::new(DedupStore::new(p, Duration::from_secs(86_400)))))
+                .build(),
+        ),
     };
     let progress = Arc::new(Progress {
         target: a.events,
