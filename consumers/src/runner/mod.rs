@@ -24,6 +24,8 @@ mod lanes;
 mod offsets;
 mod process;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -142,7 +144,7 @@ impl Runner {
         let context = RunnerContext { shared: self.shared.clone() };
         let consumer: Arc<StreamConsumer<RunnerContext>> =
             Arc::new(client.create_with_context(context).map_err(ConsumeError::Create)?);
-        self.shared.set_consumer(&consumer);
+        self.shared.set_consumer(consumer.clone());
         let topics = self.subscriptions();
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(|source| ConsumeError::Subscribe { topics: topics.clone(), source })?;

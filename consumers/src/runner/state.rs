@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics::{counter, gauge};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, warn};
 
@@ -17,6 +18,49 @@ use crate::runner::offsets::PartitionOffsets;
 
 /// (topic, partition).
 pub type Tp = (String, i32);
+
+/// What the partition bookkeeping asks of the consumer: store an offset, pause a
+/// partition, seek and resume it. The runner's consumer implements it; tests of the
+/// bookkeeping use a recorder, without a broker.
+pub trait PartitionControl: Send + Sync {
+    /// Stores `offset` (the next to read) of the partition for the next commit.
+    fn store_offset(&self, tp: &Tp, offset: i64) -> Result<(), KafkaError>;
+    /// Stops fetching the partition.
+    fn pause(&self, tp: &Tp) -> Result<(), KafkaError>;
+    /// Moves the fetch position of a paused partition to `offset`.
+    fn seek(&self, tp: &Tp, offset: i64) -> Result<(), KafkaError>;
+    /// Fetches the partition again.
+    fn resume(&self, tp: &Tp) -> Result<(), KafkaError>;
+}
+
+fn one(tp: &Tp, offset: Option<i64>) -> Result<TopicPartitionList, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    match offset {
+        Some(o) => tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(o))?,
+        None => {
+            tpl.add_partition(&tp.0, tp.1);
+        }
+    }
+    Ok(tpl)
+}
+
+impl PartitionControl for StreamConsumer<RunnerContext> {
+    fn store_offset(&self, tp: &Tp, offset: i64) -> Result<(), KafkaError> {
+        self.store_offsets(&one(tp, Some(offset))?)
+    }
+
+    fn pause(&self, tp: &Tp) -> Result<(), KafkaError> {
+        Consumer::pause(self, &one(tp, None)?)
+    }
+
+    fn seek(&self, tp: &Tp, offset: i64) -> Result<(), KafkaError> {
+        Consumer::seek(self, &tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(10))
+    }
+
+    fn resume(&self, tp: &Tp) -> Result<(), KafkaError> {
+        Consumer::resume(self, &one(tp, None)?)
+    }
+}
 
 #[derive(Debug, Default)]
 struct PartitionState {
@@ -37,7 +81,7 @@ pub struct PartitionStates {
     /// Weak: the consumer's context holds this state, and the run owns the consumer; a
     /// strong reference here would keep the consumer (and its group membership) alive
     /// after the run ended.
-    consumer: OnceLock<Weak<StreamConsumer<RunnerContext>>>,
+    consumer: OnceLock<Weak<dyn PartitionControl>>,
     partitions: Mutex<HashMap<Tp, PartitionState>>,
     generation: AtomicU64,
     in_flight: AtomicUsize,
@@ -70,11 +114,12 @@ impl PartitionStates {
         })
     }
 
-    pub fn set_consumer(&self, consumer: &Arc<StreamConsumer<RunnerContext>>) {
-        let _ = self.consumer.set(Arc::downgrade(consumer));
+    /// The consumer the bookkeeping stores offsets in and pauses (kept weakly).
+    pub fn set_consumer(&self, consumer: Arc<dyn PartitionControl>) {
+        let _ = self.consumer.set(Arc::downgrade(&consumer));
     }
 
-    fn consumer(&self) -> Option<Arc<StreamConsumer<RunnerContext>>> {
+    fn consumer(&self) -> Option<Arc<dyn PartitionControl>> {
         self.consumer.get().and_then(Weak::upgrade)
     }
 
@@ -115,12 +160,9 @@ impl PartitionStates {
             }
         };
         if let (Some(next), Some(consumer)) = (store, self.consumer()) {
-            let mut tpl = TopicPartitionList::new();
-            if tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(next)).is_ok() {
-                // Fails harmlessly for a partition revoked meanwhile (at-least-once).
-                if let Err(e) = consumer.store_offsets(&tpl) {
-                    debug!(topic = %tp.0, partition = tp.1, error = %e, "offset not stored");
-                }
+            // Fails harmlessly for a partition revoked meanwhile (at-least-once).
+            if let Err(e) = consumer.store_offset(tp, next) {
+                debug!(topic = %tp.0, partition = tp.1, error = %e, "offset not stored");
             }
         }
     }
@@ -163,17 +205,15 @@ impl PartitionStates {
 
     fn pause_resume(&self, tp: &Tp, pause: bool, seek: Option<i64>) {
         let Some(consumer) = self.consumer() else { return };
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&tp.0, tp.1);
         let result = if pause {
-            consumer.pause(&tpl)
+            consumer.pause(tp)
         } else {
             if let Some(at) = seek {
-                if let Err(e) = consumer.seek(&tp.0, tp.1, Offset::Offset(at), Duration::from_secs(10)) {
+                if let Err(e) = consumer.seek(tp, at) {
                     warn!(topic = %tp.0, partition = tp.1, error = %e, "seek before resume failed");
                 }
             }
-            consumer.resume(&tpl)
+            consumer.resume(tp)
         };
         if let Err(e) = result {
             warn!(topic = %tp.0, partition = tp.1, pause, error = %e, "pause/resume failed");

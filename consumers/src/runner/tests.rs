@@ -1,0 +1,169 @@
+//! The runner's core without a broker: lanes with a fake [`Process`], and the partition
+//! bookkeeping with a recording [`PartitionControl`] in place of librdkafka.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::TopicPartitionList;
+use tokio::sync::Semaphore;
+
+use super::lanes::{Job, Lanes};
+use super::process::{Incoming, PartitionPause, Process};
+use super::state::{PartitionControl, PartitionStates, Tp};
+use crate::Meta;
+
+/// What the bookkeeping asked of the consumer, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    Store(i64),
+    Pause,
+    Seek(i64),
+    Resume,
+}
+
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<Call>>);
+
+impl Recorder {
+    fn calls(&self) -> Vec<Call> {
+        self.0.lock().expect("recorder").clone()
+    }
+    fn push(&self, c: Call) -> Result<(), rdkafka::error::KafkaError> {
+        self.0.lock().expect("recorder").push(c);
+        Ok(())
+    }
+}
+
+impl PartitionControl for Recorder {
+    fn store_offset(&self, _: &Tp, offset: i64) -> Result<(), rdkafka::error::KafkaError> {
+        self.push(Call::Store(offset))
+    }
+    fn pause(&self, _: &Tp) -> Result<(), rdkafka::error::KafkaError> {
+        self.push(Call::Pause)
+    }
+    fn seek(&self, _: &Tp, offset: i64) -> Result<(), rdkafka::error::KafkaError> {
+        self.push(Call::Seek(offset))
+    }
+    fn resume(&self, _: &Tp) -> Result<(), rdkafka::error::KafkaError> {
+        self.push(Call::Resume)
+    }
+}
+
+fn tp() -> Tp {
+    ("t".to_owned(), 0)
+}
+
+fn states() -> (Arc<PartitionStates>, Arc<Recorder>) {
+    let states = PartitionStates::new("g".into());
+    let recorder = Arc::new(Recorder::default());
+    states.set_consumer(recorder.clone());
+    (states, recorder)
+}
+
+fn revoke_all(states: &PartitionStates) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("t", 0);
+    states.revoke(&tpl);
+}
+
+#[test]
+fn the_stored_offset_is_the_lowest_unfinished_one_when_events_finish_out_of_order() {
+    let (states, rec) = states();
+    let mut generation = 0;
+    for o in 10..15 {
+        generation = states.start(&tp(), o, None).expect("not paused");
+    }
+    for o in [12, 11, 10, 14, 13] {
+        states.finish(&tp(), generation, o);
+    }
+    // 12 and 11 leave 10 unfinished (10 is stored once), 10 frees up to 13, 13 all of it.
+    assert_eq!(rec.calls(), vec![Call::Store(10), Call::Store(13), Call::Store(15)]);
+    assert_eq!(states.in_flight(), 0);
+}
+
+#[test]
+fn work_of_a_revoked_assignment_stores_no_offset_and_the_next_assignment_starts_afresh() {
+    let (states, rec) = states();
+    let old = states.start(&tp(), 5, None).expect("not paused");
+    revoke_all(&states);
+    states.finish(&tp(), old, 5);
+    assert_eq!(rec.calls(), vec![], "an offset of the revoked generation is never stored");
+    let new = states.start(&tp(), 5, None).expect("not paused");
+    assert_ne!(new, old, "a reassignment is a new generation");
+    states.finish(&tp(), new, 5);
+    assert_eq!(rec.calls(), vec![Call::Store(6)]);
+}
+
+#[test]
+fn a_partition_pauses_once_for_any_number_of_blocked_lanes_and_resumes_after_the_last_at_the_first_undispatched_offset() {
+    let (states, rec) = states();
+    for o in 0..3 {
+        states.start(&tp(), o, None);
+    }
+    let (a, b) = (PartitionPause::new(states.clone(), tp()), PartitionPause::new(states.clone(), tp()));
+    a.block();
+    a.block(); // one lane's pause counts once
+    b.block();
+    assert_eq!(rec.calls(), vec![Call::Pause]);
+    assert_eq!(states.start(&tp(), 3, None), None, "fetched after the pause: dropped, re-read after the seek");
+    a.unblock();
+    assert_eq!(rec.calls(), vec![Call::Pause], "b still waits");
+    b.unblock();
+    b.unblock(); // a second release of the same lane does nothing
+    assert_eq!(rec.calls(), vec![Call::Pause, Call::Seek(3), Call::Resume]);
+    assert!(states.start(&tp(), 3, None).is_some(), "after the resume the offset is dispatched again");
+}
+
+/// A process that records when each message of which key started and ended.
+#[derive(Debug, Default)]
+struct Timeline {
+    spans: Mutex<Vec<(String, i64, Instant, Instant)>>,
+}
+
+#[async_trait]
+impl Process for Timeline {
+    async fn process(&self, msg: &Incoming, _: &PartitionPause) {
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let key = msg.meta.key.clone().unwrap_or_default();
+        self.spans.lock().expect("timeline").push((key, msg.meta.offset, started, Instant::now()));
+    }
+}
+
+fn incoming(key: &str, offset: i64) -> Incoming {
+    let meta = Meta { topic: "t".into(), partition: 0, offset, key: Some(key.into()), timestamp_ms: None, headers: Vec::new() };
+    Incoming { meta, value: Vec::new() }
+}
+
+#[tokio::test]
+async fn events_of_one_key_run_in_offset_order_and_keys_run_concurrently_and_every_offset_is_stored() {
+    let (states, rec) = states();
+    let timeline = Arc::new(Timeline::default());
+    let lanes = Lanes::new(states.clone(), timeline.clone());
+    let permits = Arc::new(Semaphore::new(16));
+    for (offset, key) in ["a", "b", "a", "b", "a", "b"].into_iter().enumerate() {
+        let offset = offset as i64;
+        let generation = states.start(&tp(), offset, None).expect("not paused");
+        let permit = permits.clone().acquire_owned().await.expect("permit");
+        lanes.push(("t".into(), 0, key.into()), Job { incoming: incoming(key, offset), generation, permit });
+    }
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while states.in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every event finished");
+    let spans = timeline.spans.lock().expect("timeline").clone();
+    for key in ["a", "b"] {
+        let mine: Vec<_> = spans.iter().filter(|s| s.0 == key).collect();
+        let offsets: Vec<i64> = mine.iter().map(|s| s.1).collect();
+        assert_eq!(offsets, if key == "a" { vec![0, 2, 4] } else { vec![1, 3, 5] }, "in offset order");
+        assert!(mine.windows(2).all(|w| w[0].3 <= w[1].2), "one after the other: {mine:?}");
+    }
+    let (a0, b1) = (spans.iter().find(|s| s.1 == 0).expect("0"), spans.iter().find(|s| s.1 == 1).expect("1"));
+    assert!(a0.2 < b1.3 && b1.2 < a0.3, "keys a and b ran at the same time");
+    assert_eq!(rec.calls().last(), Some(&Call::Store(6)), "the last store covers every offset");
+    assert_eq!(permits.available_permits(), 16, "every permit came back");
+}
