@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use ltf_consumers::dedup::DedupStore;
+use ltf_consumers::DedupStore;
 use ltf_consumers::{Event, HandlerContext, Meta};
 use ltf_tests::{count_rows, fresh_database, TestDb};
 use sqlx::{PgPool, Postgres, Transaction};

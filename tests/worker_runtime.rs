@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use async_trait::async_trait;
-use ltf_consumers::dedup::DedupStore;
 use ltf_consumers::middleware::{BreakerConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
+use ltf_consumers::DedupStore;
 use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, Runner, WorkerBuilder, WorkerConfig};
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::ConsumerConfig;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ltf_kafka::EventPublisher;
 use ltf_schemas::EventCodec;
 
-use crate::dedup::DedupStore;
+use crate::middleware::dedup::DedupStore;
 use crate::middleware::{BreakerConfig, Breakers, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 use crate::pipeline::Pipeline;
 use crate::Router;

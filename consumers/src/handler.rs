@@ -9,7 +9,7 @@ use ltf_schemas::{DomainEvent, EventType, Headers};
 use rdkafka::message::{Headers as _, Message};
 use uuid::Uuid;
 
-use crate::dedup::DedupStore;
+use crate::middleware::dedup::DedupStore;
 
 /// Kafka metadata of the message an event came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,13 +195,6 @@ impl HandlerContext {
     pub(crate) fn recorded_by_handler(&self) -> bool {
         self.recorded.load(Ordering::SeqCst)
     }
-
-    /// An idempotency key for side effects outside PostgreSQL (a webhook's
-    /// `Idempotency-Key`, an email header): the same for every delivery of the event to
-    /// this handler.
-    pub fn idempotency_key(&self, event: &Event) -> String {
-        format!("{}:{}:{}", self.group, self.handler, event.event_id())
-    }
 }
 
 /// A handler of one worker. Registered on the worker's [`Router`](crate::Router); the
@@ -209,8 +202,9 @@ impl HandlerContext {
 ///
 /// `handle` must be idempotent: the runtime delivers at least once. Record the event in
 /// the dedup store in the transaction of the side effect
-/// ([`DedupStore::begin`](crate::dedup::DedupStore::begin)), or use
-/// [`HandlerContext::idempotency_key`] with an external system.
+/// ([`DedupStore::begin`](crate::middleware::dedup::DedupStore::begin)), or use
+/// a natural idempotency key with an external system (one derived from the eventId, as
+/// the automation worker's `Idempotency-Key: <runId>:<actionId>`).
 ///
 /// A complete handler (the README's example, compiled here):
 ///

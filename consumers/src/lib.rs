@@ -10,11 +10,10 @@
 //! | [`batch`] | the same for handlers that take batches |
 //! | [`runner`] | the consumer group: per-key lanes, offsets, pause and resume, rebalances |
 //! | [`middleware`] | retry, circuit breakers, dead letters, the DLQ-rate fuse |
-//! | [`dedup`] | the dedup store ([`DedupStore`]) |
 //! | [`metrics`] | the runtime's metric names, labels and catalogue |
 //! | [`EventReader`] | a plain decoding reader (demo, benchmarks, tests) |
 //!
-//! Invariants: this crate knows no table but `ltf_processed_events` (owned by [`dedup`]);
+//! Invariants: this crate knows no table but `ltf_processed_events` (owned by [`middleware::dedup`]);
 //! it depends on `ltf-schemas` and `ltf-kafka` alone of the project's crates, and on no
 //! HTTP server, database of the domain, mail or Redis client (`scripts/lib/check-layers`).
 //!
@@ -44,10 +43,11 @@
 //!   pruned after the configured retention.
 //!
 //! Guarantees of the middleware ([`middleware`]):
-//! * retry ([`RetryPolicy`], [`run_with_retry`]): only retryable errors, at most
+//! * retry ([`RetryPolicy`], `middleware::retry`): only retryable errors, at most
 //!   `max_attempts` calls, one after the other (per-key order holds through retries),
 //!   exponential backoff with equal jitter capped at `max_backoff`; a failure of a
-//!   dependency whose breaker is open ends the retries at once;
+//!   dependency whose breaker is open is waited out with the partition paused and does
+//!   not count as an attempt;
 //! * circuit breakers ([`Breakers`]): per dependency, open after `failure_threshold`
 //!   consecutive failures, one probe at a time after `cooldown`, closed by the probe's
 //!   success; exported as a gauge;
@@ -62,7 +62,6 @@
 pub mod batch;
 mod builder;
 
-pub mod dedup;
 mod error;
 mod handler;
 pub mod metrics;
@@ -75,12 +74,10 @@ pub mod runner;
 pub use batch::{BatchConfig, BatchHandler, BatchPipeline};
 pub use builder::WorkerBuilder;
 
-pub use dedup::DedupStore;
 pub use error::ConsumeError;
 pub use handler::{Event, Handler, HandlerContext, HandlerError, Meta};
-pub use middleware::{
-    run_with_retry, BreakerConfig, Breakers, CircuitState, DeadLetter, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy,
-};
+pub use middleware::dedup::DedupStore;
+pub use middleware::{BreakerConfig, Breakers, CircuitState, DeadLetter, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 pub use reader::{EventReader, ReceivedEvent};
 pub use router::Router;
 pub use runner::{Health, Incoming, PartitionPause, Process, RunReport, Runner, WorkerConfig};

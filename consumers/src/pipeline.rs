@@ -22,17 +22,19 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ltf_schemas::{EventCodec, SchemaError};
 use metrics::{counter, histogram};
 use tracing::{debug, info_span, warn, Instrument};
 
-use crate::dedup::DedupStore;
-use crate::metrics::{labels, outcome, END_TO_END_SECONDS, EVENTS_TOTAL, PROCESSING_SECONDS, RETRIES_TOTAL};
+use crate::metrics::{labels, outcome, END_TO_END_SECONDS, EVENTS_TOTAL};
 use crate::middleware::dead_letter::UNDECODABLE_HANDLER;
+use crate::middleware::dedup::DedupStore;
+use crate::middleware::dependency::wait_out;
+use crate::middleware::retry::{self, Attempted, Scope};
 use crate::middleware::{Breakers, DeadLetter, DeadLetterPublisher, DlqFuse, RetryPolicy};
 use crate::runner::{Incoming, PartitionPause, Process};
 use crate::{Event, Handler, HandlerContext, HandlerError, Router};
@@ -41,14 +43,6 @@ use crate::{Event, Handler, HandlerContext, HandlerError, Router};
 const REGISTRY: &str = "schema-registry";
 /// The dependency name of the dedup store's database.
 const POSTGRES: &str = "postgres";
-
-/// What [`Pipeline::attempts`] ended with.
-#[derive(Debug)]
-pub(crate) struct Attempted {
-    pub result: Result<(), HandlerError>,
-    pub attempts: u32,
-    pub first_failure: Option<DateTime<Utc>>,
-}
 
 /// The pipeline of one consumer group.
 #[derive(Debug)]
@@ -84,64 +78,21 @@ impl Pipeline {
         self.retry.delay(attempt, &mut rand::rng())
     }
 
-    /// Waits while `dependency`'s circuit is open, with the partition paused, until a
-    /// probe may go through.
-    async fn wait_for_circuit(&self, dependency: &str, blocker: &PartitionPause) {
-        blocker.block();
-        loop {
-            let left = self.breakers.wait_until_probe(dependency);
-            tokio::time::sleep(left.max(Duration::from_millis(50))).await;
-            if self.breakers.try_probe(dependency) {
-                return;
-            }
-        }
-    }
-
     /// Decodes the value; waits out a registry outage.
     async fn decode(&self, msg: &Incoming, blocker: &PartitionPause) -> Result<Event, SchemaError> {
-        let mut attempt = 0;
-        loop {
-            match self.codec.decode(&msg.value).await {
-                Ok(event) => {
-                    self.breakers.on_success(REGISTRY);
-                    return Ok(Event { event, meta: msg.meta.clone() });
-                }
-                Err(e) if e.is_retryable() => {
-                    attempt += 1;
-                    warn!(error = %e, attempt, "schema registry unavailable; the message waits");
-                    self.breakers.on_failure(REGISTRY);
-                    if self.breakers.is_open(REGISTRY) {
-                        self.wait_for_circuit(REGISTRY, blocker).await;
-                    } else {
-                        tokio::time::sleep(self.backoff(attempt)).await;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let decode = || self.codec.decode(&msg.value);
+        let event =
+            wait_out(&self.breakers, &self.retry, REGISTRY, blocker, "schema registry", decode, SchemaError::is_retryable)
+                .await?;
+        Ok(Event { event, meta: msg.meta.clone() })
     }
 
+    /// Whether `handler` handled the event already; waits out a dedup-store outage.
     pub(crate) async fn is_duplicate(&self, handler: &str, event: &Event, blocker: &PartitionPause) -> bool {
         let Some(dedup) = &self.dedup else { return false };
-        let mut attempt = 0;
-        loop {
-            match dedup.is_processed(&self.group, handler, event.event_id()).await {
-                Ok(done) => {
-                    self.breakers.on_success(POSTGRES);
-                    return done;
-                }
-                Err(e) => {
-                    attempt += 1;
-                    warn!(error = %e, attempt, "dedup store unavailable; the event waits");
-                    self.breakers.on_failure(POSTGRES);
-                    if self.breakers.is_open(POSTGRES) {
-                        self.wait_for_circuit(POSTGRES, blocker).await;
-                    } else {
-                        tokio::time::sleep(self.backoff(attempt)).await;
-                    }
-                }
-            }
-        }
+        let check = || dedup.is_processed(&self.group, handler, event.event_id());
+        let outage = |_: &sqlx::Error| true;
+        wait_out(&self.breakers, &self.retry, POSTGRES, blocker, "dedup store", check, outage).await.unwrap_or(false)
     }
 
     pub(crate) async fn record_processed(&self, handler: &str, event: &Event) -> Result<(), HandlerError> {
@@ -180,57 +131,20 @@ impl Pipeline {
         .increment(1);
     }
 
-    /// Calls `call` (one handler call per attempt) until it succeeds, fails permanently
-    /// or exhausts the retry policy. A failure of a dependency whose circuit is open does
-    /// not count as an attempt: the lane pauses its partition and probes after the
-    /// cool-down.
-    pub(crate) async fn attempts<F, Fut>(&self, name: &str, blocker: &PartitionPause, mut call: F) -> Attempted
+    /// The retry middleware around `call` (one handler call per attempt).
+    pub(crate) async fn attempts<F, Fut>(&self, name: &str, blocker: &PartitionPause, call: F) -> Attempted
     where
         F: FnMut(HandlerContext) -> Fut,
         Fut: Future<Output = Result<(), HandlerError>>,
     {
-        let started = Instant::now();
-        let mut attempt: u32 = 0;
-        let mut first_failure = None;
-        let mut failed_dependency: Option<String> = None;
-        let result = loop {
-            attempt += 1;
-            let ctx = HandlerContext::new(self.group.clone(), name, attempt, self.dedup.clone())
-                .with_max_attempts(self.retry.max_attempts);
-            let err = match call(ctx).await {
-                Ok(()) => break Ok(()),
-                Err(e) => e,
-            };
-            first_failure.get_or_insert_with(Utc::now);
-            if let Some(dep) = err.dependency.as_deref() {
-                failed_dependency = Some(dep.to_owned());
-                self.breakers.on_failure(dep);
-                if self.breakers.is_open(dep) {
-                    // Not the event's fault: wait for the dependency, then try again
-                    // without counting this against the event's attempts.
-                    warn!(handler = %name, dependency = dep, "circuit open; pausing the partition");
-                    self.wait_for_circuit(dep, blocker).await;
-                    attempt = attempt.saturating_sub(1);
-                    continue;
-                }
-            }
-            if !self.retry.should_retry(&err, attempt) {
-                break Err(err);
-            }
-            counter!(RETRIES_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => name.to_owned(),
-                labels::CLASS => err.class.clone())
-            .increment(1);
-            tokio::time::sleep(self.backoff(attempt)).await;
+        let scope = Scope {
+            group: &self.group,
+            handler: name,
+            policy: &self.retry,
+            breakers: &self.breakers,
+            dedup: self.dedup.as_ref(),
         };
-        blocker.unblock();
-        if result.is_ok() {
-            if let Some(dep) = &failed_dependency {
-                self.breakers.on_success(dep);
-            }
-        }
-        histogram!(PROCESSING_SECONDS, labels::GROUP => self.group.clone(), labels::HANDLER => name.to_owned())
-            .record(started.elapsed().as_secs_f64());
-        Attempted { result, attempts: attempt, first_failure }
+        retry::attempts(&scope, blocker, call).await
     }
 
     /// Counts the outcome of `events` (one call, or one batch) and dead-letters them

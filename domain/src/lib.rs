@@ -22,7 +22,7 @@
 //! | `ltf_connections` | [`store::connections`] |
 //! | `ltf_outbox`, `ltf_aggregate_sequences` | [`outbox`] |
 //! | `ltf_automations`, `ltf_automation_runs`, `ltf_automation_steps` | [`automations::store`] |
-//! | `ltf_processed_events` | `ltf_consumers::dedup` |
+//! | `ltf_processed_events` | `ltf_consumers::middleware::dedup` |
 //! | `ltf_event_log` | `ltf_workers::audit` |
 //! | `ltf_analytics_rollups` | `ltf_workers::analytics` |
 //! | `ltf_connection_usage` | `ltf_workers::automation::connections` |

@@ -1,20 +1,31 @@
-//! Failure handling, one module per concern (watermill style): the runner wires them
-//! around each handler call.
+//! Everything around a handler call, one module per concern (watermill style). The chain,
+//! declared here and composed in one place ([`crate::pipeline`], per event and handler):
 //!
-//! * [`retry`]: [`RetryPolicy`] and [`run_with_retry`] — retryable errors only, bounded
-//!   attempts, exponential backoff with equal jitter, early stop on an open breaker;
-//! * [`circuit_breaker`]: [`Breakers`] — per dependency Closed → Open → HalfOpen (one
-//!   probe) → Closed;
-//! * [`dead_letter`]: [`DeadLetter`] and [`DeadLetterPublisher`] — a faithful copy of the
-//!   message with the `dlq-*` headers, acknowledged before the offset may be stored;
-//! * [`fuse`]: [`DlqFuse`] — stops the worker when too large a share of recent events
-//!   is dead-lettered, until reset.
+//! ```text
+//! decode ─▶ dedup ─▶ breaker ─▶ retry ─▶ handler ─▶ (failure) dead letter
+//! ```
 //!
-//! Each piece returns plain values and has its own tests; none of them reads Kafka or
-//! stores offsets.
+//! 1. decode (the codec; a registry outage is waited out by the `dependency` module, a value that
+//!    does not decode goes to the dead letters as it is);
+//! 2. [`dedup`]: an event the handler already handled is acknowledged without a call;
+//!    after success the event is recorded ([`DedupStore`]);
+//! 3. [`circuit_breaker`]: [`Breakers`], per dependency Closed → Open → HalfOpen (one
+//!    probe) → Closed; a failure of a dependency whose circuit is open parks the lane
+//!    (the `dependency` module) instead of using up an attempt;
+//! 4. [`retry`]: [`RetryPolicy`] and the attempt loop: retryable errors only, bounded
+//!    attempts, exponential backoff with equal jitter;
+//! 5. the handler;
+//! 6. [`dead_letter`]: [`DeadLetter`] and [`DeadLetterPublisher`] — a faithful copy of the
+//!    message with the `dlq-*` headers, acknowledged before the offset may be stored; and
+//!    [`fuse`]: [`DlqFuse`] stops the worker when too large a share of recent events is
+//!    dead-lettered, until reset.
+//!
+//! Each piece has its own tests; none of them reads Kafka or stores offsets.
 
 pub mod circuit_breaker;
 pub mod dead_letter;
+pub mod dedup;
+pub(crate) mod dependency;
 pub mod fuse;
 pub mod retry;
 
@@ -23,5 +34,6 @@ mod test_recorder;
 
 pub use circuit_breaker::{BreakerConfig, Breakers, CircuitState, Clock, ManualClock, SystemClock};
 pub use dead_letter::{DeadLetter, DeadLetterPublisher, DlqHeaders, Origin, UNDECODABLE_HANDLER};
+pub use dedup::DedupStore;
 pub use fuse::{DlqFuse, FuseConfig};
-pub use retry::{run_with_retry, RetryPolicy};
+pub use retry::RetryPolicy;

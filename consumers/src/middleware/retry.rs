@@ -1,14 +1,16 @@
 //! Retrying a failed handler with exponential backoff and jitter.
 //!
-//! Guarantees of [`run_with_retry`]:
+//! Guarantees of the retry loop (`attempts`, the one the pipeline runs around every
+//! handler call):
 //! * a handler is called at most [`RetryPolicy::max_attempts`] times per delivery, and
 //!   only a **retryable** error ([`HandlerError::retryable`]) is retried: a permanent one
 //!   ends the run after its attempt;
 //! * the attempts run one after the other in the calling task, so per-key order holds
 //!   through retries (nothing else of the key runs meanwhile — the runner's job is only
 //!   not to start the next event of the key before this one finished);
-//! * a failure of a dependency whose circuit breaker is open ends the run at once with
-//!   that error, so the runner can pause instead of burning attempts on an outage;
+//! * a failure of a dependency whose circuit breaker is open is not counted as an attempt:
+//!   the lane pauses its partition until the breaker lets a probe through, then calls
+//!   again (see the `dependency` module);
 //! * the wait before attempt *n + 1* is exponential with **equal jitter**: half of
 //!   `min(max_backoff, initial_backoff × multiplier^(n−1))` fixed plus a uniformly random
 //!   part up to the other half. Waits never exceed `max_backoff`, never fall below half
@@ -18,12 +20,23 @@
 //!   remaining attempts, and the event, not acknowledged, is delivered again.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use metrics::{counter, histogram};
 
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::{ConsumeError, HandlerError};
+use tracing::warn;
+
+use crate::metrics::{labels, PROCESSING_SECONDS, RETRIES_TOTAL};
+use crate::middleware::dedup::DedupStore;
+use crate::middleware::dependency::wait_for_probe;
+use crate::middleware::Breakers;
+use crate::runner::PartitionPause;
+use crate::{ConsumeError, HandlerContext, HandlerError};
 
 /// How failed handler calls are retried. Every field has a default;
 /// [`validate`](RetryPolicy::validate) names the bad key.
@@ -102,42 +115,82 @@ impl RetryPolicy {
     }
 }
 
-/// Calls `f(attempt)` (attempt from 1) until it succeeds, fails permanently, runs out of
-/// attempts, or fails because of a dependency whose breaker `is_open(dependency)` says is
-/// open. Between attempts it calls `on_retry(&error, failed_attempt)` (count
-/// [`RETRIES_TOTAL`](crate::metrics::RETRIES_TOTAL) and log there) and waits
-/// [`RetryPolicy::delay`].
-///
-/// Returns the last outcome and how many attempts were made. `f` should report each
-/// outcome to the breakers ([`Breakers::on_success`](super::Breakers::on_success) /
-/// [`on_failure`](super::Breakers::on_failure)) before returning, so the check after a
-/// failure sees the breaker the failure opened.
-pub async fn run_with_retry<F, Fut>(
-    policy: &RetryPolicy,
-    mut f: F,
-    is_open: impl Fn(&str) -> bool,
-    mut on_retry: impl FnMut(&HandlerError, u32),
-) -> (Result<(), HandlerError>, u32)
+/// What [`attempts`] ended with.
+#[derive(Debug)]
+pub(crate) struct Attempted {
+    /// The last call's outcome.
+    pub result: Result<(), HandlerError>,
+    /// Attempts made (failures of a dependency with an open circuit not counted).
+    pub attempts: u32,
+    /// When the first attempt failed, if one did.
+    pub first_failure: Option<DateTime<Utc>>,
+}
+
+/// Where the attempts run: the group and handler (for the context and the metrics), the
+/// policy, the group's breakers and dedup store.
+#[derive(Debug)]
+pub(crate) struct Scope<'a> {
+    pub group: &'a str,
+    pub handler: &'a str,
+    pub policy: &'a RetryPolicy,
+    pub breakers: &'a Breakers,
+    pub dedup: Option<&'a Arc<DedupStore>>,
+}
+
+/// The retry middleware as the pipeline runs it: calls `call` (one handler call per
+/// attempt, with a fresh [`HandlerContext`]) until it succeeds, fails permanently or
+/// exhausts the policy. A failure of a dependency whose circuit is open does not count as
+/// an attempt: the lane pauses its partition, waits for a probe, and calls again. The
+/// pause is released before returning.
+pub(crate) async fn attempts<F, Fut>(scope: &Scope<'_>, blocker: &PartitionPause, mut call: F) -> Attempted
 where
-    F: FnMut(u32) -> Fut,
+    F: FnMut(HandlerContext) -> Fut,
     Fut: Future<Output = Result<(), HandlerError>>,
 {
-    let mut attempt = 1;
-    loop {
-        let err = match f(attempt).await {
-            Ok(()) => return (Ok(()), attempt),
-            Err(err) => err,
+    let Scope { group, handler, policy, breakers, dedup } = *scope;
+    let started = Instant::now();
+    let mut attempt: u32 = 0;
+    let mut first_failure = None;
+    let mut failed_dependency: Option<String> = None;
+    let result = loop {
+        attempt += 1;
+        let ctx = HandlerContext::new(group.to_owned(), handler, attempt, dedup.cloned()).with_max_attempts(policy.max_attempts);
+        let err = match call(ctx).await {
+            Ok(()) => break Ok(()),
+            Err(e) => e,
         };
-        let breaker_open = err.dependency.as_deref().is_some_and(&is_open);
-        if breaker_open || !policy.should_retry(&err, attempt) {
-            return (Err(err), attempt);
+        first_failure.get_or_insert_with(Utc::now);
+        if let Some(dep) = err.dependency.as_deref() {
+            failed_dependency = Some(dep.to_owned());
+            breakers.on_failure(dep);
+            if breakers.is_open(dep) {
+                // Not the event's fault: wait for the dependency, then try again
+                // without counting this against the event's attempts.
+                warn!(handler, dependency = dep, "circuit open; pausing the partition");
+                wait_for_probe(breakers, dep, blocker).await;
+                attempt = attempt.saturating_sub(1);
+                continue;
+            }
         }
-        on_retry(&err, attempt);
+        if !policy.should_retry(&err, attempt) {
+            break Err(err);
+        }
+        counter!(RETRIES_TOTAL, labels::GROUP => group.to_owned(), labels::HANDLER => handler.to_owned(),
+            labels::CLASS => err.class.clone())
+        .increment(1);
         // The thread-local generator is not `Send`: use it within this statement only.
         let wait = policy.delay(attempt, &mut rand::rng());
         tokio::time::sleep(wait).await;
-        attempt += 1;
+    };
+    blocker.unblock();
+    if result.is_ok() {
+        if let Some(dep) = &failed_dependency {
+            breakers.on_success(dep);
+        }
     }
+    histogram!(PROCESSING_SECONDS, labels::GROUP => group.to_owned(), labels::HANDLER => handler.to_owned())
+        .record(started.elapsed().as_secs_f64());
+    Attempted { result, attempts: attempt, first_failure }
 }
 
 #[cfg(test)]
@@ -148,6 +201,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+    use crate::middleware::BreakerConfig;
 
     fn fast(max_attempts: u32) -> RetryPolicy {
         RetryPolicy {
@@ -162,67 +216,53 @@ mod tests {
         HandlerError::retryable("timeout", "took too long")
     }
 
-    #[tokio::test]
-    async fn heals_on_the_second_attempt() {
-        let mut retried = Vec::new();
-        let (res, attempts) = run_with_retry(
-            &fast(3),
-            |attempt| async move {
-                if attempt < 2 {
-                    Err(flaky())
-                } else {
-                    Ok(())
-                }
-            },
-            |_| false,
-            |e, a| retried.push((e.class.clone(), a)),
-        )
+    /// Runs the retry loop with `fast(max)` and breakers opening after `threshold`
+    /// failures; `outcome(attempt)` is the handler's result on each call.
+    async fn run(max: u32, threshold: u32, outcome: impl Fn(u32) -> Result<(), HandlerError>) -> (Attempted, u32) {
+        let breakers = Breakers::new("g", BreakerConfig { failure_threshold: threshold, cooldown: Duration::from_millis(5) });
+        let policy = fast(max);
+        let scope = Scope { group: "g", handler: "h", policy: &policy, breakers: &breakers, dedup: None };
+        let calls = AtomicU32::new(0);
+        let attempted = attempts(&scope, &crate::runner::test_pause(), |ctx| {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let result = outcome(n);
+            async move {
+                assert_eq!(ctx.handler, "h");
+                result
+            }
+        })
         .await;
-        assert_eq!(res, Ok(()));
-        assert_eq!(attempts, 2);
-        assert_eq!(retried, vec![("timeout".to_owned(), 1)]);
+        (attempted, calls.load(Ordering::SeqCst))
     }
 
     #[tokio::test]
-    async fn never_healing_fails_after_max_attempts() {
-        let calls = AtomicU32::new(0);
-        let (res, attempts) = run_with_retry(
-            &fast(4),
-            |_| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Err(flaky()) }
-            },
-            |_| false,
-            |_, _| {},
-        )
-        .await;
-        assert_eq!(res, Err(flaky()));
-        assert_eq!((attempts, calls.load(Ordering::SeqCst)), (4, 4));
+    async fn a_retryable_error_is_retried_and_heals_on_the_second_attempt() {
+        let (a, calls) = run(3, 5, |n| if n < 2 { Err(flaky()) } else { Ok(()) }).await;
+        assert_eq!((a.result, a.attempts, calls), (Ok(()), 2, 2));
+        assert!(a.first_failure.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_retryable_error_that_never_heals_fails_after_max_attempts() {
+        let (a, calls) = run(4, 100, |_| Err(flaky())).await;
+        assert_eq!((a.result, a.attempts, calls), (Err(flaky()), 4, 4));
     }
 
     #[tokio::test]
     async fn a_permanent_error_is_not_retried() {
-        let mut retries = 0;
-        let (res, attempts) = run_with_retry(
-            &fast(5),
-            |_| async { Err(HandlerError::permanent("validation", "bad field")) },
-            |_| false,
-            |_, _| retries += 1,
-        )
-        .await;
-        assert_eq!(res.map_err(|e| e.class), Err("validation".to_owned()));
-        assert_eq!((attempts, retries), (1, 0));
+        let (a, calls) = run(5, 5, |_| Err(HandlerError::permanent("validation", "bad field"))).await;
+        assert_eq!((a.result.map_err(|e| e.class), a.attempts, calls), (Err("validation".to_owned()), 1, 1));
     }
 
     #[tokio::test]
-    async fn an_open_dependency_stops_the_retries() {
+    async fn failures_of_a_dependency_with_an_open_circuit_are_waited_out_not_counted() {
         let down = || HandlerError::retryable("connect", "refused").from_dependency("smtp");
-        let (res, attempts) = run_with_retry(&fast(5), |_| async move { Err(down()) }, |dep| dep == "smtp", |_, _| {}).await;
-        assert_eq!(res, Err(down()));
-        assert_eq!(attempts, 1);
-        // Another dependency's open breaker does not matter.
-        let (_, attempts) = run_with_retry(&fast(3), |_| async move { Err(down()) }, |dep| dep == "postgres", |_, _| {}).await;
-        assert_eq!(attempts, 3);
+        // The breaker opens at the first failure: three outages, then the dependency is back.
+        let (a, calls) = run(2, 1, |n| if n <= 3 { Err(down()) } else { Ok(()) }).await;
+        assert_eq!((a.result, a.attempts, calls), (Ok(()), 1, 4), "only the successful call counts");
+        // With the breaker still closed, a dependency failure is an ordinary retryable one.
+        let (a, calls) = run(3, 100, |_| Err(down())).await;
+        assert_eq!((a.attempts, calls), (3, 3));
     }
 
     #[test]

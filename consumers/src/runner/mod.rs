@@ -42,6 +42,12 @@ pub use config::WorkerConfig;
 pub use offsets::PartitionOffsets;
 pub use process::{Incoming, PartitionPause, Process};
 
+/// A pause of a partition of a runner without a consumer, for tests of the middleware.
+#[cfg(test)]
+pub(crate) fn test_pause() -> PartitionPause {
+    PartitionPause::new(state::PartitionStates::new("test".into()), ("t".into(), 0))
+}
+
 use crate::runner::context::RunnerContext;
 use crate::runner::lanes::{Job, Lanes};
 use crate::runner::state::PartitionStates;
