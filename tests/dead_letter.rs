@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::{TimeZone, Utc};
 use ltf_consumers::middleware::{DeadLetter, DeadLetterPublisher, DlqHeaders, UNDECODABLE_HANDLER};
+use ltf_consumers::ErrorClass;
 use ltf_consumers::Meta;
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::{EventPublisher, PublisherConfig};
@@ -71,7 +72,7 @@ async fn a_dead_letter_keeps_the_message_and_adds_every_dlq_header() -> Result<(
         },
         // Not UTF-8, with zero bytes: must arrive byte for byte.
         value: vec![0, 0, 0, 0, 42, 0xff, 0xfe, 0, 1, 2],
-        error_class: "http_4xx".into(),
+        error_class: ErrorClass::ActionFailed,
         error_message: "webhook refused the request: 422 Unprocessable Entity".into(),
         attempts: 1,
         group: GROUP.into(),
@@ -89,7 +90,7 @@ async fn a_dead_letter_keeps_the_message_and_adds_every_dlq_header() -> Result<(
     let hs = headers(m);
     assert_eq!(&hs[..original.len()], &original[..], "original headers first, unchanged and in order");
     let expect = [
-        (DlqHeaders::ERROR_CLASS, "http_4xx".to_owned()),
+        (DlqHeaders::ERROR_CLASS, "action_failed".to_owned()),
         (DlqHeaders::ERROR_MESSAGE, dl.error_message.clone()),
         (DlqHeaders::ATTEMPTS, "1".to_owned()),
         (DlqHeaders::ORIGINAL_TOPIC, s.event_topic.clone()),
@@ -127,13 +128,13 @@ async fn a_keyless_replayed_dead_letter_goes_to_the_same_dlq_with_its_origin() -
                 (DlqHeaders::ORIGINAL_PARTITION, "1"),
                 (DlqHeaders::ORIGINAL_OFFSET, "99"),
                 (DlqHeaders::ORIGINAL_TIMESTAMP, "1764200000000"),
-                (DlqHeaders::ERROR_CLASS, "undecodable"),
+                (DlqHeaders::ERROR_CLASS, "bad_avro"),
                 (DlqHeaders::ATTEMPTS, "0"),
                 (DlqHeaders::HANDLER, UNDECODABLE_HANDLER),
             ]),
         },
         value: b"not avro at all".to_vec(),
-        error_class: "undecodable".into(),
+        error_class: ErrorClass::BadAvro,
         error_message: "not Confluent-framed: magic byte is 0x6e, expected 0x00".into(),
         attempts: 0,
         group: GROUP.into(),

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use ltf_consumers::middleware::{BreakerConfig, RetryPolicy};
 use ltf_consumers::pipeline::Pipeline;
 use ltf_consumers::DedupStore;
+use ltf_consumers::ErrorClass;
 use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, Runner, WorkerBuilder, WorkerConfig};
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::ConsumerConfig;
@@ -58,7 +59,7 @@ impl Handler for Sink {
         if let Some(err) = (self.fail)(&label, ctx.attempt) {
             return Err(err);
         }
-        let Some(dedup) = &ctx.dedup else { return Err(HandlerError::permanent("config", "no dedup store")) };
+        let Some(dedup) = &ctx.dedup else { return Err(HandlerError::permanent(ErrorClass::Config, "no dedup store")) };
         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
         sqlx::query("INSERT INTO test_side_effects (event_id, label, attempt) VALUES ($1, $2, $3)")
             .bind(event.event_id())
@@ -230,8 +231,8 @@ async fn a_failure_that_heals_on_attempt_two_is_handled_once_and_one_that_never_
     f.publisher.publish_batch(&[same("heals"), same("never"), same("after")]).await?;
     let calls = Arc::new(AtomicU32::new(0));
     let fail = |record: &str, attempt: u32| match (record, attempt) {
-        ("heals", 1) => Some(HandlerError::retryable("timeout", "first attempt times out")),
-        ("never", _) => Some(HandlerError::retryable("timeout", "always times out")),
+        ("heals", 1) => Some(HandlerError::retryable(ErrorClass::Timeout, "first attempt times out")),
+        ("never", _) => Some(HandlerError::retryable(ErrorClass::Timeout, "always times out")),
         _ => None,
     };
     let running = start(&f, sink(&calls, fail), BreakerConfig::default())?;
@@ -263,7 +264,7 @@ async fn an_open_circuit_pauses_without_dead_lettering_and_resumes_when_the_depe
     let calls = Arc::new(AtomicU32::new(0));
     let fail = move |_: &str, _: u32| match std::net::TcpStream::connect(("127.0.0.1", port)) {
         Ok(_) => None,
-        Err(e) => Some(HandlerError::retryable("connect", e).from_dependency("downstream")),
+        Err(e) => Some(HandlerError::retryable(ErrorClass::Connect, e).from_dependency("downstream")),
     };
     let breaker = BreakerConfig { failure_threshold: 3, cooldown: Duration::from_millis(500) };
     let running = start(&f, sink(&calls, fail), breaker)?;

@@ -10,6 +10,7 @@ use rdkafka::message::{Headers as _, Message};
 use uuid::Uuid;
 
 use crate::middleware::dedup::DedupStore;
+use crate::ErrorClass;
 
 /// Kafka metadata of the message an event came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,9 +90,8 @@ pub struct HandlerError {
     /// Whether trying again may succeed (a timeout, a dependency down). Only retryable
     /// errors are retried; others are dead-lettered at once.
     pub retryable: bool,
-    /// A short, bounded class for metrics and the `dlq-error-class` header
-    /// (`validation`, `timeout`, `http_5xx`, …).
-    pub class: String,
+    /// The bounded class for metrics and the `dlq-error-class` header.
+    pub class: ErrorClass,
     /// What went wrong, for logs and the `dlq-error-message` header. Never secrets.
     pub message: String,
     /// The downstream dependency that failed (`postgres`, `smtp`, a webhook host): its
@@ -102,13 +102,13 @@ pub struct HandlerError {
 
 impl HandlerError {
     /// A failure that may heal on a later attempt.
-    pub fn retryable(class: impl Into<String>, message: impl fmt::Display) -> HandlerError {
-        HandlerError { retryable: true, class: class.into(), message: message.to_string(), dependency: None }
+    pub fn retryable(class: ErrorClass, message: impl fmt::Display) -> HandlerError {
+        HandlerError { retryable: true, class, message: message.to_string(), dependency: None }
     }
 
     /// A failure that will not heal by trying again (invalid data, a refused request).
-    pub fn permanent(class: impl Into<String>, message: impl fmt::Display) -> HandlerError {
-        HandlerError { retryable: false, class: class.into(), message: message.to_string(), dependency: None }
+    pub fn permanent(class: ErrorClass, message: impl fmt::Display) -> HandlerError {
+        HandlerError { retryable: false, class, message: message.to_string(), dependency: None }
     }
 
     /// Marks the failure as an outage of `dependency` (retryable, counted by its breaker).
@@ -131,7 +131,7 @@ impl From<sqlx::Error> for HandlerError {
     /// A database error: an outage of `postgres` when the connection failed, else a
     /// retryable `database` error (deadlocks and serialization failures heal).
     fn from(e: sqlx::Error) -> HandlerError {
-        let err = HandlerError::retryable("database", &e);
+        let err = HandlerError::retryable(ErrorClass::Database, &e);
         match e {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                 err.from_dependency("postgres")
@@ -175,7 +175,10 @@ impl HandlerContext {
     /// configuration error, reported as a permanent failure naming the handler.
     pub fn dedup_store(&self) -> Result<&DedupStore, HandlerError> {
         self.dedup.as_deref().ok_or_else(|| {
-            HandlerError::permanent("config", format!("handler {} of group {} needs the dedup store", self.handler, self.group))
+            HandlerError::permanent(
+                ErrorClass::Config,
+                format!("handler {} of group {} needs the dedup store", self.handler, self.group),
+            )
         })
     }
 
@@ -224,7 +227,7 @@ impl HandlerContext {
 ///     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
 ///         let EventPayload::RecordUpdated(u) = &event.event.payload else { return Ok(()) };
 ///         if !u.changed_fields.iter().any(|f| f == "status") { return Ok(()) }
-///         let dedup = ctx.dedup.as_ref().ok_or_else(|| HandlerError::permanent("config", "no dedup store"))?;
+///         let dedup = ctx.dedup.as_ref().ok_or_else(|| HandlerError::permanent(ErrorClass::Config, "no dedup store"))?;
 ///         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
 ///         sqlx::query("UPDATE done_counts SET n = n + 1 WHERE table_id = $1")
 ///             .bind(&u.table_id).execute(&mut *tx).await?;

@@ -63,6 +63,7 @@ pub mod batch;
 mod builder;
 
 mod error;
+mod error_class;
 mod handler;
 pub mod metrics;
 pub mod middleware;
@@ -75,6 +76,7 @@ pub use batch::{BatchConfig, BatchHandler, BatchPipeline};
 pub use builder::WorkerBuilder;
 
 pub use error::ConsumeError;
+pub use error_class::ErrorClass;
 pub use handler::{Event, Handler, HandlerContext, HandlerError, Meta};
 pub use middleware::dedup::DedupStore;
 pub use middleware::{BreakerConfig, Breakers, CircuitState, DeadLetter, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};

@@ -37,7 +37,7 @@ use crate::middleware::dependency::wait_out;
 use crate::middleware::retry::{self, Attempted, Scope};
 use crate::middleware::{Breakers, DeadLetter, DeadLetterPublisher, DlqFuse, RetryPolicy};
 use crate::runner::{Incoming, PartitionPause, Process};
-use crate::{Event, Handler, HandlerContext, HandlerError, Router};
+use crate::{ErrorClass, Event, Handler, HandlerContext, HandlerError, Router};
 
 /// The dependency name of the schema registry, for its circuit breaker.
 const REGISTRY: &str = "schema-registry";
@@ -163,7 +163,7 @@ impl Pipeline {
                     let dl = DeadLetter {
                         original: event.meta.clone(),
                         value: value.to_vec(),
-                        error_class: err.class.clone(),
+                        error_class: err.class,
                         error_message: err.message.clone(),
                         attempts: attempted.attempts,
                         group: self.group.clone(),
@@ -191,7 +191,7 @@ impl Pipeline {
         let dl = DeadLetter {
             original: msg.meta.clone(),
             value: msg.value.clone(),
-            error_class: decode_class(&e).to_owned(),
+            error_class: ErrorClass::of_decode(&e),
             error_message: e.to_string(),
             attempts: 0,
             group: self.group.clone(),
@@ -244,18 +244,5 @@ impl Process for Pipeline {
         let age_ms = (Utc::now() - event.event.envelope.occurred_on).num_milliseconds();
         histogram!(END_TO_END_SECONDS, labels::GROUP => self.group.clone(), labels::EVENT_TYPE => event.event_type().as_str())
             .record((age_ms.max(0) as f64) / 1000.0);
-    }
-}
-
-/// The `dlq-error-class` of a value that does not decode.
-fn decode_class(e: &SchemaError) -> &'static str {
-    match e {
-        SchemaError::NotConfluentFramed { .. } => "not_confluent_framed",
-        SchemaError::UnknownSchemaId { .. } => "unknown_schema_id",
-        SchemaError::BadAvro { .. } => "bad_avro",
-        SchemaError::UnknownEventType { .. } => "unknown_event_type",
-        SchemaError::UnsupportedVersion { .. } => "unsupported_version",
-        SchemaError::Malformed { .. } | SchemaError::InvalidEvent { .. } => "malformed_event",
-        _ => "decode_error",
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use async_trait::async_trait;
+use ltf_consumers::ErrorClass;
 use ltf_consumers::{BatchConfig, BatchHandler, BatchPipeline, Event, HandlerContext, HandlerError, Router};
 use ltf_schemas::{DomainEvent, EventPayload, EventType, Fields, RecordDeleted, TopicNames};
 use ltf_tests::{headers, read_n};
@@ -29,9 +30,10 @@ impl BatchHandler for BatchSink {
     async fn handle_batch(&self, ctx: &HandlerContext, t: EventType, events: &[Event]) -> Result<(), HandlerError> {
         let labels: Vec<String> = events.iter().map(label).collect();
         if labels.iter().any(|l| l == "bad") {
-            return Err(HandlerError::permanent("validation", "a bad label"));
+            return Err(HandlerError::permanent(ErrorClass::Validation, "a bad label"));
         }
-        let pool = ctx.dedup.as_ref().map(|d| d.pool().clone()).ok_or_else(|| HandlerError::permanent("config", "no pool"))?;
+        let pool =
+            ctx.dedup.as_ref().map(|d| d.pool().clone()).ok_or_else(|| HandlerError::permanent(ErrorClass::Config, "no pool"))?;
         let mut tx = pool.begin().await?;
         sqlx::query("INSERT INTO test_batches (size, event_type) VALUES ($1, $2)")
             .bind(events.len() as i32)

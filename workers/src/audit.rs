@@ -7,6 +7,7 @@ use ltf_schemas::EventType;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use ltf_consumers::ErrorClass;
 use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// Writes each event to the event log. A redelivered event finds its dedup record and
@@ -28,7 +29,7 @@ impl Handler for AuditHandler {
         let dedup = ctx.dedup_store()?;
         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
         let e = &event.event;
-        let payload = serde_json::to_value(&e.payload).map_err(|err| HandlerError::permanent("serialize", err))?;
+        let payload = serde_json::to_value(&e.payload).map_err(|err| HandlerError::permanent(ErrorClass::Serialize, err))?;
         sqlx::query(
             "INSERT INTO ltf_event_log (event_id, event_type, event_version, aggregate_type, aggregate_id,
                  aggregate_sequence, correlation_id, causation_id, payload, occurred_on, topic,

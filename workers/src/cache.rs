@@ -44,6 +44,7 @@ use redis::{AsyncCommands, RedisError, RetryMethod};
 use sqlx::PgPool;
 
 use crate::metrics::{labels, CACHE_WRITES_TOTAL};
+use ltf_consumers::ErrorClass;
 use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// The dependency name of Redis, for its circuit breaker.
@@ -457,7 +458,7 @@ fn parse_entry(
 /// A Redis failure as the runtime sees it: an outage of `redis` when the server is
 /// unreachable, else a retryable error of class `redis`.
 pub fn redis_failure(e: &RedisError) -> HandlerError {
-    let err = HandlerError::retryable(REDIS, e);
+    let err = HandlerError::retryable(ErrorClass::Redis, e);
     if is_outage(e) {
         err.from_dependency(REDIS)
     } else {
@@ -481,8 +482,8 @@ impl From<CacheError> for HandlerError {
     fn from(e: CacheError) -> HandlerError {
         match &e {
             CacheError::Redis(r) | CacheError::Url(r) => redis_failure(r),
-            CacheError::Database(_) => HandlerError::retryable("database", &e),
-            CacheError::Corrupt { .. } => HandlerError::permanent("corrupt_cache_entry", &e),
+            CacheError::Database(_) => HandlerError::retryable(ErrorClass::Database, &e),
+            CacheError::Corrupt { .. } => HandlerError::permanent(ErrorClass::CorruptCacheEntry, &e),
         }
     }
 }

@@ -27,6 +27,7 @@ use metrics::counter;
 use tracing::warn;
 
 use crate::metrics::{labels, DEAD_LETTERS_TOTAL};
+use crate::ErrorClass;
 use crate::Meta;
 
 /// The `dlq-*` header names a dead letter carries (DESIGN.md, "Retry and dead letters").
@@ -88,7 +89,7 @@ pub struct DeadLetter {
     pub value: Vec<u8>,
     /// A bounded error class ([`HandlerError::class`](crate::HandlerError::class), or
     /// e.g. `undecodable`).
-    pub error_class: String,
+    pub error_class: ErrorClass,
     /// What went wrong; cut to [`MAX_ERROR_MESSAGE_BYTES`] in the header.
     pub error_message: String,
     /// Handler calls made (0 for an undecodable message).
@@ -149,7 +150,7 @@ impl DeadLetter {
             self.original.headers.iter().filter(|(k, _)| !k.starts_with(DlqHeaders::PREFIX)).cloned().collect();
         headers.extend(
             [
-                (DlqHeaders::ERROR_CLASS, self.error_class.clone()),
+                (DlqHeaders::ERROR_CLASS, self.error_class.as_str().to_owned()),
                 (DlqHeaders::ERROR_MESSAGE, truncate(&self.error_message, MAX_ERROR_MESSAGE_BYTES).to_owned()),
                 (DlqHeaders::ATTEMPTS, self.attempts.to_string()),
                 (DlqHeaders::ORIGINAL_TOPIC, origin.topic),
@@ -217,7 +218,7 @@ impl DeadLetterPublisher {
             DEAD_LETTERS_TOTAL,
             labels::GROUP => self.group.clone(),
             labels::TOPIC => dl.event_topic().to_owned(),
-            labels::CLASS => dl.error_class.clone(),
+            labels::CLASS => dl.error_class.as_str(),
         )
         .increment(1);
         warn!(
@@ -251,7 +252,7 @@ mod tests {
                 headers: headers.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
             },
             value: vec![0, 0, 0, 0, 7, 1, 2, 3],
-            error_class: "validation".into(),
+            error_class: ErrorClass::Validation,
             error_message: "field `age` is not a number".into(),
             attempts: 3,
             group: "latechforce.automation".into(),

@@ -176,7 +176,7 @@ where
             break Err(err);
         }
         counter!(RETRIES_TOTAL, labels::GROUP => group.to_owned(), labels::HANDLER => handler.to_owned(),
-            labels::CLASS => err.class.clone())
+            labels::CLASS => err.class.as_str())
         .increment(1);
         // The thread-local generator is not `Send`: use it within this statement only.
         let wait = policy.delay(attempt, &mut rand::rng());
@@ -202,6 +202,7 @@ mod tests {
 
     use super::*;
     use crate::middleware::BreakerConfig;
+    use crate::ErrorClass;
 
     fn fast(max_attempts: u32) -> RetryPolicy {
         RetryPolicy {
@@ -213,7 +214,7 @@ mod tests {
     }
 
     fn flaky() -> HandlerError {
-        HandlerError::retryable("timeout", "took too long")
+        HandlerError::retryable(ErrorClass::Timeout, "took too long")
     }
 
     /// Runs the retry loop with `fast(max)` and breakers opening after `threshold`
@@ -250,13 +251,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_permanent_error_is_not_retried() {
-        let (a, calls) = run(5, 5, |_| Err(HandlerError::permanent("validation", "bad field"))).await;
-        assert_eq!((a.result.map_err(|e| e.class), a.attempts, calls), (Err("validation".to_owned()), 1, 1));
+        let (a, calls) = run(5, 5, |_| Err(HandlerError::permanent(ErrorClass::Validation, "bad field"))).await;
+        assert_eq!((a.result.map_err(|e| e.class), a.attempts, calls), (Err(ErrorClass::Validation), 1, 1));
     }
 
     #[tokio::test]
     async fn failures_of_a_dependency_with_an_open_circuit_are_waited_out_not_counted() {
-        let down = || HandlerError::retryable("connect", "refused").from_dependency("smtp");
+        let down = || HandlerError::retryable(ErrorClass::Connect, "refused").from_dependency("smtp");
         // The breaker opens at the first failure: three outages, then the dependency is back.
         let (a, calls) = run(2, 1, |n| if n <= 3 { Err(down()) } else { Ok(()) }).await;
         assert_eq!((a.result, a.attempts, calls), (Ok(()), 1, 4), "only the successful call counts");
@@ -296,7 +297,7 @@ mod tests {
         assert!(p.should_retry(&flaky(), 1));
         assert!(p.should_retry(&flaky(), 2));
         assert!(!p.should_retry(&flaky(), 3));
-        assert!(!p.should_retry(&HandlerError::permanent("validation", "x"), 1));
+        assert!(!p.should_retry(&HandlerError::permanent(ErrorClass::Validation, "x"), 1));
     }
 
     #[test]

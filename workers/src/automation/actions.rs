@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::effects::EffectError;
 use super::{emit, Effects};
 use crate::metrics::{labels, AUTOMATION_ACTIONS_TOTAL, AUTOMATION_ACTION_SECONDS, AUTOMATION_RUNS_TOTAL};
+use ltf_consumers::ErrorClass;
 use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// Executes actions and tracks runs.
@@ -54,14 +55,14 @@ struct Run {
 
 async fn load_run(pool: &PgPool, id: Uuid) -> Result<Run, HandlerError> {
     let Some(state) = store::run_state(&mut *pool.acquire().await?, id).await? else {
-        return Err(HandlerError::permanent("unknown_run", format!("run {id} is not in the run tracker")));
+        return Err(HandlerError::permanent(ErrorClass::UnknownRun, format!("run {id} is not in the run tracker")));
     };
     let RunState { automation_id, trigger_data, actions, steps } = state;
     Ok(Run { id, automation_id, trigger_data, actions, steps: steps.into_iter().collect() })
 }
 
 fn parse_run_id(s: &str) -> Result<Uuid, HandlerError> {
-    Uuid::parse_str(s).map_err(|_| HandlerError::permanent("bad_run_id", format!("runId {s:?} is not a UUID")))
+    Uuid::parse_str(s).map_err(|_| HandlerError::permanent(ErrorClass::BadRunId, format!("runId {s:?} is not a UUID")))
 }
 
 impl Run {
@@ -103,7 +104,7 @@ impl Handler for ActionHandler {
                 let run = load_run(dedup.pool(), run_id).await?;
                 let Some(done) = run.actions.iter().position(|a| a.id == p.action_id) else {
                     return Err(HandlerError::permanent(
-                        "unknown_action",
+                        ErrorClass::UnknownAction,
                         format!("run {run_id} has no action {:?}", p.action_id),
                     ));
                 };
@@ -152,7 +153,7 @@ impl ActionHandler {
         };
         if let Some(Err(e)) = &external {
             if e.retryable && !ctx.is_last_attempt() {
-                let err = HandlerError::retryable("action_failed", e);
+                let err = HandlerError::retryable(ErrorClass::ActionFailed, e);
                 return Err(match &e.dependency {
                     Some(d) => err.from_dependency(d.clone()),
                     None => err,

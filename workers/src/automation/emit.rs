@@ -8,6 +8,7 @@ use ltf_schemas::{DomainEvent, EventCodec, EventPayload, Headers};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use ltf_consumers::ErrorClass;
 use ltf_consumers::{Event, HandlerError};
 
 /// Namespace of run ids.
@@ -62,7 +63,7 @@ pub async fn append(
 ) -> Result<(), HandlerError> {
     outbox::append(conn, codec, traceparent(cause).as_deref(), events).await.map_err(|e| match e {
         OutboxError::Db(e) => HandlerError::from(e),
-        e @ OutboxError::Encode { .. } => HandlerError::retryable("encode", e).from_dependency("schema-registry"),
+        e @ OutboxError::Encode { .. } => HandlerError::retryable(ErrorClass::Encode, e).from_dependency("schema-registry"),
     })?;
     Ok(())
 }
@@ -70,8 +71,8 @@ pub async fn append(
 /// A use case's refusal as a handler error: retryable when running it again may succeed.
 pub fn use_case_error(e: UseCaseError) -> HandlerError {
     if e.is_retryable() {
-        HandlerError::retryable("use_case", e).from_dependency("postgres")
+        HandlerError::retryable(ErrorClass::UseCase, e).from_dependency("postgres")
     } else {
-        HandlerError::permanent("use_case", e)
+        HandlerError::permanent(ErrorClass::UseCase, e)
     }
 }

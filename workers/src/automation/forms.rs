@@ -11,6 +11,7 @@ use ltf_domain::usecases::{CreateRecord, CreateRecordInput, UseCase};
 use ltf_schemas::{EventCodec, EventPayload, EventType, Fields};
 
 use super::emit;
+use ltf_consumers::ErrorClass;
 use ltf_consumers::{Event, Handler, HandlerContext, HandlerError};
 
 /// Turns submissions into records.
@@ -50,7 +51,7 @@ impl Handler for FormsHandler {
         let dedup = ctx.dedup_store()?;
         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
         let Some(form) = forms::find_for_share(&mut tx, &p.form_id).await? else {
-            return Err(HandlerError::permanent("unknown_form", format!("form {} does not exist", p.form_id)));
+            return Err(HandlerError::permanent(ErrorClass::UnknownForm, format!("form {} does not exist", p.form_id)));
         };
         let Some(table_id) = form.table_id.clone() else {
             // A form that feeds no table: nothing to create; the dedup record remains.
