@@ -213,7 +213,7 @@ impl HandlerContext {
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router};
+/// use ltf_consumers::{ErrorClass, Event, Handler, HandlerContext, HandlerError, Router};
 /// use ltf_schemas::{EventPayload, EventType};
 ///
 /// pub struct CountDone;

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use ltf_schemas::{DomainEvent, EventCodec, SchemaError};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
@@ -41,6 +42,31 @@ impl std::fmt::Debug for EventReader {
     }
 }
 
+/// The end offset of a partition. A topic created a moment ago may have no leader yet
+/// (`NotLeaderForPartition`, `LeaderNotAvailable`): that is waited out for up to 30 s, as
+/// librdkafka would for a produce, instead of failing the caller.
+fn end_offset(consumer: &StreamConsumer, topic: &str, partition: i32, timeout: Duration) -> Result<i64, KafkaError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match consumer.fetch_watermarks(topic, partition, timeout) {
+            Ok((_low, high)) => return Ok(high),
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::NotLeaderForPartition
+                            | RDKafkaErrorCode::LeaderNotAvailable
+                            | RDKafkaErrorCode::UnknownTopicOrPartition
+                    )
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl EventReader {
     /// Joins `config.group_id` and subscribes to `topics`.
     pub fn subscribe(config: &ConsumerConfig, codec: Arc<EventCodec>, topics: &[String]) -> Result<EventReader, ConsumeError> {
@@ -61,7 +87,7 @@ impl EventReader {
             let md = consumer.fetch_metadata(Some(topic), timeout).map_err(ConsumeError::Receive)?;
             for t in md.topics() {
                 for p in t.partitions() {
-                    let (_low, high) = consumer.fetch_watermarks(topic, p.id(), timeout).map_err(ConsumeError::Receive)?;
+                    let high = end_offset(&consumer, topic, p.id(), timeout).map_err(ConsumeError::Receive)?;
                     tpl.add_partition_offset(topic, p.id(), Offset::Offset(high)).map_err(ConsumeError::Receive)?;
                 }
             }
