@@ -92,7 +92,7 @@ impl WorkerBuilder {
     pub fn build(self) -> Pipeline {
         let breakers = self.breakers.unwrap_or_else(|| Arc::new(Breakers::new(&self.group, BreakerConfig::default())));
         let fuse = self.fuse.unwrap_or_else(|| Arc::new(DlqFuse::new(&self.group, FuseConfig::default())));
-        let dead_letters = DeadLetterPublisher::new(self.publisher, &self.group);
+        let dead_letters = Arc::new(DeadLetterPublisher::new(self.publisher, &self.group));
         Pipeline::new(self.group, self.codec, self.router, self.dedup, self.retry, breakers, fuse, dead_letters)
     }
 }

@@ -1,7 +1,6 @@
 //! The handler API: what a worker's handler implements and what it is given.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,7 +8,7 @@ use ltf_schemas::{DomainEvent, EventType, Headers};
 use rdkafka::message::{Headers as _, Message};
 use uuid::Uuid;
 
-use crate::middleware::dedup::DedupStore;
+use crate::middleware::dedup::{DedupStore, Recording};
 use crate::ErrorClass;
 
 /// Kafka metadata of the message an event came from.
@@ -31,7 +30,7 @@ pub struct Meta {
 
 impl Meta {
     /// The metadata of a fetched message; header values as UTF-8 (lossy).
-    pub(crate) fn of(msg: &impl Message) -> Meta {
+    pub fn of(msg: &impl Message) -> Meta {
         let headers = msg
             .headers()
             .map(|h| {
@@ -152,9 +151,8 @@ pub struct HandlerContext {
     pub attempt: u32,
     /// The group's dedup store, when configured.
     pub dedup: Option<Arc<DedupStore>>,
-    /// Set by [`DedupStore::begin`]: the handler records the event in its own
-    /// transaction, so the runtime need not record it again.
-    pub(crate) recorded: Arc<AtomicBool>,
+    /// The dedup middleware's state of this call ([`DedupStore::begin`] marks it).
+    pub(crate) recording: Arc<Recording>,
     /// Attempts the runtime's retry policy allows this delivery (1 when unknown).
     pub max_attempts: u32,
 }
@@ -167,7 +165,14 @@ impl HandlerContext {
         attempt: u32,
         dedup: Option<Arc<DedupStore>>,
     ) -> HandlerContext {
-        HandlerContext { group: group.into(), handler: handler.into(), attempt, dedup, recorded: Arc::default(), max_attempts: 1 }
+        HandlerContext {
+            group: group.into(),
+            handler: handler.into(),
+            attempt,
+            dedup,
+            recording: Arc::default(),
+            max_attempts: 1,
+        }
     }
 
     /// The dedup store, for a handler that records its side effect in the dedup
@@ -192,11 +197,6 @@ impl HandlerContext {
     /// failures into events (the automation's ActionExecuted failure) does so now.
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
-    }
-
-    /// Whether the handler recorded the event through [`DedupStore::begin`].
-    pub(crate) fn recorded_by_handler(&self) -> bool {
-        self.recorded.load(Ordering::SeqCst)
     }
 }
 

@@ -11,7 +11,12 @@
 //! | [`runner`] | the consumer group: per-key lanes, offsets, pause and resume, rebalances |
 //! | [`middleware`] | retry, circuit breakers, dead letters, the DLQ-rate fuse |
 //! | [`metrics`] | the runtime's metric names, labels and catalogue |
-//! | [`EventReader`] | a plain decoding reader (demo, benchmarks, tests) |
+//!
+//! The orchestration (runner bookkeeping, lanes, pipeline, batch, shutdown) is tested in
+//! memory, without a broker or registry: a recording consumer stands in for librdkafka
+//! (`PartitionControl`), a recording [`middleware::DeadLetterSink`] for the DLQ, and a
+//! codec with remembered writer schemas for the registry (`cargo nextest run -p
+//! ltf-consumers --lib`, seconds; `scripts/test` runs it before starting the stack).
 //!
 //! Invariants: this crate knows no table but `ltf_processed_events` (owned by [`middleware::dedup`]);
 //! it depends on `ltf-schemas` and `ltf-kafka` alone of the project's crates, and on no
@@ -27,18 +32,12 @@
 //! circuit is open and resumed from the first message not dispatched. Guarantees of the
 //! pipeline: see [`pipeline`].
 //!
-//! Guarantees of [`EventReader`]:
-//! * a message that does not decode is returned as a [`ReceivedEvent`] whose `event` is
-//!   the typed [`ltf_schemas::SchemaError`], never a panic and never silently skipped;
-//! * offsets are stored only when the caller calls [`EventReader::store`]
-//!   (`enable.auto.offset.store=false`), so reading is at-least-once;
-//! * librdkafka's prefetch is bounded (`queued.max.messages.kbytes`).
-//!
 //! Guarantees of the dedup store ([`DedupStore`]):
 //! * a handler's side effect and its dedup record (consumer group, handler, eventId)
 //!   commit in one PostgreSQL transaction ([`DedupStore::begin`]): a redelivered event is
 //!   acknowledged without a second side effect, and of two racing deliveries exactly one
-//!   applies it;
+//!   applies it; a handler that does not record the event itself has it recorded by
+//!   the middleware right after its call succeeded;
 //! * a dead-lettered event is never recorded, so a replay handles it again; records are
 //!   pruned after the configured retention.
 //!
@@ -68,7 +67,6 @@ mod handler;
 pub mod metrics;
 pub mod middleware;
 pub mod pipeline;
-mod reader;
 mod router;
 pub mod runner;
 
@@ -80,6 +78,5 @@ pub use error_class::ErrorClass;
 pub use handler::{Event, Handler, HandlerContext, HandlerError, Meta};
 pub use middleware::dedup::DedupStore;
 pub use middleware::{BreakerConfig, Breakers, CircuitState, DeadLetter, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
-pub use reader::{EventReader, ReceivedEvent};
 pub use router::Router;
 pub use runner::{Health, Incoming, PartitionPause, Process, RunReport, Runner, WorkerConfig};

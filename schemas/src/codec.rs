@@ -178,6 +178,12 @@ impl EventCodec {
         Ok(EncodedEvent { topic, key: event.aggregate_id().to_owned(), value: frame(id, &body), headers: headers_for(event) })
     }
 
+    /// Makes `def`'s schema the writer schema of `id` without asking the registry: for a
+    /// reader that knows its schemas' ids, and for decoding in tests without a registry.
+    pub fn remember_writer(&self, id: u32, def: &SchemaDef) {
+        self.writers.write().expect("codec cache poisoned").insert(id, Arc::new(def.schema().clone()));
+    }
+
     /// The writer schema of `id`, fetched once.
     pub async fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, SchemaError> {
         if let Some(s) = self.writers.read().expect("codec cache poisoned").get(&id) {

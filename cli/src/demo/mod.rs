@@ -2,6 +2,7 @@
 //! event type, and show it consumed back through the registry.
 
 pub mod flows;
+mod reader;
 pub mod sample;
 
 use std::collections::{BTreeMap, HashSet};
@@ -11,11 +12,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use ltf_consumers::EventReader;
 use ltf_kafka::topics::{ensure_topics, TopicSpec};
 use ltf_kafka::ConsumerConfig;
+
 use ltf_schemas::registry;
 use ltf_schemas::EventType;
+use reader::EventReader;
 use uuid::Uuid;
 
 use crate::demo::sample::Sampler;

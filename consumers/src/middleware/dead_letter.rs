@@ -20,6 +20,7 @@
 //! Header values are the [`Meta`] headers as UTF-8 text: a foreign header with non-UTF-8
 //! bytes is copied lossily.
 
+use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ltf_kafka::{EventPublisher, PublishError};
 use ltf_schemas::{EncodedEvent, TopicNames};
@@ -185,6 +186,14 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Where a consumer group's dead letters go: Kafka ([`DeadLetterPublisher`]) in a worker;
+/// the runtime's in-memory tests put a recorder in its place.
+#[async_trait]
+pub trait DeadLetterSink: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores `dl` durably; `Ok` only once it is (for Kafka: acknowledged by the broker).
+    async fn publish(&self, dl: &DeadLetter) -> Result<(), PublishError>;
+}
+
 /// Publishes a consumer group's dead letters.
 #[derive(Debug, Clone)]
 pub struct DeadLetterPublisher {
@@ -203,11 +212,19 @@ impl DeadLetterPublisher {
         &self.group
     }
 
+    /// Publishes `dl` and waits for the broker's acknowledgement ([`DeadLetterSink::publish`]).
+    pub async fn publish(&self, dl: &DeadLetter) -> Result<(), PublishError> {
+        DeadLetterSink::publish(self, dl).await
+    }
+}
+
+#[async_trait]
+impl DeadLetterSink for DeadLetterPublisher {
     /// Publishes `dl` and waits for the broker's acknowledgement; then counts
     /// [`DEAD_LETTERS_TOTAL`]`{group, topic, class}` (topic = the event topic, see
     /// [`DeadLetter::event_topic`]) and logs it. On an error nothing was counted and the
     /// caller must not store the original's offset.
-    pub async fn publish(&self, dl: &DeadLetter) -> Result<(), PublishError> {
+    async fn publish(&self, dl: &DeadLetter) -> Result<(), PublishError> {
         let msg = dl.to_message();
         let delivery = if dl.original.key.is_some() {
             self.publisher.publish_encoded(&msg).await?

@@ -12,11 +12,17 @@
 //!   effect is applied exactly once per (group, handler, eventId);
 //! * a dead-lettered event is never recorded (its transaction is not committed), so a
 //!   replay of it runs the handler again;
+//! * **recorded once, by whoever holds the side effect**: a handler that calls
+//!   [`DedupStore::begin`] records the event itself (the call marks its [`Recording`]);
+//!   for any other handler the middleware records the event right after the call
+//!   succeeded ([`record_after`]); a failed call records nothing;
 //! * records are kept for [`DedupStore::retention`] and then deleted by
 //!   [`DedupStore::prune`], in bounded chunks; a duplicate arriving later than the
 //!   retention is processed again, so the retention must exceed how long duplicates can
 //!   arrive (consumer-group offset retention, outbox relay retries, DLQ replays).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics::counter;
@@ -26,10 +32,49 @@ use uuid::Uuid;
 
 use crate::handler::{Event, HandlerContext};
 use crate::metrics::DEDUP_PRUNED_TOTAL;
+use crate::HandlerError;
 
 /// Rows deleted per statement by [`DedupStore::prune`], so pruning never holds long locks
 /// or builds one huge transaction.
 const PRUNE_CHUNK: i64 = 5000;
+
+/// The dedup middleware's state of one handler call: whether the handler recorded the
+/// event itself, in the transaction of its side effect ([`DedupStore::begin`]). Every
+/// [`HandlerContext`] carries one.
+#[derive(Debug, Default)]
+pub struct Recording {
+    by_handler: AtomicBool,
+}
+
+impl Recording {
+    fn mark_recorded_by_handler(&self) {
+        self.by_handler.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the handler recorded the event itself.
+    pub fn recorded_by_handler(&self) -> bool {
+        self.by_handler.load(Ordering::SeqCst)
+    }
+}
+
+/// The dedup step after a handler call: runs `call` (one call on `events`, one event or a
+/// batch), and when it succeeded records every event for `ctx.handler` unless the handler
+/// did so itself. Without a dedup store on `ctx` it only runs `call`.
+pub(crate) async fn record_after<F>(ctx: &HandlerContext, events: &[&Event], call: F) -> Result<(), HandlerError>
+where
+    F: Future<Output = Result<(), HandlerError>>,
+{
+    call.await?;
+    let Some(dedup) = &ctx.dedup else { return Ok(()) };
+    if ctx.recording.recorded_by_handler() {
+        return Ok(());
+    }
+    let mut conn = dedup.pool().acquire().await?;
+    for event in events {
+        DedupStore::record(&mut conn, &ctx.group, &ctx.handler, event.event_id()).await?;
+    }
+    Ok(())
+}
 
 /// The dedup records of the consumers, in PostgreSQL. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
@@ -104,7 +149,7 @@ impl DedupStore {
         event: &Event,
     ) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        ctx.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
+        ctx.recording.mark_recorded_by_handler();
         if DedupStore::record(&mut tx, &ctx.group, &ctx.handler, event.event_id()).await? {
             Ok(Some(tx))
         } else {

@@ -8,7 +8,8 @@
 //! 1. decode (the codec; a registry outage is waited out by the `dependency` module, a value that
 //!    does not decode goes to the dead letters as it is);
 //! 2. [`dedup`]: an event the handler already handled is acknowledged without a call;
-//!    after success the event is recorded ([`DedupStore`]);
+//!    after success the event is recorded, by the handler in the transaction of its side
+//!    effect ([`DedupStore::begin`]) or else by the middleware ([`Recording`]);
 //! 3. [`circuit_breaker`]: [`Breakers`], per dependency Closed → Open → HalfOpen (one
 //!    probe) → Closed; a failure of a dependency whose circuit is open parks the lane
 //!    (the `dependency` module) instead of using up an attempt;
@@ -33,7 +34,7 @@ pub mod retry;
 mod test_recorder;
 
 pub use circuit_breaker::{BreakerConfig, Breakers, CircuitState, Clock, ManualClock, SystemClock};
-pub use dead_letter::{DeadLetter, DeadLetterPublisher, DlqHeaders, Origin, UNDECODABLE_HANDLER};
-pub use dedup::DedupStore;
+pub use dead_letter::{DeadLetter, DeadLetterPublisher, DeadLetterSink, DlqHeaders, Origin, UNDECODABLE_HANDLER};
+pub use dedup::{DedupStore, Recording};
 pub use fuse::{DlqFuse, FuseConfig};
 pub use retry::RetryPolicy;

@@ -25,6 +25,8 @@ mod offsets;
 mod process;
 mod state;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 use std::future::Future;
@@ -202,13 +204,7 @@ impl Runner {
             lanes.push((tp.0, tp.1, ordering), Job { incoming: Incoming { meta, value }, generation, permit });
         }
 
-        // Shutdown: stop fetching, let in-flight work finish within the deadline.
-        self.shared.stop();
-        let deadline = Instant::now() + self.config.shutdown_deadline;
-        while self.shared.in_flight() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let abandoned = self.shared.in_flight();
+        let abandoned = drain(&self.shared, self.config.shutdown_deadline).await;
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => warn!(error = %e, "final commit failed"),
@@ -216,4 +212,16 @@ impl Runner {
         info!(abandoned, "worker stopped");
         Ok(RunReport { abandoned })
     }
+}
+
+/// Shutdown: stops fetching and lets in-flight work finish, for at most `deadline`;
+/// returns how many messages were still in flight (abandoned: their offsets are not
+/// stored, so they are delivered again).
+async fn drain(shared: &PartitionStates, deadline: Duration) -> usize {
+    shared.stop();
+    let deadline = Instant::now() + deadline;
+    while shared.in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.in_flight()
 }

@@ -49,6 +49,12 @@ impl PartitionPause {
     pub fn stop_worker(&self) {
         self.shared.stop();
     }
+
+    /// Whether the worker was stopped.
+    #[cfg(test)]
+    pub(crate) fn is_worker_stopped(&self) -> bool {
+        self.shared.is_stopped()
+    }
 }
 
 /// Processes one message to the end: handled, skipped as a duplicate, or dead-lettered.

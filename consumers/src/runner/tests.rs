@@ -10,56 +10,9 @@ use tokio::sync::Semaphore;
 
 use super::lanes::{Job, Lanes};
 use super::process::{Incoming, PartitionPause, Process};
-use super::state::{PartitionControl, PartitionStates, Tp};
+use super::state::PartitionStates;
+use super::testing::{states, tp, Call, Feed};
 use crate::Meta;
-
-/// What the bookkeeping asked of the consumer, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    Store(i64),
-    Pause,
-    Seek(i64),
-    Resume,
-}
-
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<Call>>);
-
-impl Recorder {
-    fn calls(&self) -> Vec<Call> {
-        self.0.lock().expect("recorder").clone()
-    }
-    fn push(&self, c: Call) -> Result<(), rdkafka::error::KafkaError> {
-        self.0.lock().expect("recorder").push(c);
-        Ok(())
-    }
-}
-
-impl PartitionControl for Recorder {
-    fn store_offset(&self, _: &Tp, offset: i64) -> Result<(), rdkafka::error::KafkaError> {
-        self.push(Call::Store(offset))
-    }
-    fn pause(&self, _: &Tp) -> Result<(), rdkafka::error::KafkaError> {
-        self.push(Call::Pause)
-    }
-    fn seek(&self, _: &Tp, offset: i64) -> Result<(), rdkafka::error::KafkaError> {
-        self.push(Call::Seek(offset))
-    }
-    fn resume(&self, _: &Tp) -> Result<(), rdkafka::error::KafkaError> {
-        self.push(Call::Resume)
-    }
-}
-
-fn tp() -> Tp {
-    ("t".to_owned(), 0)
-}
-
-fn states() -> (Arc<PartitionStates>, Arc<Recorder>) {
-    let states = PartitionStates::new("g".into());
-    let recorder = Arc::new(Recorder::default());
-    states.set_consumer(recorder.clone());
-    (states, recorder)
-}
 
 fn revoke_all(states: &PartitionStates) {
     let mut tpl = TopicPartitionList::new();
@@ -166,4 +119,42 @@ async fn events_of_one_key_run_in_offset_order_and_keys_run_concurrently_and_eve
     assert!(a0.2 < b1.3 && b1.2 < a0.3, "keys a and b ran at the same time");
     assert_eq!(rec.calls().last(), Some(&Call::Store(6)), "the last store covers every offset");
     assert_eq!(permits.available_permits(), 16, "every permit came back");
+}
+
+/// A process that takes as long as its key says: `fast` 10 ms, `slow` 10 s.
+#[derive(Debug, Default)]
+struct Paced;
+
+#[async_trait]
+impl Process for Paced {
+    async fn process(&self, msg: &Incoming, _: &PartitionPause) {
+        let ms = if msg.meta.key.as_deref() == Some("slow") { 10_000 } else { 10 };
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_work_finish_and_stores_its_offsets() {
+    let feed = Feed::new(Arc::new(Paced));
+    for (offset, key) in ["fast", "other", "fast"].into_iter().enumerate() {
+        feed.push(incoming(key, offset as i64)).await;
+    }
+    let abandoned = super::drain(&feed.states, Duration::from_secs(5)).await;
+    assert_eq!(abandoned, 0);
+    assert!(feed.states.is_stopped(), "the worker no longer counts as consuming");
+    assert_eq!(feed.recorder.calls().last(), Some(&Call::Store(3)), "every finished offset is stored");
+}
+
+#[tokio::test]
+async fn shutdown_abandons_work_still_running_at_the_deadline_without_storing_its_offset() {
+    let feed = Feed::new(Arc::new(Paced));
+    for (offset, key) in ["fast", "slow", "fast"].into_iter().enumerate() {
+        feed.push(incoming(key, offset as i64)).await;
+    }
+    let started = Instant::now();
+    let abandoned = super::drain(&feed.states, Duration::from_millis(300)).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "the drain ends at its deadline");
+    assert_eq!(abandoned, 1, "the slow event is abandoned");
+    // Offset 0 finished, 1 did not: 1 is the commit position, whatever finished after it.
+    assert_eq!(feed.recorder.calls(), vec![Call::Store(1)]);
 }

@@ -20,6 +20,7 @@ use ltf_schemas::EventType;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::outcome;
+use crate::middleware::dedup;
 use crate::pipeline::Pipeline;
 use crate::runner::{Incoming, PartitionPause, Process};
 use crate::{Event, HandlerContext, HandlerError};
@@ -158,11 +159,8 @@ async fn attempt(
         .attempts(name, blocker, |ctx| {
             let batch = &batch;
             async move {
-                handler.handle_batch(&ctx, event_type, batch).await?;
-                for e in batch {
-                    core.record_processed(&ctx.handler, e).await?;
-                }
-                Ok(())
+                let events: Vec<&Event> = batch.iter().collect();
+                dedup::record_after(&ctx, &events, handler.handle_batch(&ctx, event_type, batch)).await
             }
         })
         .await;
@@ -173,3 +171,6 @@ async fn attempt(
     }
     ok
 }
+
+#[cfg(test)]
+mod tests;

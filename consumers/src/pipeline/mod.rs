@@ -32,10 +32,10 @@ use tracing::{debug, info_span, warn, Instrument};
 
 use crate::metrics::{labels, outcome, END_TO_END_SECONDS, EVENTS_TOTAL};
 use crate::middleware::dead_letter::UNDECODABLE_HANDLER;
-use crate::middleware::dedup::DedupStore;
+use crate::middleware::dedup::{self, DedupStore};
 use crate::middleware::dependency::wait_out;
 use crate::middleware::retry::{self, Attempted, Scope};
-use crate::middleware::{Breakers, DeadLetter, DeadLetterPublisher, DlqFuse, RetryPolicy};
+use crate::middleware::{Breakers, DeadLetter, DeadLetterSink, DlqFuse, RetryPolicy};
 use crate::runner::{Incoming, PartitionPause, Process};
 use crate::{ErrorClass, Event, Handler, HandlerContext, HandlerError, Router};
 
@@ -54,7 +54,7 @@ pub struct Pipeline {
     retry: RetryPolicy,
     breakers: Arc<Breakers>,
     fuse: Arc<DlqFuse>,
-    dead_letters: DeadLetterPublisher,
+    dead_letters: Arc<dyn DeadLetterSink>,
 }
 
 impl Pipeline {
@@ -68,7 +68,7 @@ impl Pipeline {
         retry: RetryPolicy,
         breakers: Arc<Breakers>,
         fuse: Arc<DlqFuse>,
-        dead_letters: DeadLetterPublisher,
+        dead_letters: Arc<dyn DeadLetterSink>,
     ) -> Pipeline {
         Pipeline { group: group.into(), codec, router, dedup, retry, breakers, fuse, dead_letters }
     }
@@ -95,13 +95,6 @@ impl Pipeline {
         wait_out(&self.breakers, &self.retry, POSTGRES, blocker, "dedup store", check, outage).await.unwrap_or(false)
     }
 
-    pub(crate) async fn record_processed(&self, handler: &str, event: &Event) -> Result<(), HandlerError> {
-        let Some(dedup) = &self.dedup else { return Ok(()) };
-        let mut conn = dedup.pool().acquire().await?;
-        DedupStore::record(&mut conn, &self.group, handler, event.event_id()).await?;
-        Ok(())
-    }
-
     /// Runs one handler on one event to the end.
     async fn handle(&self, handler: &Arc<dyn Handler>, event: &Event, value: &[u8], blocker: &PartitionPause) {
         let name = handler.name().to_owned();
@@ -112,13 +105,7 @@ impl Pipeline {
         let attempted = self
             .attempts(&name, blocker, |ctx| {
                 let handler = handler.clone();
-                async move {
-                    handler.handle(&ctx, event).await?;
-                    if ctx.recorded_by_handler() {
-                        return Ok(());
-                    }
-                    self.record_processed(&ctx.handler, event).await
-                }
+                async move { dedup::record_after(&ctx, &[event], handler.handle(&ctx, event)).await }
             })
             .await;
         self.conclude(&name, &[(event, value)], attempted, blocker).await;
@@ -246,3 +233,8 @@ impl Process for Pipeline {
             .record((age_ms.max(0) as f64) / 1000.0);
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
