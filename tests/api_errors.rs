@@ -337,3 +337,82 @@ async fn openapi_json_is_valid_json_listing_every_path_and_the_key_schemes() -> 
     assert!(paths["/healthz"]["get"].get("security").is_none());
     api.stop().await
 }
+
+/// Installs a trigger on `ltf_records` running `body` (PL/pgSQL) before every insert.
+async fn before_insert(api: &TestApi, body: &str) -> Result<()> {
+    sqlx::query("CREATE SEQUENCE IF NOT EXISTS ltf_test_calls").execute(&api.db.pool).await?;
+    sqlx::query(&format!(
+        "CREATE OR REPLACE FUNCTION ltf_test_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NEW; END $$"
+    ))
+    .execute(&api.db.pool)
+    .await?;
+    sqlx::query(
+        "CREATE OR REPLACE TRIGGER ltf_test_fault BEFORE INSERT ON ltf_records FOR EACH ROW EXECUTE FUNCTION ltf_test_fault()",
+    )
+    .execute(&api.db.pool)
+    .await?;
+    Ok(())
+}
+
+async fn drop_fault(api: &TestApi) -> Result<()> {
+    sqlx::query("DROP TRIGGER ltf_test_fault ON ltf_records").execute(&api.db.pool).await?;
+    Ok(())
+}
+
+/// Calls the fault trigger made, read from its non-transactional sequence.
+async fn fault_calls(api: &TestApi) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT last_value FROM ltf_test_calls").fetch_one(&api.db.pool).await?)
+}
+
+fn retry_after(r: &reqwest::Response) -> Option<u64> {
+    r.headers().get("retry-after")?.to_str().ok()?.parse().ok()
+}
+
+#[tokio::test]
+async fn a_connection_the_database_terminates_mid_request_is_503_with_retry_after_and_writes_nothing() -> Result<()> {
+    let (api, _) = setup("api_pg_terminated").await?;
+    // What a PostgreSQL restart does to a busy connection: FATAL 57P01, "terminating
+    // connection due to administrator command".
+    before_insert(&api, "PERFORM pg_terminate_backend(pg_backend_pid());").await?;
+    let r = api.call(Method::POST, RECORDS).json(&json!({"fields": {"title": "lost", "points": 2}})).send().await?;
+    let after = retry_after(&r);
+    error_with(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await?;
+    ensure!(after.is_some_and(|s| s >= 1), "Retry-After: {after:?}");
+    drop_fault(&api).await?;
+    assert_unchanged(&api).await?;
+    let r = api.call(Method::POST, RECORDS).json(&json!({"fields": {"title": "later", "points": 3}})).send().await?;
+    json_with(r, StatusCode::CREATED).await?;
+    api.stop().await
+}
+
+#[tokio::test]
+async fn a_deadlock_is_retried_inside_the_use_case_and_the_request_succeeds() -> Result<()> {
+    let (api, _) = setup("api_pg_deadlock_once").await?;
+    before_insert(
+        &api,
+        "IF nextval('ltf_test_calls') <= 2 THEN RAISE EXCEPTION 'deadlock detected (injected)' USING ERRCODE = '40P01'; END IF;",
+    )
+    .await?;
+    let r = api.call(Method::POST, RECORDS).json(&json!({"fields": {"title": "third try", "points": 2}})).send().await?;
+    json_with(r, StatusCode::CREATED).await?;
+    assert_eq!(fault_calls(&api).await?, 3, "two deadlocks, then the insert that went through");
+    assert_eq!(api.count("ltf_records").await?, 2);
+    assert_eq!(api.count("ltf_outbox").await?, 2, "the retried request wrote its event once");
+    api.stop().await
+}
+
+#[tokio::test]
+async fn a_deadlock_that_keeps_happening_is_503_with_retry_after_after_bounded_retries() -> Result<()> {
+    let (api, _) = setup("api_pg_deadlock_always").await?;
+    before_insert(&api, "PERFORM nextval('ltf_test_calls'); RAISE EXCEPTION 'serialization (injected)' USING ERRCODE = '40001';")
+        .await?;
+    let r = api.call(Method::POST, RECORDS).json(&json!({"fields": {"title": "never", "points": 2}})).send().await?;
+    let after = retry_after(&r);
+    error_with(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await?;
+    ensure!(after.is_some_and(|s| s >= 1), "Retry-After: {after:?}");
+    let calls = fault_calls(&api).await?;
+    ensure!((2..=5).contains(&calls), "tried {calls} times: retried, and boundedly");
+    drop_fault(&api).await?;
+    assert_unchanged(&api).await?;
+    api.stop().await
+}
