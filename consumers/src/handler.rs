@@ -127,15 +127,16 @@ impl fmt::Display for HandlerError {
 impl std::error::Error for HandlerError {}
 
 impl From<sqlx::Error> for HandlerError {
-    /// A database error: an outage of `postgres` when the connection failed, else a
-    /// retryable `database` error (deadlocks and serialization failures heal).
+    /// A database error, by what it is ([`ltf_pg::classify`]): the database away (lost or
+    /// refused connections, a restart, too many connections) is a retryable failure of the
+    /// `postgres` dependency, counted by its circuit breaker; a lost race (deadlock,
+    /// serialization failure, lock or statement timeout) is retryable; anything else
+    /// (a constraint, a missing table) is permanent.
     fn from(e: sqlx::Error) -> HandlerError {
-        let err = HandlerError::retryable(ErrorClass::Database, &e);
-        match e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                err.from_dependency("postgres")
-            }
-            _ => err,
+        match ltf_pg::classify(&e) {
+            ltf_pg::PgFailure::Unavailable => HandlerError::retryable(ErrorClass::Database, &e).from_dependency("postgres"),
+            ltf_pg::PgFailure::Conflict => HandlerError::retryable(ErrorClass::Database, &e),
+            ltf_pg::PgFailure::Permanent => HandlerError::permanent(ErrorClass::Database, &e),
         }
     }
 }

@@ -160,6 +160,9 @@ impl UseCase for AuthenticateConnection {
     type Input = AuthenticateConnectionInput;
     type Output = ServiceConnection;
 
+    /// The grant is exchanged before the transaction; the service may have spent it.
+    const RETRIES_CONFLICTS: bool = false;
+
     /// Checks the input and the connection's owner on `conn`, exchanges the grant, then
     /// writes in one transaction. The exchange runs before that transaction begins; when
     /// `conn` is already inside the caller's transaction, that one stays open across the

@@ -266,9 +266,6 @@ impl From<OutboxError> for UseCaseError {
     }
 }
 
-/// PostgreSQL error codes a retry may get past: serialization failure, deadlock.
-const TRANSIENT_SQLSTATES: [&str; 2] = ["40001", "40P01"];
-
 impl UseCaseError {
     /// Whether the request conflicts with the current state: a stale record version,
     /// an id that exists already, a connection of another service or user.
@@ -280,15 +277,21 @@ impl UseCaseError {
     }
 
     /// Whether running the same request again may succeed: the registry, the database or a
-    /// service's token endpoint was unreachable, or PostgreSQL aborted the transaction for
-    /// a deadlock or a serialization failure.
+    /// service's token endpoint was unreachable or failing, or PostgreSQL aborted the
+    /// transaction in a race with another one (see [`ltf_pg::classify`]).
     pub fn is_retryable(&self) -> bool {
         match self {
             UseCaseError::TokenEndpointUnavailable { .. } => true,
             UseCaseError::Encode { source, .. } => source.is_retryable(),
-            UseCaseError::Db(sqlx::Error::Database(db)) => db.code().is_some_and(|c| TRANSIENT_SQLSTATES.contains(&c.as_ref())),
-            UseCaseError::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
+            UseCaseError::Db(e) => ltf_pg::classify(e).is_retryable(),
             _ => false,
         }
+    }
+
+    /// Whether PostgreSQL aborted the transaction in a race with another one (deadlock,
+    /// serialization failure, lock or statement timeout): running it again at once may
+    /// succeed.
+    pub fn is_conflict_failure(&self) -> bool {
+        matches!(self, UseCaseError::Db(e) if ltf_pg::classify(e) == ltf_pg::PgFailure::Conflict)
     }
 }

@@ -22,6 +22,14 @@
 //!   nothing is written;
 //! * [`CreateTable`] and [`CreateForm`] emit nothing (the contract has no table or form
 //!   definition events); [`SubmitForm`] stores the submission with its FormSubmitted;
+//! * a transaction that loses a race with another one (deadlock, serialization failure,
+//!   lock or statement timeout: [`ltf_pg::PgFailure::Conflict`]) is run again by `run`, at
+//!   most [`CONFLICT_RETRIES`] more times after a short random wait, before its error is
+//!   returned ([`UseCaseError::is_retryable`]: the API answers 503); the database being
+//!   away ([`ltf_pg::PgFailure::Unavailable`]) is returned at once;
+//! * writers lock rows in one order — records (by id), then aggregate sequences (by
+//!   aggregate), then the outbox — so concurrent writers wait for each other instead of
+//!   deadlocking;
 //! * [`AuthenticateConnection`] exchanges the credentials before opening any transaction,
 //!   stores the tokens only encrypted, and emits ConnectionEstablished when a connection
 //!   first holds credentials; a refused or failed exchange writes and emits nothing.
@@ -66,6 +74,9 @@ pub use crate::store::forms::{FormDef, FormSubmission};
 pub use crate::store::records::Record;
 pub use crate::store::tables::{FieldDef, FieldType, TableDef};
 
+/// How often [`UseCase::run`] runs a use case again after its transaction lost a race.
+pub const CONFLICT_RETRIES: u32 = 3;
+
 /// One use case: validate the input, then write the rows and their outbox rows in one
 /// transaction (a savepoint of the caller's when `conn` is inside one).
 pub trait UseCase {
@@ -83,7 +94,12 @@ pub trait UseCase {
         input: Self::Input,
     ) -> impl Future<Output = Result<Outcome<Self::Output>, UseCaseError>> + Send;
 
-    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed.
+    /// Whether [`run`](Self::run) may run the use case again after a conflict: only when
+    /// nothing happened outside the database before its transaction.
+    const RETRIES_CONFLICTS: bool = true;
+
+    /// [`execute`](Self::execute) on a connection of `pool`; returns once committed. A
+    /// transaction that lost a race is run again (see the module's guarantees).
     fn run(
         &self,
         pool: &PgPool,
@@ -93,8 +109,20 @@ pub trait UseCase {
     ) -> impl Future<Output = Result<Outcome<Self::Output>, UseCaseError>> + Send
     where
         Self: Sync,
+        Self::Input: Clone,
     {
-        async move { self.execute(&mut *pool.acquire().await?, codec, ctx, input).await }
+        async move {
+            let mut retries = 0;
+            loop {
+                match self.execute(&mut *pool.acquire().await?, codec, ctx, input.clone()).await {
+                    Err(e) if Self::RETRIES_CONFLICTS && retries < CONFLICT_RETRIES && e.is_conflict_failure() => {}
+                    other => return other,
+                }
+                retries += 1;
+                let wait = rand::random_range(5..=20 * u64::from(retries));
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+        }
     }
 }
 

@@ -17,6 +17,10 @@ use utoipa::ToSchema;
 use crate::api::context::current_request_id;
 use ltf_domain::usecases::UseCaseError;
 
+/// `Retry-After` of every 503, in seconds: a database restart or a registry outage
+/// usually heals within seconds.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 /// An HTTP error: status, stable code, message and optional structured details.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -129,6 +133,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response
     }

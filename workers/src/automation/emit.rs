@@ -70,9 +70,12 @@ pub async fn append(
 
 /// A use case's refusal as a handler error: retryable when running it again may succeed.
 pub fn use_case_error(e: UseCaseError) -> HandlerError {
-    if e.is_retryable() {
-        HandlerError::retryable(ErrorClass::UseCase, e).from_dependency("postgres")
-    } else {
-        HandlerError::permanent(ErrorClass::UseCase, e)
+    match e {
+        UseCaseError::Db(db) => HandlerError::from(db),
+        UseCaseError::Encode { .. } if e.is_retryable() => {
+            HandlerError::retryable(ErrorClass::UseCase, e).from_dependency("schema-registry")
+        }
+        e if e.is_retryable() => HandlerError::retryable(ErrorClass::UseCase, e),
+        e => HandlerError::permanent(ErrorClass::UseCase, e),
     }
 }
