@@ -230,3 +230,57 @@ async fn the_automation_api_refuses_bad_definitions_naming_the_key_and_serves_de
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     api.stop().await
 }
+
+/// A delete and the cascade of another delete race: the contact Ada is deleted while a
+/// deal linking her is being deleted by another transaction. The cascade must wait for
+/// that transaction and then skip the deal (it is gone), not fail the RecordDeleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cascade_skips_a_linking_record_deleted_concurrently_instead_of_failing() -> Result<()> {
+    use std::sync::Arc;
+
+    use ltf_consumers::{DedupStore, Event, Handler, HandlerContext, Meta};
+    use ltf_domain::usecases::{
+        ChangeContext, CreateRecord, CreateRecordInput, CreateTable, CreateTableInput, DeleteRecord, DeleteRecordInput,
+        RecordRef, UseCase,
+    };
+    use ltf_schemas::{EventCodec, TopicNames};
+    use ltf_workers::automation::CascadeHandler;
+
+    let db = ltf_tests::fresh_database().await?;
+    let codec = Arc::new(EventCodec::new(&ltf_tests::registry_url(), TopicNames::new(ltf_tests::unique_prefix("cascade-race")))?);
+    let ctx = ChangeContext::default();
+    for (id, fields) in [("contacts", json!([{"name": "name", "type": "text"}])), ("deals", json!([{"name": "owner", "type": "link"}]))] {
+        let input: CreateTableInput = serde_json::from_value(json!({"id": id, "name": id, "fields": fields}))?;
+        CreateTable.run(&db.pool, &codec, &ctx, input).await?;
+    }
+    let create = |table: &str, fields: serde_json::Value| {
+        let input = CreateRecordInput { table_id: table.into(), fields: fields.as_object().cloned().unwrap_or_default() };
+        let (pool, codec, ctx) = (db.pool.clone(), codec.clone(), ctx.clone());
+        async move { anyhow::Ok(CreateRecord.run(&pool, &codec, &ctx, input).await?.value.id) }
+    };
+    let ada = create("contacts", json!({"name": "Ada"})).await?;
+    let deal = create("deals", json!({"owner": ada})).await?;
+
+    // The deal's deletion holds its row lock, not yet committed.
+    let mut deleting_deal = db.pool.begin().await?;
+    let input = DeleteRecordInput { table_id: "deals".into(), record: RecordRef::any_version(&deal) };
+    DeleteRecord.execute(&mut deleting_deal, &codec, &ctx, input).await?;
+    // Ada's deletion commits; its RecordDeleted goes to the cascade.
+    let input = DeleteRecordInput { table_id: "contacts".into(), record: RecordRef::any_version(&ada) };
+    let deleted = DeleteRecord.run(&db.pool, &codec, &ctx, input).await?.events.remove(0);
+    let meta = Meta { topic: "t".into(), partition: 0, offset: 0, key: None, timestamp_ms: None, headers: Vec::new() };
+    let event = Event { event: deleted, meta };
+    let dedup = Arc::new(DedupStore::new(db.pool.clone(), Duration::from_secs(3600)));
+    let cascade = tokio::spawn(async move {
+        let ctx = HandlerContext::new("g", "cascade", 1, Some(dedup));
+        CascadeHandler::new(codec).handle(&ctx, &event).await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    deleting_deal.commit().await?;
+    let result = tokio::time::timeout(Duration::from_secs(10), cascade).await??;
+    ensure!(result.is_ok(), "the cascade failed: {result:?}");
+    let updates: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ltf_outbox WHERE event_type = 'record-updated'").fetch_one(&db.pool).await?;
+    assert_eq!(updates, 0, "nothing to unlink: the deal is gone");
+    db.drop_database().await
+}
