@@ -249,7 +249,9 @@ async fn a_cascade_skips_a_linking_record_deleted_concurrently_instead_of_failin
     let db = ltf_tests::fresh_database().await?;
     let codec = Arc::new(EventCodec::new(&ltf_tests::registry_url(), TopicNames::new(ltf_tests::unique_prefix("cascade-race")))?);
     let ctx = ChangeContext::default();
-    for (id, fields) in [("contacts", json!([{"name": "name", "type": "text"}])), ("deals", json!([{"name": "owner", "type": "link"}]))] {
+    for (id, fields) in
+        [("contacts", json!([{"name": "name", "type": "text"}])), ("deals", json!([{"name": "owner", "type": "link"}]))]
+    {
         let input: CreateTableInput = serde_json::from_value(json!({"id": id, "name": id, "fields": fields}))?;
         CreateTable.run(&db.pool, &codec, &ctx, input).await?;
     }

@@ -148,8 +148,13 @@ pub struct Link {
 }
 
 /// Every (record, link field) whose value is `record_id` or an array holding it, other
-/// than `record_id` itself, by table and record. Reads the tables' field definitions
+/// than `record_id` itself, by record id. Reads the tables' field definitions
 /// (`ltf_tables`) to know which fields are links.
+///
+/// The linking records are locked for update, in id order (the writers' lock order): a
+/// linking record that another transaction is deleting is waited for and, once that
+/// deletion committed, not returned; one returned stays there until the caller's
+/// transaction ends.
 pub async fn links_to(conn: &mut PgConnection, record_id: &str) -> Result<Vec<Link>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.id AS record_id, r.table_id, f->>'name' AS field, r.fields->(f->>'name') AS value
@@ -158,7 +163,8 @@ pub async fn links_to(conn: &mut PgConnection, record_id: &str) -> Result<Vec<Li
          CROSS JOIN LATERAL jsonb_array_elements(t.fields) f
          WHERE f->>'type' = 'link' AND r.id <> $1
            AND (r.fields->(f->>'name') = to_jsonb($1::text) OR r.fields->(f->>'name') @> jsonb_build_array($1::text))
-         ORDER BY r.table_id, r.id",
+         ORDER BY r.id
+         FOR UPDATE OF r",
     )
     .bind(record_id)
     .fetch_all(conn)

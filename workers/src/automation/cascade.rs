@@ -48,7 +48,8 @@ impl Handler for CascadeHandler {
     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
         let EventPayload::RecordDeleted(p) = &event.event.payload else { return Ok(()) };
         let Some(mut tx) = ctx.dedup_store()?.begin(ctx, event).await? else { return Ok(()) };
-        // Every (record, link field) that points to the deleted record.
+        // Every (record, link field) that points to the deleted record, locked; a linking
+        // record deleted meanwhile is not among them (a race, not a failure).
         let links = records::links_to(&mut tx, &p.record_id).await?;
         let mut patches: Vec<(String, String, Fields)> = Vec::new();
         for Link { record_id, table_id, field, value } in links {
@@ -63,6 +64,8 @@ impl Handler for CascadeHandler {
                 }
             }
         }
+        // Records are locked (by links_to); their tables' sequences are taken in table order.
+        patches.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         for (record_id, table_id, fields) in patches {
             let uc_ctx = emit::use_case_context(event, "cascade", &record_id);
             let patch = RecordPatch { record_id, fields, expected_version: None };
