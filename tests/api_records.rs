@@ -363,3 +363,49 @@ async fn wait_for_publish_answers_202_queued_when_the_relay_does_not_publish_in_
     assert_eq!(api.count("ltf_records").await?, 2, "committed");
     api.stop().await
 }
+
+/// The seen case: a record with a 1.1 MB text field was accepted, then wedged the relay
+/// for every table. An event the topics cannot take is refused at the edge, whole, and
+/// the other tables keep publishing.
+#[tokio::test]
+async fn an_event_too_large_for_kafka_is_refused_413_naming_the_field_and_other_tables_still_publish() -> Result<()> {
+    let api = setup("api-event-too-large").await?;
+    api.create_table("notes", json!([{"name": "text", "type": "text"}])).await?;
+    let topics = api.codec.topics();
+    let specs: Vec<TopicSpec> =
+        topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 1, replication_factor: 1 }).collect();
+    ensure_topics(&bootstrap(), &specs).await?;
+    let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), api.codec.clone())?;
+    let relay = Relay::new(api.db.pool.clone(), publisher, RelayConfig::default())?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(async move {
+        relay
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+
+    let huge = "x".repeat(1_100_000);
+    let r = api.call(Method::POST, RECORDS).json(&json!({"fields": {"title": huge, "points": 1}})).send().await?;
+    let error = error_with(r, StatusCode::PAYLOAD_TOO_LARGE, "event_too_large").await?;
+    assert_eq!(error["details"]["field"], "title", "{error}");
+    ensure!(error["details"]["bytes"].as_u64() > error["details"]["limit"].as_u64(), "{error}");
+    // A batch holding one such record is refused whole.
+    let batch = json!({"records": [{"fields": {"title": "small"}}, {"fields": {"title": huge}}]});
+    let r = api.call(Method::POST, &format!("{RECORDS}/batch")).json(&batch).send().await?;
+    error_with(r, StatusCode::PAYLOAD_TOO_LARGE, "event_too_large").await?;
+    assert_eq!(api.count("ltf_records").await?, 0, "nothing written");
+    assert_eq!(api.count("ltf_outbox").await?, 0, "nothing queued");
+
+    let r = api
+        .call(Method::POST, "/v1/tables/notes/records?waitForPublish=true")
+        .json(&json!({"fields": {"text": "still flowing"}}))
+        .send()
+        .await?;
+    let body = json_with(r, StatusCode::CREATED).await?;
+    assert_eq!(body["publication"], "published", "{body}");
+    let _ = stop.send(());
+    relay.await??;
+    api.stop().await
+}
