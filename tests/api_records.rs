@@ -409,3 +409,25 @@ async fn an_event_too_large_for_kafka_is_refused_413_naming_the_field_and_other_
     relay.await??;
     api.stop().await
 }
+
+#[tokio::test]
+async fn the_event_size_limit_follows_the_smallest_max_message_bytes_of_the_event_topics() -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    let topics = ltf_schemas::TopicNames::new(ltf_tests::unique_prefix("max-message-bytes"));
+    let names = topics.all_events();
+    assert_eq!(ltf_kafka::topics::max_message_bytes(&bootstrap(), &names).await?, None, "no topic yet: no limit of theirs");
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create()?;
+    let limits = ["300000", "500000"];
+    let new: Vec<NewTopic<'_>> = names
+        .iter()
+        .zip(limits.iter().cycle())
+        .map(|(name, limit)| NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("max.message.bytes", limit))
+        .collect();
+    for r in admin.create_topics(new.iter(), &AdminOptions::new()).await? {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+    }
+    assert_eq!(ltf_kafka::topics::max_message_bytes(&bootstrap(), &names).await?, Some(300_000));
+    Ok(())
+}

@@ -92,7 +92,7 @@ pub async fn run(common: &Common, args: ApiArgs) -> Result<()> {
     let readiness = Readiness::new(&common.bootstrap, &common.registry)?;
     let listen = config.listen;
     let principals: Vec<String> = config.api_keys.iter().map(|k| k.principal.clone()).collect();
-    let state = ApiState::new(config, pool.clone(), common.codec()?, readiness)?.with_metrics(metrics);
+    let state = ApiState::new(config, pool.clone(), common.writer_codec().await?, readiness)?.with_metrics(metrics);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, ?principals, "ltf api serving");

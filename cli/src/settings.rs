@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ltf_kafka::topics::max_message_bytes;
 use ltf_kafka::{EventPublisher, PublisherConfig};
+use ltf_schemas::codec::DEFAULT_MAX_MESSAGE_BYTES;
 use ltf_schemas::{EventCodec, TopicNames};
 
 #[derive(Debug, Clone, Args)]
@@ -35,6 +37,23 @@ impl Common {
 
     pub fn codec(&self) -> Result<Arc<EventCodec>> {
         Ok(Arc::new(EventCodec::new(&self.registry, self.topics()).context("schema registry settings")?))
+    }
+
+    /// The codec of a process that writes events (the API, the workers): the largest event
+    /// it encodes is min(librdkafka's `message.max.bytes` default, the smallest
+    /// `max.message.bytes` of the event topics as Kafka reports them now). Kafka not
+    /// answering leaves the default, with a warning.
+    pub async fn writer_codec(&self) -> Result<Arc<EventCodec>> {
+        let codec = EventCodec::new(&self.registry, self.topics()).context("schema registry settings")?;
+        let limit = match max_message_bytes(&self.bootstrap, &self.topics().all_events()).await {
+            Ok(topics) => topics.map_or(DEFAULT_MAX_MESSAGE_BYTES, |t| t.min(DEFAULT_MAX_MESSAGE_BYTES)),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the topics' max.message.bytes failed; using the default limit");
+                DEFAULT_MAX_MESSAGE_BYTES
+            }
+        };
+        tracing::info!(max_message_bytes = limit, "largest event accepted");
+        Ok(Arc::new(codec.with_max_message_bytes(limit)))
     }
 
     pub fn publisher_config(&self) -> PublisherConfig {

@@ -143,7 +143,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     } else {
         None
     };
-    let codec = common.codec()?;
+    let codec = common.writer_codec().await?;
     let deps = WorkerDeps {
         redis_url: Some(args.redis_url.0.clone()),
         cache_key_prefix: Some(args.cache_key_prefix.clone()),

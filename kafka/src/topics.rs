@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
@@ -89,4 +89,28 @@ async fn wait_for_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The smallest `max.message.bytes` of the existing topics among `topics` (the largest
+/// message every one of them takes), or `None` when none of them exists yet.
+pub async fn max_message_bytes(bootstrap_servers: &str, topics: &[String]) -> Result<Option<usize>, PublishError> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap_servers).create().map_err(PublishError::Create)?;
+    let resources: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .describe_configs(resources.iter(), &opts)
+        .await
+        .map_err(|e| PublishError::Topic { topic: "*".into(), reason: e.to_string() })?;
+    let mut smallest: Option<usize> = None;
+    for result in results {
+        // A topic that does not exist yet has no limit of its own; it is created later
+        // with the broker's default.
+        let Ok(resource) = result else { continue };
+        let value = resource.get("max.message.bytes").and_then(|e| e.value.as_deref()).and_then(|v| v.parse::<usize>().ok());
+        if let Some(v) = value {
+            smallest = Some(smallest.map_or(v, |s| s.min(v)));
+        }
+    }
+    Ok(smallest)
 }

@@ -102,6 +102,42 @@ pub struct EventCodec {
     ids: RwLock<HashMap<(String, EventType, i32), u32>>,
     /// schema id -> writer schema.
     writers: RwLock<HashMap<u32, Arc<Schema>>>,
+    /// The largest Kafka message an encoded event may make.
+    max_message_bytes: usize,
+}
+
+/// The default of [`EventCodec::max_message_bytes`]: librdkafka's `message.max.bytes`,
+/// below the broker's default `max.message.bytes` (1048588).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+
+/// What a Kafka message costs besides its key, value and header bytes: a record batch
+/// of one record (61 bytes of batch header, at most 21 of record framing), with room for
+/// a `traceparent` header added after encoding (66 bytes).
+pub const MESSAGE_OVERHEAD_BYTES: usize = 256;
+
+/// The framing of each header (two length varints).
+const HEADER_OVERHEAD_BYTES: usize = 8;
+
+impl EncodedEvent {
+    /// Its size as a Kafka message: key, value, headers and framing
+    /// ([`MESSAGE_OVERHEAD_BYTES`]).
+    pub fn message_bytes(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + HEADER_OVERHEAD_BYTES).sum();
+        MESSAGE_OVERHEAD_BYTES + self.key.len() + self.value.len() + headers
+    }
+}
+
+/// The field of `event` (of its record or form field maps) whose value is the largest
+/// part of its size, when dropping that value would bring `bytes` under `limit`.
+fn culprit(event: &DomainEvent, bytes: usize, limit: usize) -> Option<String> {
+    let mut sizes: HashMap<&str, usize> = HashMap::new();
+    for map in event.payload.field_maps() {
+        for (name, value) in map {
+            *sizes.entry(name.as_str()).or_default() += value.to_string().len();
+        }
+    }
+    let (name, size) = sizes.into_iter().max_by_key(|(_, size)| *size)?;
+    (bytes.saturating_sub(size) <= limit).then(|| name.to_owned())
 }
 
 pub(crate) fn sr_settings(registry_url: &str) -> Result<SrSettings, SchemaError> {
@@ -141,7 +177,27 @@ impl EventCodec {
     /// A codec against the Confluent-compatible API at `registry_url`
     /// (for Apicurio: `http://host:port/apis/ccompat/v7`).
     pub fn new(registry_url: &str, topics: TopicNames) -> Result<EventCodec, SchemaError> {
-        Ok(EventCodec { sr: sr_settings(registry_url)?, topics, ids: RwLock::default(), writers: RwLock::default() })
+        Ok(EventCodec {
+            sr: sr_settings(registry_url)?,
+            topics,
+            ids: RwLock::default(),
+            writers: RwLock::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        })
+    }
+
+    /// The codec with `bytes` as the largest Kafka message an encoded event may make:
+    /// min(the topics' `max.message.bytes`, the producers' `message.max.bytes`).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> EventCodec {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// The largest Kafka message an encoded event may make; [`encode`](Self::encode)
+    /// refuses a larger one with [`SchemaError::TooLarge`]. Default
+    /// [`DEFAULT_MAX_MESSAGE_BYTES`].
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// The topic names events are encoded for.
@@ -168,14 +224,28 @@ impl EventCodec {
     }
 
     /// Encodes `event` for its topic: key = aggregateId, Confluent-framed Avro value, and
-    /// the contract's headers.
+    /// the contract's headers. An event whose message would exceed
+    /// [`max_message_bytes`](Self::max_message_bytes) is [`SchemaError::TooLarge`], naming
+    /// the field that makes it too large when one does.
     pub async fn encode(&self, event: &DomainEvent) -> Result<EncodedEvent, SchemaError> {
         let ty = event.event_type();
         let def = catalog::schema_def(ty, event.envelope.version)?;
         let topic = event.topic(&self.topics);
         let id = self.schema_id(&topic, def).await?;
         let body = encode_body(event)?;
-        Ok(EncodedEvent { topic, key: event.aggregate_id().to_owned(), value: frame(id, &body), headers: headers_for(event) })
+        let encoded =
+            EncodedEvent { topic, key: event.aggregate_id().to_owned(), value: frame(id, &body), headers: headers_for(event) };
+        let (bytes, limit) = (encoded.message_bytes(), self.max_message_bytes);
+        if bytes > limit {
+            return Err(SchemaError::TooLarge {
+                event_type: ty.as_str(),
+                event_id: event.event_id().to_string(),
+                bytes,
+                limit,
+                field: culprit(event, bytes, limit),
+            });
+        }
+        Ok(encoded)
     }
 
     /// Makes `def`'s schema the writer schema of `id` without asking the registry: for a
@@ -260,6 +330,20 @@ mod tests {
 
     fn encode_local(e: &DomainEvent) -> Vec<u8> {
         encode_body(e).unwrap()
+    }
+
+    #[test]
+    fn the_culprit_of_an_oversized_event_is_the_one_field_without_which_it_fits() {
+        let mut e = samples().swap_remove(1);
+        let EventPayload::RecordCreated(p) = &mut e.payload else { panic!("a RecordCreated") };
+        p.fields.insert("notes".into(), serde_json::Value::String("x".repeat(5000)));
+        p.fields.insert("title".into(), serde_json::Value::String("y".repeat(3000)));
+        let bytes = 9000;
+        assert_eq!(culprit(&e, bytes, 4500).as_deref(), Some("notes"), "9000 - 5002 fits 4500");
+        assert_eq!(culprit(&e, bytes, 3000), None, "no single field makes it fit");
+        let encoded =
+            EncodedEvent { topic: "t".into(), key: "k".into(), value: vec![0; 100], headers: vec![("a".into(), "bc".into())] };
+        assert_eq!(encoded.message_bytes(), MESSAGE_OVERHEAD_BYTES + 1 + 100 + 3 + 8);
     }
 
     #[test]

@@ -72,6 +72,25 @@ pub enum SchemaError {
         reason: String,
     },
 
+    /// The encoded event is larger than the topics and producers take
+    /// ([`EventCodec::max_message_bytes`](crate::EventCodec::max_message_bytes)).
+    #[error(
+        "{event_type} {event_id} is {bytes} bytes encoded, more than the {limit} a Kafka message may hold{}",
+        .field.as_ref().map(|f| format!(" (field `{f}` alone makes it too large)")).unwrap_or_default()
+    )]
+    TooLarge {
+        /// The event type.
+        event_type: &'static str,
+        /// The eventId.
+        event_id: String,
+        /// Its size as a Kafka message (key, value, headers and framing).
+        bytes: usize,
+        /// The largest message the topics and producers take.
+        limit: usize,
+        /// The record or form field without which the event would fit, when one is.
+        field: Option<String>,
+    },
+
     /// apache-avro refused to encode the value with the schema.
     #[error("encoding {event_type} with subject {subject} failed: {reason}")]
     Encode {

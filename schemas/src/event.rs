@@ -205,6 +205,20 @@ impl EventPayload {
         }
     }
 
+    /// The field maps the payload carries (record fields, trigger data, action data, a
+    /// form submission): the part of an event whose size its writer controls.
+    pub fn field_maps(&self) -> Vec<&Fields> {
+        match self {
+            EventPayload::RecordCreated(p) => vec![&p.fields],
+            EventPayload::RecordUpdated(p) => vec![&p.previous_fields, &p.current_fields],
+            EventPayload::RecordDeleted(p) => vec![&p.deleted_fields],
+            EventPayload::AutomationTriggered(p) => vec![&p.trigger_data],
+            EventPayload::ActionExecuted(p) => p.data.iter().collect(),
+            EventPayload::FormSubmitted(p) => vec![&p.data],
+            EventPayload::ConnectionEstablished(_) => Vec::new(),
+        }
+    }
+
     /// recordId for record events, otherwise `None` (the aggregateId orders).
     pub fn record_id(&self) -> Option<&str> {
         match self {

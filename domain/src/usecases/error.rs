@@ -215,6 +215,24 @@ pub enum UseCaseError {
     #[error("credentials: {0}")]
     Credentials(#[from] CredentialsError),
 
+    /// An event of the change is larger than a Kafka message may be (the topics'
+    /// `max.message.bytes`, the producers' `message.max.bytes`): the change is refused
+    /// whole, nothing written (413 `event_too_large`).
+    #[error(
+        "the {event_type} event of this change would be {bytes} bytes, more than the {limit} a Kafka message may hold{}",
+        .field.as_ref().map(|f| format!("; field `{f}` alone makes it too large")).unwrap_or_default()
+    )]
+    EventTooLarge {
+        /// Its event type string.
+        event_type: &'static str,
+        /// Its size as a Kafka message.
+        bytes: usize,
+        /// The largest message the topics and producers take.
+        limit: usize,
+        /// The field without which it would fit, when one is.
+        field: Option<String>,
+    },
+
     /// An event could not be encoded (registry unreachable, invalid event, …).
     #[error("encoding event {event_id} ({event_type}) failed: {source}")]
     Encode {
@@ -261,7 +279,12 @@ impl From<OutboxError> for UseCaseError {
     fn from(e: OutboxError) -> UseCaseError {
         match e {
             OutboxError::Db(e) => UseCaseError::Db(e),
-            OutboxError::Encode { event_id, event_type, source } => UseCaseError::Encode { event_id, event_type, source },
+            OutboxError::Encode { event_id, event_type, source } => match *source {
+                SchemaError::TooLarge { bytes, limit, field, .. } => {
+                    UseCaseError::EventTooLarge { event_type, bytes, limit, field }
+                }
+                other => UseCaseError::Encode { event_id, event_type, source: Box::new(other) },
+            },
         }
     }
 }

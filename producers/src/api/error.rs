@@ -143,7 +143,7 @@ impl IntoResponse for ApiError {
 
 /// The HTTP status a use-case error maps to (the one place that decides it): 400 for invalid input, 404 for a missing table,
 /// record, form or service, 409 for a stale version, an existing id or a connection of
-/// another service or user, 413 for an oversized batch, 422 for credentials the service
+/// another service or user, 413 for an oversized batch or event, 422 for credentials the service
 /// refused, 502 for a token endpoint that refused the deployment's client or answered
 /// nonsense, 503 when a retry may succeed, 500 otherwise.
 pub fn status_of(e: &UseCaseError) -> StatusCode {
@@ -165,7 +165,7 @@ pub fn status_of(e: &UseCaseError) -> StatusCode {
         | UseCaseError::UnknownForm(_)
         | UseCaseError::UnknownService(_) => 404,
         UseCaseError::StaleVersion { .. } | UseCaseError::AlreadyExists { .. } | UseCaseError::ConnectionMismatch { .. } => 409,
-        UseCaseError::BatchTooLarge { .. } => 413,
+        UseCaseError::BatchTooLarge { .. } | UseCaseError::EventTooLarge { .. } => 413,
         UseCaseError::ExchangeRefused { error, .. } => match error.as_deref() {
             Some("invalid_client" | "unauthorized_client") => 502,
             _ => 422,
@@ -201,6 +201,9 @@ impl From<UseCaseError> for ApiError {
             }
             UseCaseError::EmptyBatch => ("empty_batch", Value::Null),
             UseCaseError::BatchTooLarge { size, limit } => ("batch_too_large", json!({ "size": size, "limit": limit })),
+            UseCaseError::EventTooLarge { event_type, bytes, limit, field } => {
+                ("event_too_large", json!({ "eventType": event_type, "bytes": bytes, "limit": limit, "field": field }))
+            }
             UseCaseError::RecordNotFound { table, record_id } => {
                 ("record_not_found", json!({ "tableId": table, "recordId": record_id }))
             }

@@ -108,8 +108,9 @@ pub enum WriteErrors {
     /// Unknown table, record or form.
     #[response(status = 404, description = "unknown table, record or form; nothing was written")]
     NotFound(ErrorBody),
-    /// The body is larger than the limit, or a batch holds more records than allowed.
-    #[response(status = 413, description = "body or batch too large; nothing was written")]
+    /// The body is larger than the limit, a batch holds more records than allowed, or an
+    /// event of the change is larger than a Kafka message may be (`event_too_large`).
+    #[response(status = 413, description = "body, batch or event too large; nothing was written")]
     TooLarge(ErrorBody),
     /// The body is not `application/json`.
     #[response(status = 415, description = "the body is not JSON; nothing was written")]
