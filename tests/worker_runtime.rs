@@ -350,3 +350,38 @@ async fn partitions_moving_between_two_then_three_instances_lose_nothing_and_app
     eprintln!("{} handler calls for {N} events", calls.load(Ordering::SeqCst));
     f.db.drop_database().await
 }
+
+/// A process for runners whose messages do not matter to the test.
+#[derive(Debug)]
+struct Ignore;
+
+#[async_trait]
+impl ltf_consumers::Process for Ignore {
+    async fn process(&self, _: &ltf_consumers::Incoming, _: &ltf_consumers::PartitionPause) {}
+}
+
+#[tokio::test]
+async fn retry_and_dead_letter_topics_are_as_durable_as_their_event_topic() -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    let topic = format!("{}.table.events", unique_prefix("side-durability"));
+    let group = format!("{topic}.group");
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create()?;
+    // One broker: the replication factor can only be 1, but min.insync.replicas shows
+    // whether the side topics copy their event topic's settings.
+    let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("min.insync.replicas", "2");
+    for r in admin.create_topics([&new], &AdminOptions::new()).await? {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+    }
+    let config = WorkerConfig { consumer: ConsumerConfig::new(bootstrap(), &group), side_topic_partitions: 1, ..Default::default() };
+    Runner::new(config, vec![topic.clone()], Arc::new(Ignore))?.ensure_side_topics().await?;
+    for side in [TopicNames::retry(&topic, &group), TopicNames::dlq(&topic, &group)] {
+        let configs = admin.describe_configs([&ResourceSpecifier::Topic(&side)], &AdminOptions::new()).await?;
+        let resource = configs.into_iter().next().ok_or_else(|| anyhow::anyhow!("no answer for {side}"))??;
+        let min = resource.get("min.insync.replicas").and_then(|e| e.value.clone());
+        assert_eq!(min.as_deref(), Some("2"), "{side} takes min.insync.replicas of {topic}");
+    }
+    Ok(())
+}
