@@ -367,15 +367,15 @@ async fn retry_and_dead_letter_topics_are_as_durable_as_their_event_topic() -> R
 
     let topic = format!("{}.table.events", unique_prefix("side-durability"));
     let group = format!("{topic}.group");
-    let admin: AdminClient<DefaultClientContext> =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create()?;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create()?;
     // One broker: the replication factor can only be 1, but min.insync.replicas shows
     // whether the side topics copy their event topic's settings.
     let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("min.insync.replicas", "2");
     for r in admin.create_topics([&new], &AdminOptions::new()).await? {
         r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
     }
-    let config = WorkerConfig { consumer: ConsumerConfig::new(bootstrap(), &group), side_topic_partitions: 1, ..Default::default() };
+    let config =
+        WorkerConfig { consumer: ConsumerConfig::new(bootstrap(), &group), side_topic_partitions: 1, ..Default::default() };
     Runner::new(config, vec![topic.clone()], Arc::new(Ignore))?.ensure_side_topics().await?;
     for side in [TopicNames::retry(&topic, &group), TopicNames::dlq(&topic, &group)] {
         let configs = admin.describe_configs([&ResourceSpecifier::Topic(&side)], &AdminOptions::new()).await?;

@@ -45,10 +45,18 @@ pub async fn ensure_topics(bootstrap_servers: &str, specs: &[TopicSpec]) -> Resu
             });
         }
     }
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap_servers).create().map_err(PublishError::Create)?;
+    let admin = admin(bootstrap_servers)?;
     let new: Vec<NewTopic<'_>> =
         specs.iter().map(|s| NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor))).collect();
+    create(&admin, &new).await
+}
+
+fn admin(bootstrap_servers: &str) -> Result<AdminClient<DefaultClientContext>, PublishError> {
+    ClientConfig::new().set("bootstrap.servers", bootstrap_servers).create().map_err(PublishError::Create)
+}
+
+/// Creates `new` (existing topics are left as they are) and waits for their leaders.
+async fn create(admin: &AdminClient<DefaultClientContext>, new: &[NewTopic<'_>]) -> Result<Vec<(String, Ensured)>, PublishError> {
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(new.iter(), &opts)
@@ -62,10 +70,93 @@ pub async fn ensure_topics(bootstrap_servers: &str, specs: &[TopicSpec]) -> Resu
             Err((name, code)) => Err(PublishError::Topic { topic: name, reason: code.to_string() }),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for s in specs {
-        wait_for_leaders(&admin, &s.name).await?;
+    for t in new {
+        wait_for_leaders(admin, t.name).await?;
     }
     Ok(outcome)
+}
+
+/// A topic that holds copies of another topic's messages (a consumer group's retry and
+/// dead-letter topics), to be as durable as that topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideTopic {
+    /// The side topic's name.
+    pub name: String,
+    /// The topic whose messages it holds.
+    pub source: String,
+    /// Number of partitions; at least 1.
+    pub partitions: i32,
+    /// The replication factor when the source topic does not exist yet.
+    pub fallback_replication: i32,
+}
+
+/// How a topic keeps its messages: copies of each partition and the copies a write
+/// with `acks=all` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durability {
+    /// Copies of each partition.
+    pub replication_factor: i32,
+    /// The topic's `min.insync.replicas`.
+    pub min_insync_replicas: Option<String>,
+}
+
+/// The durability of `topic`, or `None` when it does not exist.
+pub async fn durability(bootstrap_servers: &str, topic: &str) -> Result<Option<Durability>, PublishError> {
+    durability_with(&admin(bootstrap_servers)?, topic).await
+}
+
+async fn durability_with(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<Option<Durability>, PublishError> {
+    let md = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| PublishError::Topic { topic: topic.into(), reason: e.to_string() })?;
+    let Some(replicas) = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .and_then(|t| t.partitions().first())
+        .map(|p| p.replicas().len() as i32)
+    else {
+        return Ok(None);
+    };
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let configs = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &opts)
+        .await
+        .map_err(|e| PublishError::Topic { topic: topic.into(), reason: e.to_string() })?;
+    let min_insync_replicas =
+        configs.into_iter().flatten().find_map(|r| r.get("min.insync.replicas").and_then(|e| e.value.clone()));
+    Ok(Some(Durability { replication_factor: replicas, min_insync_replicas }))
+}
+
+/// Creates each side topic that does not exist yet with the replication factor and
+/// `min.insync.replicas` of its source topic (`fallback_replication` and the broker's
+/// default when the source does not exist yet); existing topics are left as they are.
+pub async fn ensure_side_topics(bootstrap_servers: &str, topics: &[SideTopic]) -> Result<Vec<(String, Ensured)>, PublishError> {
+    let admin = admin(bootstrap_servers)?;
+    let mut durabilities = Vec::with_capacity(topics.len());
+    for t in topics {
+        if t.partitions < 1 || t.fallback_replication < 1 {
+            return Err(PublishError::Config {
+                key: if t.partitions < 1 { "partitions" } else { "replication_factor" }.into(),
+                reason: format!("{}: must be at least 1", t.name),
+            });
+        }
+        durabilities.push(durability_with(&admin, &t.source).await?);
+    }
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .zip(&durabilities)
+        .map(|(t, d)| {
+            let replication = d.as_ref().map_or(t.fallback_replication, |d| d.replication_factor);
+            let topic = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication));
+            match d.as_ref().and_then(|d| d.min_insync_replicas.as_deref()) {
+                Some(min) => topic.set("min.insync.replicas", min),
+                None => topic,
+            }
+        })
+        .collect();
+    create(&admin, &new).await
 }
 
 /// Waits until every partition of a new topic has a leader, so producers and consumers
@@ -94,8 +185,7 @@ async fn wait_for_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str
 /// The smallest `max.message.bytes` of the existing topics among `topics` (the largest
 /// message every one of them takes), or `None` when none of them exists yet.
 pub async fn max_message_bytes(bootstrap_servers: &str, topics: &[String]) -> Result<Option<usize>, PublishError> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap_servers).create().map_err(PublishError::Create)?;
+    let admin = admin(bootstrap_servers)?;
     let resources: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
     let results = admin

@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 use ltf_consumers::middleware::DlqHeaders;
-use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_side_topics, SideTopic};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -252,10 +252,16 @@ fn print_item(i: &Item, dry_run: bool) {
 }
 
 /// The worker creates its retry topics at start; create it here too when missing (never
-/// let an idempotent producer auto-create a topic, see README).
+/// let an idempotent producer auto-create a topic, see README), as durable as its event
+/// topic.
 async fn ensure_retry_topic(common: &Common, topic: &DlqTopic) -> Result<()> {
-    let spec = TopicSpec { name: topic.retry_topic(), partitions: topic.partitions.len().max(1) as i32, replication_factor: 1 };
-    ensure_topics(&common.bootstrap, &[spec]).await.with_context(|| format!("creating {}", topic.retry_topic()))?;
+    let spec = SideTopic {
+        name: topic.retry_topic(),
+        source: topic.source.clone(),
+        partitions: topic.partitions.len().max(1) as i32,
+        fallback_replication: 1,
+    };
+    ensure_side_topics(&common.bootstrap, &[spec]).await.with_context(|| format!("creating {}", topic.retry_topic()))?;
     Ok(())
 }
 

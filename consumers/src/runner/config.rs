@@ -29,7 +29,9 @@ pub struct WorkerConfig {
     /// Partitions of the group's retry and dead-letter topics, created at start when
     /// missing. Default 6.
     pub side_topic_partitions: i32,
-    /// Replication factor of the retry and dead-letter topics. Default 1.
+    /// Replication factor of a retry or dead-letter topic created while its event topic
+    /// does not exist yet; otherwise it takes the event topic's replication factor and
+    /// `min.insync.replicas`. Default 1.
     pub side_topic_replication: i32,
 }
 

@@ -33,7 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_side_topics, SideTopic};
 use ltf_schemas::TopicNames;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -123,17 +123,20 @@ impl Runner {
     /// lose the first records of an auto-created topic).
     pub async fn ensure_side_topics(&self) -> Result<(), ConsumeError> {
         let group = &self.config.consumer.group_id;
-        let specs: Vec<TopicSpec> = self
+        let specs: Vec<SideTopic> = self
             .topics
             .iter()
-            .flat_map(|t| [TopicNames::retry(t, group), TopicNames::dlq(t, group)])
-            .map(|name| TopicSpec {
+            .flat_map(|t| [(TopicNames::retry(t, group), t), (TopicNames::dlq(t, group), t)])
+            .map(|(name, source)| SideTopic {
                 name,
+                source: source.clone(),
                 partitions: self.config.side_topic_partitions,
-                replication_factor: self.config.side_topic_replication,
+                fallback_replication: self.config.side_topic_replication,
             })
             .collect();
-        ensure_topics(&self.config.consumer.bootstrap_servers, &specs).await.map_err(|e| ConsumeError::Topics(e.to_string()))?;
+        ensure_side_topics(&self.config.consumer.bootstrap_servers, &specs)
+            .await
+            .map_err(|e| ConsumeError::Topics(e.to_string()))?;
         Ok(())
     }
 
