@@ -286,3 +286,25 @@ async fn a_cascade_skips_a_linking_record_deleted_concurrently_instead_of_failin
     assert_eq!(updates, 0, "nothing to unlink: the deal is gone");
     db.drop_database().await
 }
+
+/// A webhook host that answers 2xx with a huge body: the worker reads a bounded part of
+/// it, and stores and emits only a bounded excerpt.
+#[tokio::test]
+async fn a_huge_webhook_answer_is_read_bounded_and_only_an_excerpt_is_kept() -> Result<()> {
+    use ltf_workers::automation::{SsrfGuard, Webhooks};
+
+    let big = serde_json::to_vec(&json!({"blob": "z".repeat(4 * 1024 * 1024)}))?;
+    let app = axum::Router::new().route("/big", axum::routing::post(move || async move { ([("content-type", "application/json")], big) }));
+    let server = ltf_tests::api::Server::start(app).await?;
+    let webhooks = Webhooks::new(SsrfGuard::new(["127.0.0.1".to_owned()]), Duration::from_secs(10))?;
+    let data = webhooks
+        .post(&format!("{}/big", server.url), &json!({}), "key-1", None, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(data["status"], 200);
+    let kept = serde_json::to_vec(&data)?.len();
+    ensure!(kept <= 16 * 1024, "{kept} bytes of the answer kept in the step and its event");
+    assert_eq!(data["responseTruncated"], true, "{:?}", data.keys().collect::<Vec<_>>());
+    ensure!(data["responseExcerpt"].as_str().is_some_and(|e| e.starts_with("{\"blob\":\"zzz")), "an excerpt of the start");
+    server.stop().await
+}
