@@ -294,7 +294,8 @@ async fn a_huge_webhook_answer_is_read_bounded_and_only_an_excerpt_is_kept() -> 
     use ltf_workers::automation::{SsrfGuard, Webhooks};
 
     let big = serde_json::to_vec(&json!({"blob": "z".repeat(4 * 1024 * 1024)}))?;
-    let app = axum::Router::new().route("/big", axum::routing::post(move || async move { ([("content-type", "application/json")], big) }));
+    let app = axum::Router::new()
+        .route("/big", axum::routing::post(move || async move { ([("content-type", "application/json")], big) }));
     let server = ltf_tests::api::Server::start(app).await?;
     let webhooks = Webhooks::new(SsrfGuard::new(["127.0.0.1".to_owned()]), Duration::from_secs(10))?;
     let data = webhooks

@@ -87,12 +87,26 @@ struct AutomationArgs {
     /// Recipient of notify actions delivered by email.
     #[arg(long, env = "LTF_NOTIFY_EMAIL_TO")]
     notify_email_to: Option<String>,
+    /// The most of a webhook's answer read, in bytes; a longer answer is kept as an
+    /// excerpt of its start.
+    #[arg(long, env = "LTF_WEBHOOK_MAX_RESPONSE_BYTES", default_value_t = 65_536)]
+    webhook_max_response_bytes: usize,
+    /// The deepest chain of automations triggering automations; a deeper run fails with
+    /// `loop_detected`.
+    #[arg(long, env = "LTF_AUTOMATION_MAX_DEPTH", default_value_t = 8)]
+    automation_max_depth: u32,
 }
 
 impl AutomationArgs {
     fn config(&self) -> Result<AutomationConfig> {
         if self.webhook_timeout_ms == 0 || self.webhook_timeout_ms > 60_000 {
             bail!("--webhook-timeout-ms must be between 1 and 60000");
+        }
+        if self.webhook_max_response_bytes == 0 {
+            bail!("--webhook-max-response-bytes must be at least 1");
+        }
+        if self.automation_max_depth == 0 {
+            bail!("--automation-max-depth must be at least 1");
         }
         Ok(AutomationConfig {
             webhook_timeout: Duration::from_millis(self.webhook_timeout_ms),
@@ -101,6 +115,8 @@ impl AutomationArgs {
             email_from: self.email_from.clone(),
             notify_webhook_url: self.notify_webhook_url.as_ref().map(|s| s.0.clone()),
             notify_email_to: self.notify_email_to.clone(),
+            webhook_max_response_bytes: self.webhook_max_response_bytes,
+            max_depth: self.automation_max_depth,
         })
     }
 }

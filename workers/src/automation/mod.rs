@@ -56,6 +56,13 @@ pub struct AutomationConfig {
     pub notify_webhook_url: Option<String>,
     /// Recipient of notify actions sent by email.
     pub notify_email_to: Option<String>,
+    /// The most of a webhook's answer read (the rest is not read; a longer answer is
+    /// kept as an excerpt). Default 64 KiB.
+    pub webhook_max_response_bytes: usize,
+    /// The deepest chain of automations: a run started by an event that a run of depth
+    /// `max_depth` wrote (through create_record or update_record) fails with
+    /// `loop_detected` instead of running. Default 8.
+    pub max_depth: u32,
 }
 
 impl Default for AutomationConfig {
@@ -67,6 +74,8 @@ impl Default for AutomationConfig {
             email_from: "LaTeChforce automations <automations@latechforce.invalid>".into(),
             notify_webhook_url: None,
             notify_email_to: None,
+            webhook_max_response_bytes: effects::webhook::DEFAULT_MAX_RESPONSE_BYTES,
+            max_depth: 8,
         }
     }
 }
@@ -107,7 +116,8 @@ pub struct Effects {
 impl Effects {
     /// The effects of `config`.
     pub fn new(config: &AutomationConfig) -> Result<Effects, AutomationSetupError> {
-        let webhooks = Webhooks::new(SsrfGuard::new(config.webhook_allow_hosts.iter().cloned()), config.webhook_timeout)?;
+        let webhooks = Webhooks::new(SsrfGuard::new(config.webhook_allow_hosts.iter().cloned()), config.webhook_timeout)?
+            .with_max_response_bytes(config.webhook_max_response_bytes);
         let mailer = config.smtp_url.as_deref().map(|url| Mailer::new(url, &config.email_from)).transpose()?;
         let default_channel = if config.notify_webhook_url.is_some() {
             Some(NotifyChannel::Webhook)

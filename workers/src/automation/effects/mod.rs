@@ -6,7 +6,7 @@
 /// cannot be built.
 pub mod email;
 mod ssrf;
-mod webhook;
+pub mod webhook;
 
 use std::fmt;
 

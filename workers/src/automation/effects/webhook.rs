@@ -9,17 +9,25 @@ use super::{EffectError, SsrfGuard};
 /// The header carrying the idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
+/// The default of [`Webhooks::with_max_response_bytes`]: the most of an answer read.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The most of an answer kept as `responseExcerpt` when the answer is not kept whole.
+pub const RESPONSE_EXCERPT_BYTES: usize = 1024;
+
 /// Calls webhooks: POST of a JSON body, no redirects, a timeout per call, through the
-/// SSRF guard.
+/// SSRF guard. At most `max_response_bytes` of an answer are read.
 #[derive(Debug, Clone)]
 pub struct Webhooks {
     http: reqwest::Client,
     guard: SsrfGuard,
     timeout: Duration,
+    max_response_bytes: usize,
 }
 
 impl Webhooks {
-    /// A client with `timeout` as the default per-call timeout.
+    /// A client with `timeout` as the default per-call timeout, reading at most
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`] of an answer.
     pub fn new(guard: SsrfGuard, timeout: Duration) -> Result<Webhooks, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(redirect::Policy::none())
@@ -27,14 +35,23 @@ impl Webhooks {
             .user_agent(concat!("latechforce-automation/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
             .build()?;
-        Ok(Webhooks { http, guard, timeout })
+        Ok(Webhooks { http, guard, timeout, max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES })
+    }
+
+    /// The client reading at most `bytes` of an answer.
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Webhooks {
+        self.max_response_bytes = bytes;
+        self
     }
 
     /// POSTs `body` to `url` with `key` as `Idempotency-Key` (and the trace's
-    /// `traceparent`). 2xx is success (data: the
-    /// status and a JSON answer when there is one); 408, 429, 5xx, timeouts and connection
-    /// failures are retryable failures of the host; other statuses, bad URLs and refused
-    /// hosts are permanent.
+    /// `traceparent`). 2xx is success; its data: `status`, and `response` (the JSON answer)
+    /// when the whole answer fits in `max_response_bytes` and is JSON, else
+    /// `responseExcerpt` (its first [`RESPONSE_EXCERPT_BYTES`] as text) and
+    /// `responseTruncated` (whether that is not all of it). No more than
+    /// `max_response_bytes` of an answer is ever read. 408, 429, 5xx, timeouts and
+    /// connection failures are retryable failures of the host; other statuses, bad URLs
+    /// and refused hosts are permanent.
     pub async fn post(
         &self,
         url: &str,
@@ -57,11 +74,20 @@ impl Webhooks {
             .map_err(|e| EffectError::transient(&dependency, format!("webhook call failed: {}", without_url(&e))))?;
         let status = response.status();
         if status.is_success() {
-            let answer = response.json::<Json>().await.ok();
+            let (body, whole) = read_bounded(response, self.max_response_bytes).await;
             let mut data = Fields::new();
             data.insert("status".into(), json!(status.as_u16()));
-            if let Some(answer) = answer {
-                data.insert("response".into(), answer);
+            match serde_json::from_slice::<Json>(&body).ok().filter(|_| whole) {
+                Some(answer) => {
+                    data.insert("response".into(), answer);
+                }
+                None if !body.is_empty() => {
+                    let excerpt = String::from_utf8_lossy(&body[..body.len().min(RESPONSE_EXCERPT_BYTES)]).into_owned();
+                    let truncated = !whole || body.len() > RESPONSE_EXCERPT_BYTES;
+                    data.insert("responseExcerpt".into(), json!(excerpt));
+                    data.insert("responseTruncated".into(), json!(truncated));
+                }
+                None => {}
             }
             return Ok(data);
         }
@@ -70,6 +96,26 @@ impl Webhooks {
             Err(EffectError::transient(dependency, message))
         } else {
             Err(EffectError::permanent(message))
+        }
+    }
+}
+
+/// At most `max` bytes of the answer's body, and whether that is all of it. A body that
+/// fails midway counts as cut short (the call itself succeeded).
+async fn read_bounded(mut response: reqwest::Response, max: usize) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = max - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    return (body, false);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return (body, true),
+            Err(_) => return (body, false),
         }
     }
 }
