@@ -6,6 +6,7 @@
 /// cannot be built.
 pub mod email;
 mod ssrf;
+/// Webhook actions over HTTP: the [`Webhooks`] client and its bounds on answers.
 pub mod webhook;
 
 use std::fmt;
