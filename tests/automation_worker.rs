@@ -309,3 +309,32 @@ async fn a_huge_webhook_answer_is_read_bounded_and_only_an_excerpt_is_kept() -> 
     ensure!(data["responseExcerpt"].as_str().is_some_and(|e| e.starts_with("{\"blob\":\"zzz")), "an excerpt of the start");
     server.stop().await
 }
+
+/// An automation whose action writes to its own trigger table: each run's record starts
+/// the next run. The chain stops at the depth limit (8) with a run failed for
+/// `loop_detected`, instead of running forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_automation_triggering_itself_stops_at_the_depth_limit_with_loop_detected() -> Result<()> {
+    let p = Platform::start("auto-loop").await?;
+    tasks(&p).await?;
+    p.create_automation(json!({
+        "id": "echo", "name": "Echo",
+        "trigger": {"event": "record-created", "tableId": "tasks"},
+        "actions": [{"id": "again", "type": "create_record", "tableId": "tasks", "fields": {"title": "again"}}]
+    }))
+    .await?;
+    p.create_record("tasks", json!({"title": "first"})).await?;
+    let failed = eventually("a run failed for loop_detected", WAIT, || async {
+        let runs = p.runs("echo").await?;
+        ensure!(runs.len() <= 9, "{} runs: the chain went past the limit", runs.len());
+        Ok(runs.into_iter().find(|r| r["status"] == "failed"))
+    })
+    .await?;
+    ensure!(failed["error"].as_str().is_some_and(|e| e.contains("loop_detected")), "{failed}");
+    p.wait_drained(WAIT).await?;
+    let runs = p.runs("echo").await?;
+    assert_eq!(runs.len(), 9, "8 runs in the chain, the 9th refused");
+    assert_eq!(runs.iter().filter(|r| r["status"] == "succeeded").count(), 8);
+    assert_eq!(p.count("ltf_records").await?, 9, "the first record and one per run that ran");
+    p.stop().await
+}

@@ -71,6 +71,15 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_template_rendering_more_than_the_limit_is_refused() {
+        let data = json!({"big": "x".repeat(40 * 1024), "obj": {"k": "y".repeat(70 * 1024)}});
+        assert!(render("{{big}}", &data).is_ok(), "40 KiB fits");
+        assert!(render("{{big}}{{big}}", &data).is_err(), "80 KiB of text is refused");
+        assert!(render("{{obj}}", &data).is_err(), "a 70 KiB value is refused");
+        assert!(render_json(&json!({"a": "{{big}}", "b": "{{big}}"}), &data).is_err(), "80 KiB over one action is refused");
+    }
+
+    #[test]
     fn placeholders_are_filled_and_single_ones_keep_their_type() {
         let data = json!({"recordId": "r1", "fields": {"n": 3, "tags": ["a", "b"], "name": "Ada"}});
         assert_eq!(render("{{fields.n}}", &data).unwrap(), json!(3));
