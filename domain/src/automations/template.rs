@@ -2,14 +2,41 @@ use ltf_schemas::Fields;
 use serde_json::Value as Json;
 use thiserror::Error;
 
-/// A `{{path}}` that names nothing in the run's data.
+/// The most bytes the templates of one action may render to (text, or a value's JSON),
+/// so a run's data cannot blow up the events and requests made from it.
+pub const MAX_RENDERED_BYTES: usize = 64 * 1024;
+
+/// Why a template does not render.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("template {template:?}: {{{{{path}}}}} is not in the run's data")]
-pub struct TemplateError {
-    /// The template.
-    pub template: String,
-    /// The missing path.
-    pub path: String,
+pub enum TemplateError {
+    /// A `{{path}}` that names nothing in the run's data.
+    #[error("template {template:?}: {{{{{path}}}}} is not in the run's data")]
+    Missing {
+        /// The template.
+        template: String,
+        /// The missing path.
+        path: String,
+    },
+    /// The output is larger than [`MAX_RENDERED_BYTES`].
+    #[error("template output is {bytes} bytes or more, more than the limit of {limit}")]
+    TooLarge {
+        /// The size reached when rendering stopped.
+        bytes: usize,
+        /// [`MAX_RENDERED_BYTES`].
+        limit: usize,
+    },
+}
+
+fn too_large(bytes: usize) -> TemplateError {
+    TemplateError::TooLarge { bytes, limit: MAX_RENDERED_BYTES }
+}
+
+/// The JSON size of `value`, counted only up to the limit.
+fn json_size(value: &Json) -> usize {
+    match value {
+        Json::String(s) => s.len() + 2,
+        other => serde_json::to_vec(other).map_or(usize::MAX, |v| v.len()),
+    }
 }
 
 fn lookup<'a>(data: &'a Json, path: &str) -> Option<&'a Json> {
@@ -23,14 +50,17 @@ fn lookup<'a>(data: &'a Json, path: &str) -> Option<&'a Json> {
 /// Renders `{{path}}` placeholders of `template` from `data` (dotted paths into objects,
 /// numeric segments into arrays). A template that is exactly one placeholder keeps the
 /// value's JSON type (`"{{fields.count}}"` gives a number); otherwise values are written
-/// into the string (strings as they are, everything else as JSON).
+/// into the string (strings as they are, everything else as JSON). Output larger than
+/// [`MAX_RENDERED_BYTES`] is [`TemplateError::TooLarge`], found before it is built.
 pub fn render(template: &str, data: &Json) -> Result<Json, TemplateError> {
-    let missing = |path: &str| TemplateError { template: template.to_owned(), path: path.to_owned() };
+    let missing = |path: &str| TemplateError::Missing { template: template.to_owned(), path: path.to_owned() };
     let trimmed = template.trim();
     if let Some(path) = trimmed.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
         if !path.contains("{{") && !path.contains("}}") {
             let path = path.trim();
-            return lookup(data, path).cloned().ok_or_else(|| missing(path));
+            let value = lookup(data, path).ok_or_else(|| missing(path))?;
+            let bytes = json_size(value);
+            return if bytes > MAX_RENDERED_BYTES { Err(too_large(bytes)) } else { Ok(value.clone()) };
         }
     }
     let mut out = String::with_capacity(template.len());
@@ -39,7 +69,11 @@ pub fn render(template: &str, data: &Json) -> Result<Json, TemplateError> {
         let Some(len) = rest[start + 2..].find("}}") else { break };
         out.push_str(&rest[..start]);
         let path = rest[start + 2..start + 2 + len].trim();
-        match lookup(data, path).ok_or_else(|| missing(path))? {
+        let value = lookup(data, path).ok_or_else(|| missing(path))?;
+        if out.len() + json_size(value) > MAX_RENDERED_BYTES {
+            return Err(too_large(out.len() + json_size(value)));
+        }
+        match value {
             Json::String(s) => out.push_str(s),
             Json::Null => {}
             other => out.push_str(&other.to_string()),
@@ -47,22 +81,40 @@ pub fn render(template: &str, data: &Json) -> Result<Json, TemplateError> {
         rest = &rest[start + 2 + len + 2..];
     }
     out.push_str(rest);
+    if out.len() > MAX_RENDERED_BYTES {
+        return Err(too_large(out.len()));
+    }
     Ok(Json::String(out))
 }
 
-/// Renders every string inside `value` (recursively).
+/// Renders every string inside `value` (recursively); the whole output is bounded by
+/// [`MAX_RENDERED_BYTES`].
 pub fn render_json(value: &Json, data: &Json) -> Result<Json, TemplateError> {
+    let rendered = render_tree(value, data)?;
+    let bytes = json_size(&rendered);
+    if bytes > MAX_RENDERED_BYTES {
+        return Err(too_large(bytes));
+    }
+    Ok(rendered)
+}
+
+fn render_tree(value: &Json, data: &Json) -> Result<Json, TemplateError> {
     Ok(match value {
         Json::String(s) => render(s, data)?,
-        Json::Array(a) => Json::Array(a.iter().map(|v| render_json(v, data)).collect::<Result<_, _>>()?),
-        Json::Object(m) => Json::Object(m.iter().map(|(k, v)| Ok((k.clone(), render_json(v, data)?))).collect::<Result<_, _>>()?),
+        Json::Array(a) => Json::Array(a.iter().map(|v| render_tree(v, data)).collect::<Result<_, _>>()?),
+        Json::Object(m) => Json::Object(m.iter().map(|(k, v)| Ok((k.clone(), render_tree(v, data)?))).collect::<Result<_, _>>()?),
         other => other.clone(),
     })
 }
 
-/// Renders every value of `fields`.
+/// Renders every value of `fields`; the whole output is bounded by [`MAX_RENDERED_BYTES`].
 pub fn render_fields(fields: &Fields, data: &Json) -> Result<Fields, TemplateError> {
-    fields.iter().map(|(k, v)| Ok((k.clone(), render_json(v, data)?))).collect()
+    let rendered: Fields = fields.iter().map(|(k, v)| Ok((k.clone(), render_tree(v, data)?))).collect::<Result<_, _>>()?;
+    let bytes: usize = rendered.iter().map(|(k, v)| k.len() + json_size(v)).sum();
+    if bytes > MAX_RENDERED_BYTES {
+        return Err(too_large(bytes));
+    }
+    Ok(rendered)
 }
 
 #[cfg(test)]
@@ -89,7 +141,7 @@ mod tests {
         );
         assert_eq!(render("no placeholders", &data).unwrap(), json!("no placeholders"));
         let err = render("{{fields.nope}}", &data).unwrap_err();
-        assert_eq!(err.path, "fields.nope");
+        assert!(matches!(err, TemplateError::Missing { ref path, .. } if path == "fields.nope"), "{err:?}");
         let mut f = Fields::new();
         f.insert("email".into(), json!("{{fields.name}}@example.com"));
         assert_eq!(render_fields(&f, &data).unwrap()["email"], json!("Ada@example.com"));
