@@ -33,6 +33,7 @@ mod error;
 pub mod event;
 pub mod examples;
 pub mod fields;
+pub mod fuzzing;
 pub mod registry;
 mod value;
 
