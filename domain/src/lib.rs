@@ -61,6 +61,7 @@
 
 pub mod automations;
 pub mod connections;
+pub mod fuzzing;
 pub mod outbox;
 pub mod store;
 pub mod usecases;

@@ -16,6 +16,7 @@ use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, p
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 
+use crate::bounds;
 use crate::catalog::{self, EventType, SchemaDef};
 use crate::contract::{subject, Headers, TopicNames, CONTENT_TYPE};
 use crate::event::DomainEvent;
@@ -292,13 +293,16 @@ pub fn encode_body(event: &DomainEvent) -> Result<Vec<u8>, SchemaError> {
     Ok(body)
 }
 
-/// Decodes an Avro body written with `writer` (schema id `id`).
+/// Decodes an Avro body written with `writer` (schema id `id`). Never panics; the body's
+/// counts and lengths are checked against its size ([`crate::bounds`]) before apache-avro
+/// allocates for them.
 pub fn decode_with(id: u32, writer: &Schema, body: &[u8]) -> Result<DomainEvent, SchemaError> {
     let name = match writer {
         Schema::Record(r) => r.name.fullname(None),
         other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)),
     };
     let ty = EventType::from_full_name(&name).ok_or_else(|| SchemaError::UnknownEventType { id, record_name: name.clone() })?;
+    bounds::check(id, writer, body)?;
     let mut cursor = Cursor::new(body);
     let value = from_avro_datum(writer, &mut cursor, None).map_err(|e| SchemaError::BadAvro { id, reason: e.to_string() })?;
     let rest = body.len() as u64 - cursor.position();

@@ -15,6 +15,9 @@
 //! * every event type string, aggregate type and header name comes from one place;
 //! * decoding never panics: a wrong magic byte, an unknown schema id, a truncated body,
 //!   an unknown record name or a version no reader supports is a typed [`SchemaError`];
+//! * decoding allocates nothing a hostile count or length claims: [`bounds`] checks every
+//!   array/map block count and string length against the bytes left before apache-avro
+//!   decodes the body;
 //! * a value written with an older schema version is read with the newest reader schema
 //!   (e.g. RecordCreated v1 read as v2 gets `createdBy = null`);
 //! * registry look-ups are cached: one HTTP call per (subject, schema) and per schema id.
@@ -22,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod binary;
+pub mod bounds;
 pub mod catalog;
 pub mod codec;
 pub mod contract;
@@ -29,6 +33,7 @@ mod error;
 pub mod event;
 pub mod examples;
 pub mod fields;
+pub mod fuzzing;
 pub mod registry;
 mod value;
 
