@@ -376,11 +376,12 @@ async fn a_dead_letter_of_a_failing_handler_is_shown_healed_replayed_and_handled
     let (dlq, retry) = (TopicNames::dlq(&table, &group), TopicNames::retry(&table, &group));
     let events: Vec<DomainEvent> = (0..5).map(|i| record_event("tbl_done", &format!("rec_{i}")).with_sequence(i + 1)).collect();
     let bad = events[2].event_id();
-    // The handler's database refuses one event: a retryable `database` error, dead-lettered
-    // once the attempts are spent.
+    // The handler's database refuses one event: a retryable `database` error (a
+    // serialization failure, SQLSTATE 40001; a plain RAISE would be permanent),
+    // dead-lettered once the attempts are spent.
     sqlx::raw_sql(&format!(
         "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.event_id = '{bad}' THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NEW; END $$;
+         BEGIN IF NEW.event_id = '{bad}' THEN RAISE EXCEPTION 'refused for the test' USING ERRCODE = '40001'; END IF; RETURN NEW; END $$;
          CREATE TRIGGER test_refuse BEFORE INSERT ON ltf_event_log FOR EACH ROW EXECUTE FUNCTION test_refuse();"
     ))
     .execute(&db.pool)

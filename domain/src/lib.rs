@@ -21,7 +21,7 @@
 //! | `ltf_forms`, `ltf_form_submissions` | [`store::forms`] |
 //! | `ltf_connections` | [`store::connections`] |
 //! | `ltf_outbox`, `ltf_aggregate_sequences` | [`outbox`] |
-//! | `ltf_automations`, `ltf_automation_runs`, `ltf_automation_steps` | [`automations::store`] |
+//! | `ltf_automations`, `ltf_automation_runs`, `ltf_automation_steps`, `ltf_automation_effects` | [`automations::store`] |
 //! | `ltf_processed_events` | `ltf_consumers::middleware::dedup` |
 //! | `ltf_event_log` | `ltf_workers::audit` |
 //! | `ltf_analytics_rollups` | `ltf_workers::analytics` |

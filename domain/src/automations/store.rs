@@ -1,5 +1,7 @@
 //! The automation tables: definitions (`ltf_automations`), runs
-//! (`ltf_automation_runs`) and their steps (`ltf_automation_steps`).
+//! (`ltf_automation_runs`, with their depth in a chain of automations), their steps
+//! (`ltf_automation_steps`) and the events their record actions wrote
+//! (`ltf_automation_effects`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -249,13 +251,15 @@ pub struct NewRun<'a> {
     pub trigger_data: &'a Json,
     /// The automation's actions at this moment (the run keeps them).
     pub actions: &'a [Action],
+    /// Its depth in a chain of automations ([`depth_of_writer`] + 1, or 1).
+    pub depth: i32,
 }
 
 /// Starts a run (`running`); a run of the same id that exists already is left as it is.
 pub async fn start_run(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO ltf_automation_runs (run_id, automation_id, source_event_id, correlation_id, status, trigger_data, actions)
-         VALUES ($1, $2, $3, $4, 'running', $5, $6) ON CONFLICT (run_id) DO NOTHING",
+        "INSERT INTO ltf_automation_runs (run_id, automation_id, source_event_id, correlation_id, status, trigger_data, actions, depth)
+         VALUES ($1, $2, $3, $4, 'running', $5, $6, $7) ON CONFLICT (run_id) DO NOTHING",
     )
     .bind(run.run_id)
     .bind(run.automation_id)
@@ -263,9 +267,30 @@ pub async fn start_run(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<(), 
     .bind(run.correlation_id)
     .bind(Jsonb(run.trigger_data))
     .bind(Jsonb(run.actions))
+    .bind(run.depth)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Records that run `run_id` wrote the events `event_ids` (through its record actions).
+pub async fn record_effects(conn: &mut PgConnection, run_id: Uuid, event_ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO ltf_automation_effects (event_id, run_id) SELECT unnest($1::uuid[]), $2 ON CONFLICT DO NOTHING")
+        .bind(event_ids)
+        .bind(run_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The depth of the run that wrote `event_id`, or `None` when no run did.
+pub async fn depth_of_writer(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT r.depth FROM ltf_automation_effects e JOIN ltf_automation_runs r USING (run_id) WHERE e.event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Ends a running run with `status` (`succeeded`, `failed`) and `error`; returns whether

@@ -163,7 +163,7 @@ impl ActionHandler {
         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
         let result: Result<Fields, String> = match external {
             Some(r) => r.map_err(|e| e.message),
-            None => self.record_action(&mut tx, event, &action, &data).await?,
+            None => self.record_action(&mut tx, event, run.id, &action, &data).await?,
         };
         let action_type = action.kind.type_name();
         histogram!(AUTOMATION_ACTION_SECONDS, labels::ACTION_TYPE => action_type).record(started.elapsed().as_secs_f64());
@@ -245,6 +245,7 @@ impl ActionHandler {
         &self,
         conn: &mut PgConnection,
         event: &Event,
+        run_id: Uuid,
         action: &Action,
         data: &Json,
     ) -> Result<Result<Fields, String>, HandlerError> {
@@ -258,7 +259,7 @@ impl ActionHandler {
                 CreateRecord
                     .execute(conn, &self.codec, &uc_ctx, CreateRecordInput { table_id: table_id.clone(), fields })
                     .await
-                    .map(|o| o.value)
+                    .map(|o| (o.value, o.events))
             }
             ActionKind::UpdateRecord { table_id, record_id, fields } => {
                 let (record_id, fields) = match (render(record_id, data), render_fields(fields, data)) {
@@ -274,12 +275,15 @@ impl ActionHandler {
                 UpdateRecord
                     .execute(conn, &self.codec, &uc_ctx, UpdateRecordInput { table_id: table_id.clone(), patch })
                     .await
-                    .map(|o| o.value)
+                    .map(|o| (o.value, o.events))
             }
             _ => return Ok(Err("not a record action".into())),
         };
         match outcome {
-            Ok(record) => {
+            Ok((record, events)) => {
+                // The events this run wrote: a run they trigger is one level deeper.
+                let ids: Vec<Uuid> = events.iter().map(|e| e.event_id()).collect();
+                store::record_effects(conn, run_id, &ids).await?;
                 let mut d = Fields::new();
                 d.insert("recordId".into(), json!(record.id));
                 d.insert("tableId".into(), json!(record.table_id));

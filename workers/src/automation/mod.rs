@@ -139,7 +139,7 @@ impl Effects {
 pub fn router(codec: Arc<EventCodec>, config: &AutomationConfig) -> Result<Router, AutomationSetupError> {
     let effects = Arc::new(Effects::new(config)?);
     Ok(Router::new()
-        .register(TriggerHandler::new(codec.clone()))
+        .register(TriggerHandler::new(codec.clone(), config.max_depth))
         .register(ActionHandler::new(codec.clone(), effects))
         .register(FormsHandler::new(codec.clone()))
         .register(ConnectionsHandler)
