@@ -180,13 +180,24 @@ async fn poison_values_are_dead_lettered_with_their_headers_while_good_events_ar
     // One record: one ordering key, so its events must be handled in offset order.
     let first = [created(key, "rec", "r1"), created(key, "rec", "r2")];
     f.publisher.publish_batch(&first).await?;
-    // Three kinds of poison on the same key (so the same partition and ordering key as
+    // Kinds of poison on the same key (so the same partition and ordering key as
     // the good events): not Confluent-framed, an unknown schema id, a truncated body.
     let known_id = f.codec.encode(&created(key, "x", "x")).await?.value[1..5].to_vec();
     let mut truncated = vec![0u8];
     truncated.extend_from_slice(&known_id);
     truncated.extend_from_slice(&[0x02, 0x48]);
-    let poison = vec![b"not avro at all".to_vec(), vec![0, 0x7f, 0xff, 0xff, 0x01, 0x02], truncated];
+    // And the value that aborted workers: a valid RecordCreated v1 envelope whose fields
+    // map claims 2^29 entries (apache-avro reserved ~87 GB for them).
+    let v1 = ltf_schemas::catalog::schema_def(EventType::RecordCreated, 1)?;
+    let v1_id = f.codec.schema_id(&f.topic, v1).await?;
+    let mut sample = ltf_schemas::examples::samples().swap_remove(0);
+    let EventPayload::RecordCreated(p) = &mut sample.payload else { anyhow::bail!("sample 0 is a RecordCreated") };
+    p.fields.clear();
+    let mut body = ltf_schemas::codec::encode_body(&sample)?;
+    assert_eq!(body.pop(), Some(0), "the empty fields map ends the body");
+    body.extend([0x80, 0x80, 0x80, 0x80, 0x04]); // zig-zag varint of 2^29
+    let hostile = ltf_schemas::codec::frame(v1_id, &body);
+    let poison = vec![b"not avro at all".to_vec(), vec![0, 0x7f, 0xff, 0xff, 0x01, 0x02], truncated, hostile];
     produce_raw(&f.topic, key, &poison)?;
     let last = [created(key, "rec", "r3"), created(key, "rec", "r4")];
     f.publisher.publish_batch(&last).await?;
@@ -197,10 +208,10 @@ async fn poison_values_are_dead_lettered_with_their_headers_while_good_events_ar
     assert_eq!(got, ["r1", "r2", "r3", "r4"], "good events handled once each, in order");
 
     let dlq = TopicNames::dlq(&f.topic, &f.group);
-    let dead = read_n(&[dlq], 3, Duration::from_secs(30))?;
+    let dead = read_n(&[dlq], 4, Duration::from_secs(30))?;
     let classes: Vec<String> =
         dead.iter().map(|m| header(&headers(m), "dlq-error-class").unwrap_or_default().to_owned()).collect();
-    assert_eq!(classes, ["not_confluent_framed", "unknown_schema_id", "bad_avro"]);
+    assert_eq!(classes, ["not_confluent_framed", "unknown_schema_id", "bad_avro", "bad_avro"]);
     for (m, value) in dead.iter().zip(&poison) {
         let h = headers(m);
         assert_eq!(m.payload(), Some(value.as_slice()), "the original bytes");
