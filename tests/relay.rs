@@ -231,3 +231,51 @@ async fn wait_published_returns_once_the_relay_published_and_false_on_timeout() 
     task.await??;
     s.db.drop_database().await
 }
+
+/// Sets `max.message.bytes` of `topic`.
+async fn limit_topic(topic: &str, bytes: &str) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create()?;
+    let config = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("max.message.bytes", bytes);
+    for r in admin.alter_configs([&config], &AdminOptions::new()).await? {
+        r.map_err(|(_, e)| anyhow::anyhow!("altering {topic}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A row Kafka refuses for good (the topic takes smaller messages than the API let
+/// through) wedged the relay for every aggregate. It is parked: the other aggregates
+/// flow, and the later rows of its aggregate wait behind it.
+#[tokio::test]
+async fn a_row_kafka_refuses_for_good_is_parked_and_other_aggregates_keep_flowing() -> Result<()> {
+    let s = setup("relay-park", 2).await?;
+    limit_topic(&s.topic, "50000").await?;
+    let ctx = ChangeContext::default();
+    let write = |table: &str, title: String| {
+        let input = CreateRecordInput { table_id: table.into(), fields: json!({"title": title}).as_object().cloned().unwrap_or_default() };
+        let (pool, codec, ctx) = (s.db.pool.clone(), s.codec.clone(), ctx.clone());
+        async move { anyhow::Ok(CreateRecord.run(&pool, &codec, &ctx, input).await?) }
+    };
+    // Random hex: the producer compresses (zstd), so the text must not compress below the limit.
+    let incompressible: String = (0..10_000).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
+    write("tbl_0", incompressible).await?;
+    write("tbl_0", "after the big one".into()).await?;
+    write("tbl_1", "other table".into()).await?;
+    let relay = relay(&s, RelayConfig::default())?;
+    let published = relay.drain().await?;
+    assert_eq!(published, 1, "the other aggregate's row");
+    let rows: Vec<(String, i64, bool, bool)> = sqlx::query_as(
+        "SELECT aggregate_id, aggregate_sequence, sent_at IS NOT NULL, parked_at IS NOT NULL FROM ltf_outbox ORDER BY id",
+    )
+    .fetch_all(&s.db.pool)
+    .await?;
+    assert_eq!(
+        rows,
+        vec![("tbl_0".into(), 1, false, true), ("tbl_0".into(), 2, false, false), ("tbl_1".into(), 1, true, false)],
+        "parked, waiting behind it, published"
+    );
+    let reason: String = sqlx::query_scalar("SELECT park_reason FROM ltf_outbox WHERE parked_at IS NOT NULL").fetch_one(&s.db.pool).await?;
+    assert!(reason.to_lowercase().contains("too large"), "{reason}");
+    s.db.drop_database().await
+}
