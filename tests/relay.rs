@@ -250,18 +250,7 @@ async fn limit_topic(topic: &str, bytes: &str) -> Result<()> {
 #[tokio::test]
 async fn a_row_kafka_refuses_for_good_is_parked_and_other_aggregates_keep_flowing() -> Result<()> {
     let s = setup("relay-park", 2).await?;
-    limit_topic(&s.topic, "50000").await?;
-    let ctx = ChangeContext::default();
-    let write = |table: &str, title: String| {
-        let input = CreateRecordInput { table_id: table.into(), fields: json!({"title": title}).as_object().cloned().unwrap_or_default() };
-        let (pool, codec, ctx) = (s.db.pool.clone(), s.codec.clone(), ctx.clone());
-        async move { anyhow::Ok(CreateRecord.run(&pool, &codec, &ctx, input).await?) }
-    };
-    // Random hex: the producer compresses (zstd), so the text must not compress below the limit.
-    let incompressible: String = (0..10_000).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
-    write("tbl_0", incompressible).await?;
-    write("tbl_0", "after the big one".into()).await?;
-    write("tbl_1", "other table".into()).await?;
+    write_a_row_too_large_for_the_topic(&s).await?;
     let relay = relay(&s, RelayConfig::default())?;
     let published = relay.drain().await?;
     assert_eq!(published, 1, "the other aggregate's row");
@@ -275,7 +264,83 @@ async fn a_row_kafka_refuses_for_good_is_parked_and_other_aggregates_keep_flowin
         vec![("tbl_0".into(), 1, false, true), ("tbl_0".into(), 2, false, false), ("tbl_1".into(), 1, true, false)],
         "parked, waiting behind it, published"
     );
-    let reason: String = sqlx::query_scalar("SELECT park_reason FROM ltf_outbox WHERE parked_at IS NOT NULL").fetch_one(&s.db.pool).await?;
+    let reason: String =
+        sqlx::query_scalar("SELECT park_reason FROM ltf_outbox WHERE parked_at IS NOT NULL").fetch_one(&s.db.pool).await?;
     assert!(reason.to_lowercase().contains("too large"), "{reason}");
+    assert_eq!(relay.backlog().await?.parked, 1, "the parked gauge's source");
     s.db.drop_database().await
+}
+
+#[tokio::test]
+async fn a_parked_row_retried_after_the_fix_is_published_before_the_rows_behind_it() -> Result<()> {
+    use ltf_domain::outbox;
+    let s = setup("relay-park-retry", 2).await?;
+    write_a_row_too_large_for_the_topic(&s).await?;
+    let relay = relay(&s, RelayConfig::default())?;
+    relay.drain().await?;
+    let parked = outbox::parked(&s.db.pool).await?;
+    assert_eq!(parked.len(), 1);
+    // Retried before the cause is fixed: parked again.
+    assert!(outbox::retry(&s.db.pool, parked[0].id).await?);
+    assert_eq!(relay.drain().await?, 0);
+    assert_eq!(outbox::parked(&s.db.pool).await?.len(), 1, "parked again");
+    // The topic takes it now.
+    limit_topic(&s.topic, "2000000").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(outbox::retry(&s.db.pool, parked[0].id).await?);
+    assert_eq!(relay.drain().await?, 2, "the parked row and the one behind it");
+    let messages = read_n(std::slice::from_ref(&s.topic), 3, Duration::from_secs(30))?;
+    let published: Vec<String> = messages
+        .iter()
+        .filter(|m| m.key() == Some(b"tbl_0".as_slice()))
+        .filter_map(|m| headers(m).into_iter().find(|(k, _)| k == "event-id").map(|(_, v)| v))
+        .collect();
+    let by_sequence: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM ltf_outbox WHERE aggregate_id = 'tbl_0' ORDER BY aggregate_sequence")
+            .fetch_all(&s.db.pool)
+            .await?;
+    let by_sequence: Vec<String> = by_sequence.iter().map(ToString::to_string).collect();
+    assert_eq!(published, by_sequence, "tbl_0's rows in sequence order");
+    s.db.drop_database().await
+}
+
+#[tokio::test]
+async fn a_skipped_row_is_a_recorded_gap_and_the_rows_behind_it_flow() -> Result<()> {
+    use ltf_domain::outbox;
+    let s = setup("relay-park-skip", 2).await?;
+    write_a_row_too_large_for_the_topic(&s).await?;
+    let relay = relay(&s, RelayConfig::default())?;
+    relay.drain().await?;
+    let parked = outbox::parked(&s.db.pool).await?;
+    assert!(outbox::skip(&s.db.pool, parked[0].id, "ops@example.com", "larger than any topic may hold").await?);
+    assert!(!outbox::skip(&s.db.pool, parked[0].id, "ops@example.com", "again").await?, "skipped once");
+    assert_eq!(relay.drain().await?, 1, "the row behind the skipped one");
+    let gaps = outbox::skipped(&s.db.pool, "tbl_0").await?;
+    assert_eq!(gaps.len(), 1);
+    assert_eq!((gaps[0].aggregate_sequence, gaps[0].skipped_by.as_deref()), (1, Some("ops@example.com")));
+    assert_eq!(gaps[0].skip_reason.as_deref(), Some("larger than any topic may hold"));
+    assert!(gaps[0].skipped_at.is_some());
+    assert_eq!(relay.backlog().await?, ltf_domain::outbox::Backlog { rows: 0, ..relay.backlog().await? }, "nothing left to send");
+    s.db.drop_database().await
+}
+
+/// Limits the table topic to 50 kB messages and writes, in order: a record of `tbl_0` too
+/// large for it, a small one of `tbl_0`, a small one of `tbl_1`.
+async fn write_a_row_too_large_for_the_topic(s: &Setup) -> Result<()> {
+    limit_topic(&s.topic, "50000").await?;
+    let ctx = ChangeContext::default();
+    let write = |table: &str, title: String| {
+        let input = CreateRecordInput {
+            table_id: table.into(),
+            fields: json!({"title": title}).as_object().cloned().unwrap_or_default(),
+        };
+        let (pool, codec, ctx) = (s.db.pool.clone(), s.codec.clone(), ctx.clone());
+        async move { anyhow::Ok(CreateRecord.run(&pool, &codec, &ctx, input).await?) }
+    };
+    // Random hex: the producer compresses (zstd), so the text must not compress below the limit.
+    let incompressible: String = (0..10_000).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
+    write("tbl_0", incompressible).await?;
+    write("tbl_0", "after the big one".into()).await?;
+    write("tbl_1", "other table".into()).await?;
+    Ok(())
 }

@@ -1,4 +1,5 @@
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use thiserror::Error;
 
 use crate::ConfigError;
@@ -56,5 +57,33 @@ pub enum PublishError {
 impl From<ConfigError> for PublishError {
     fn from(e: ConfigError) -> PublishError {
         PublishError::Config { key: e.key, reason: e.reason }
+    }
+}
+
+impl PublishError {
+    /// Whether publishing this message again can never succeed as it is: the broker
+    /// refused the message itself (too large for the topic, an invalid record, a policy
+    /// violation, a format the topic cannot hold, a topic name it rejects, no right to
+    /// write the topic), or the event does not encode for a reason a retry does not heal.
+    /// Everything else (timeouts, lost brokers, leader changes, a registry outage) may
+    /// succeed on a retry.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            PublishError::Kafka { source, .. } => matches!(
+                source.rdkafka_error_code(),
+                Some(
+                    RDKafkaErrorCode::MessageSizeTooLarge
+                        | RDKafkaErrorCode::InvalidMessageSize
+                        | RDKafkaErrorCode::InvalidMessage
+                        | RDKafkaErrorCode::InvalidRecord
+                        | RDKafkaErrorCode::PolicyViolation
+                        | RDKafkaErrorCode::UnsupportedForMessageFormat
+                        | RDKafkaErrorCode::InvalidTopic
+                        | RDKafkaErrorCode::TopicAuthorizationFailed
+                )
+            ),
+            PublishError::Encode { source, .. } => !source.is_retryable(),
+            PublishError::Config { .. } | PublishError::Create(_) | PublishError::Topic { .. } => false,
+        }
     }
 }

@@ -16,6 +16,11 @@ pub const API_EVENTS_WRITTEN_TOTAL: &str = "latechforce_api_events_written_total
 pub const OUTBOX_BACKLOG: &str = "latechforce_outbox_backlog";
 /// Age in seconds of the oldest unpublished outbox row; 0 when the backlog is empty.
 pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "latechforce_outbox_oldest_age_seconds";
+/// Outbox rows parked: Kafka refused them for good; their aggregates wait (gauge, sampled
+/// by the relay). Alerted on: an operator retries or skips them (`ltf outbox parked`).
+pub const OUTBOX_PARKED: &str = "latechforce_outbox_parked";
+/// Outbox rows the relay parked.
+pub const RELAY_PARKED_TOTAL: &str = "latechforce_relay_parked_total";
 /// Outbox rows the relay published and marked sent, by `topic` and `event_type`.
 pub const RELAY_PUBLISHED_TOTAL: &str = "latechforce_relay_published_total";
 /// Relay batches that failed to publish (rolled back, retried later), by `reason`
@@ -64,6 +69,8 @@ pub const CATALOGUE: &[Metric] = &[
     ),
     Metric::gauge(OUTBOX_BACKLOG, &[], "Outbox rows not yet published."),
     Metric::gauge(OUTBOX_OLDEST_AGE_SECONDS, &[], "Age of the oldest unpublished outbox row."),
+    Metric::gauge(OUTBOX_PARKED, &[], "Outbox rows parked: refused by Kafka for good, their aggregates waiting."),
+    Metric::counter(RELAY_PARKED_TOTAL, &[], "Outbox rows the relay parked."),
     Metric::counter(
         RELAY_PUBLISHED_TOTAL,
         &[labels::TOPIC, labels::EVENT_TYPE],

@@ -11,17 +11,21 @@ pub struct Backlog {
     pub rows: i64,
     /// Age of the oldest unsent row; zero when there is none.
     pub oldest_age: Duration,
+    /// Parked rows (Kafka refused them for good; an operator retries or skips them).
+    pub parked: i64,
 }
 
-/// Reads the backlog: unsent rows and the age of the oldest.
+/// Reads the backlog: unsent rows (skipped ones are not), the age of the oldest, and the
+/// parked rows.
 pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
-    let (rows, age): (i64, f64) = sqlx::query_as(
-        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0)
-         FROM ltf_outbox WHERE sent_at IS NULL",
+    let (rows, age, parked): (i64, f64, i64) = sqlx::query_as(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0),
+                count(*) FILTER (WHERE parked_at IS NOT NULL)
+         FROM ltf_outbox WHERE sent_at IS NULL AND skipped_at IS NULL",
     )
     .fetch_one(pool)
     .await?;
-    Ok(Backlog { rows, oldest_age: Duration::from_secs_f64(age.max(0.0)) })
+    Ok(Backlog { rows, oldest_age: Duration::from_secs_f64(age.max(0.0)), parked })
 }
 
 /// Rows deleted per statement, so pruning a large backlog of sent rows never holds long

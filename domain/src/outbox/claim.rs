@@ -10,14 +10,16 @@ use uuid::Uuid;
 /// do not collide with other users of advisory locks in the same database.
 const LOCK_SPACE: i32 = 0x6c74_665f;
 
-/// The aggregates with unsent rows, oldest first, that no other relay holds; each claimed
-/// one stays locked until the batch's transaction ends.
+/// The aggregates with unsent rows, oldest first, that no other relay holds and that have
+/// no parked row (its later rows wait behind it); each claimed one stays locked until the
+/// batch's transaction ends.
 const CLAIM: &str = "
     WITH candidates AS MATERIALIZED (
         SELECT aggregate_type, aggregate_id, min(id) AS first_id
         FROM ltf_outbox
-        WHERE sent_at IS NULL
+        WHERE sent_at IS NULL AND skipped_at IS NULL
         GROUP BY aggregate_type, aggregate_id
+        HAVING bool_and(parked_at IS NULL)
         ORDER BY first_id
         LIMIT $1)
     SELECT aggregate_type, aggregate_id
@@ -30,9 +32,9 @@ const CLAIM: &str = "
 /// whatever the limit cuts off. This statement runs after the locks were taken, so it
 /// sees every row a previous holder marked sent.
 const ROWS: &str = "
-    SELECT id, event_id, event_type, topic, key, value, headers
+    SELECT id, event_id, event_type, aggregate_type, aggregate_id, aggregate_sequence, topic, key, value, headers
     FROM ltf_outbox
-    WHERE sent_at IS NULL
+    WHERE sent_at IS NULL AND skipped_at IS NULL
       AND (aggregate_type, aggregate_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))
     ORDER BY aggregate_sequence, aggregate_type, aggregate_id
     LIMIT $3";
@@ -49,6 +51,12 @@ pub struct UnsentRow {
     pub event_id: Uuid,
     /// The event type string.
     pub event_type: String,
+    /// Its aggregate's type.
+    pub aggregate_type: String,
+    /// Its aggregate's id.
+    pub aggregate_id: String,
+    /// Its place in the aggregate's sequence.
+    pub aggregate_sequence: i64,
     /// The topic it goes to.
     pub topic: String,
     /// The Kafka key (the aggregateId).

@@ -11,10 +11,12 @@
 
 mod backlog;
 mod claim;
+mod parking;
 mod wait;
 
 pub use backlog::{backlog, prune, Backlog};
 pub use claim::{claim_aggregates, mark_sent, unsent_rows, AggregateKey, UnsentRow};
+pub use parking::{park, parked, retry, skip, skipped, ParkedRow};
 pub use wait::wait_published;
 
 /// The PostgreSQL notification channel the outbox's insert trigger notifies.

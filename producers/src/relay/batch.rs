@@ -1,7 +1,13 @@
 //! One relay batch: claim aggregates, read their lowest unsent rows, publish, mark sent —
 //! all inside one transaction whose advisory locks keep other relays off the aggregates.
+//!
+//! Per aggregate, in sequence order, the rows Kafka acknowledged are marked sent up to
+//! the first that failed: a row Kafka refuses for good is parked (its later rows wait
+//! behind it, other aggregates go on); after a failure that a retry may heal, the row and
+//! the later rows of its aggregate stay unsent for the next batch, and the batch reports
+//! the error once what was published is committed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use ltf_domain::outbox::{self, UnsentRow};
@@ -9,8 +15,9 @@ use ltf_schemas::EncodedEvent;
 use metrics::{counter, histogram};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
+use tracing::warn;
 
-use crate::metrics::{labels, RELAY_BATCH_DURATION_SECONDS, RELAY_PUBLISHED_TOTAL};
+use crate::metrics::{labels, RELAY_BATCH_DURATION_SECONDS, RELAY_PARKED_TOTAL, RELAY_PUBLISHED_TOTAL};
 use crate::relay::{RelayConfig, RelayError};
 use ltf_kafka::EventPublisher;
 
@@ -21,10 +28,13 @@ pub struct BatchReport {
     pub published: usize,
     /// Aggregates claimed.
     pub aggregates: usize,
+    /// Rows parked (refused by Kafka for good).
+    pub parked: usize,
 }
 
-/// Runs one batch on `conn`. On any error the transaction rolls back: nothing is marked
-/// sent and the locks are released.
+/// Runs one batch on `conn`. A database error rolls the transaction back: nothing is
+/// marked sent and the locks are released. A publish failure that a retry may heal is
+/// returned after the rows acknowledged before it (per aggregate) are committed as sent.
 pub(crate) async fn run_batch(
     conn: &mut PgConnection,
     publisher: &EventPublisher,
@@ -37,17 +47,47 @@ pub(crate) async fn run_batch(
         return Ok(BatchReport::default());
     }
     let rows = outbox::unsent_rows(&mut tx, &claimed, config.batch_size).await?;
-
     let messages = rows.iter().map(message).collect::<Result<Vec<_>, _>>()?;
-    for result in publisher.publish_encoded_batch(&messages).await {
-        result?;
+    let results = publisher.publish_encoded_batch(&messages).await;
+    // Rows come by sequence, so each aggregate's rows are in order here.
+    let mut stopped: HashSet<(&str, &str)> = HashSet::new();
+    let (mut sent, mut parked, mut retry_later) = (Vec::new(), Vec::new(), None);
+    for ((row, msg), result) in rows.iter().zip(&messages).zip(results) {
+        let aggregate = (row.aggregate_type.as_str(), row.aggregate_id.as_str());
+        if stopped.contains(&aggregate) {
+            continue;
+        }
+        // Kafka refuses a whole produce batch for one bad message in it: a row refused
+        // in the batch is tried alone before it is parked.
+        let result = match result {
+            Err(e) if e.is_permanent() => publisher.publish_encoded(msg).await,
+            other => other,
+        };
+        match result {
+            Ok(_) => sent.push(row),
+            Err(e) => {
+                stopped.insert(aggregate);
+                if e.is_permanent() {
+                    warn!(event_id = %row.event_id, aggregate_id = %row.aggregate_id, sequence = row.aggregate_sequence,
+                        topic = %row.topic, error = %e, "outbox row refused by Kafka for good: parked");
+                    parked.push((row, e.to_string()));
+                } else {
+                    retry_later.get_or_insert(e);
+                }
+            }
+        }
     }
-    let sent: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    outbox::mark_sent(&mut tx, &sent).await?;
+    outbox::mark_sent(&mut tx, &sent.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
+    for (row, reason) in &parked {
+        outbox::park(&mut tx, row.id, reason).await?;
+    }
     tx.commit().await?;
+    if !parked.is_empty() {
+        counter!(RELAY_PARKED_TOTAL).increment(parked.len() as u64);
+    }
 
     let mut by_label: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for r in &rows {
+    for r in &sent {
         *by_label.entry((r.topic.as_str(), r.event_type.as_str())).or_default() += 1;
     }
     for ((topic, event_type), n) in by_label {
@@ -55,7 +95,10 @@ pub(crate) async fn run_batch(
             .increment(n);
     }
     histogram!(RELAY_BATCH_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
-    Ok(BatchReport { published: rows.len(), aggregates: claimed.len() })
+    if let Some(e) = retry_later {
+        return Err(e.into());
+    }
+    Ok(BatchReport { published: sent.len(), aggregates: claimed.len(), parked: parked.len() })
 }
 
 fn message(r: &UnsentRow) -> Result<EncodedEvent, RelayError> {

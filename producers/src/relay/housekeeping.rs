@@ -6,13 +6,14 @@ use ltf_domain::outbox::{self, Backlog};
 use metrics::{counter, gauge};
 use sqlx::PgPool;
 
-use crate::metrics::{OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE_SECONDS, RELAY_PRUNED_TOTAL};
+use crate::metrics::{OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE_SECONDS, OUTBOX_PARKED, RELAY_PRUNED_TOTAL};
 
 /// Reads the backlog and sets its gauges.
 pub(crate) async fn sample_backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
     let backlog = outbox::backlog(pool).await?;
     gauge!(OUTBOX_BACKLOG).set(backlog.rows as f64);
     gauge!(OUTBOX_OLDEST_AGE_SECONDS).set(backlog.oldest_age.as_secs_f64());
+    gauge!(OUTBOX_PARKED).set(backlog.parked as f64);
     Ok(backlog)
 }
 
