@@ -3,6 +3,7 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::Args;
+use ltf_domain::outbox;
 use ltf_workers::audit::history;
 
 use crate::database::DatabaseArgs;
@@ -26,6 +27,17 @@ pub async fn run(args: AuditArgs) -> Result<()> {
     let entries = history(&pool, &args.aggregate_id, args.since).await?;
     if entries.is_empty() {
         println!("no events logged for {}", args.aggregate_id);
+    }
+    // Gaps: outbox rows an operator skipped (never published, so never logged).
+    for gap in outbox::skipped(&pool, &args.aggregate_id).await? {
+        println!(
+            "{:>6}  SKIPPED {} by {} at {}: {}",
+            gap.aggregate_sequence,
+            gap.event_type,
+            gap.skipped_by.as_deref().unwrap_or("-"),
+            gap.skipped_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default(),
+            gap.skip_reason.as_deref().unwrap_or("-"),
+        );
     }
     for e in entries {
         println!(

@@ -15,6 +15,7 @@ mod demo;
 mod dlq;
 mod migrate;
 mod ops;
+mod outbox;
 mod relay;
 mod schemas;
 mod settings;
@@ -63,6 +64,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Publish the transactional outbox to Kafka, in order, until stopped.
     Relay(relay::RelayArgs),
+    /// Outbox rows Kafka refused for good: list them, retry one, or skip one (a recorded gap).
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCmd),
     /// Dead letters: list counts, show them decoded, replay them to the group's retry topic.
     #[command(subcommand)]
     Dlq(dlq::DlqCmd),
@@ -90,6 +94,7 @@ async fn main() -> Result<()> {
         Command::Audit(a) => audit::run(a).await,
         Command::Automations(c) => automations::run(&cli.common, c).await,
         Command::Dlq(c) => dlq::run(&cli.common, c).await,
+        Command::Outbox(c) => outbox::run(c).await,
         Command::Status(a) => status::run(&cli.common, a).await,
     }
 }
