@@ -338,3 +338,189 @@ async fn an_automation_triggering_itself_stops_at_the_depth_limit_with_loop_dete
     assert_eq!(p.count("ltf_records").await?, 9, "the first record and one per run that ran");
     p.stop().await
 }
+
+/// Writers of the same tables at once — API batch updates in random order, single
+/// updates and deletes, the delete cascade, and automation-style record actions (an
+/// update and an automation event in one transaction) — never deadlock: every writer
+/// locks records (by id), then aggregate sequences, then the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_cascades_and_record_actions_never_deadlock() -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use ltf_consumers::{DedupStore, Event, Handler, HandlerContext, Meta};
+    use ltf_domain::usecases::{
+        ChangeContext, CreateRecord, CreateRecordInput, CreateTable, CreateTableInput, DeleteRecord, DeleteRecordInput,
+        RecordPatch, RecordRef, UpdateMultipleRecords, UpdateMultipleRecordsInput, UpdateRecord, UpdateRecordInput, UseCase,
+        UseCaseError,
+    };
+    use ltf_domain::RecordLimits;
+    use ltf_schemas::{ActionExecuted, ActionResult, EventCodec, EventPayload, TopicNames};
+    use ltf_workers::automation::CascadeHandler;
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+
+    let db = ltf_tests::fresh_database().await?;
+    let codec = Arc::new(EventCodec::new(&ltf_tests::registry_url(), TopicNames::new(ltf_tests::unique_prefix("deadlocks")))?);
+    let ctx = ChangeContext::default();
+    for (id, fields) in [
+        ("contacts", json!([{"name": "name", "type": "text"}, {"name": "n", "type": "integer"}])),
+        (
+            "deals",
+            json!([{"name": "owner", "type": "link"}, {"name": "people", "type": "link"}, {"name": "n", "type": "integer"}]),
+        ),
+    ] {
+        let input: CreateTableInput = serde_json::from_value(json!({"id": id, "name": id, "fields": fields}))?;
+        CreateTable.run(&db.pool, &codec, &ctx, input).await?;
+    }
+    let create = |table: &'static str, fields: serde_json::Value| {
+        let input = CreateRecordInput { table_id: table.into(), fields: fields.as_object().cloned().unwrap_or_default() };
+        let (pool, codec, ctx) = (db.pool.clone(), codec.clone(), ctx.clone());
+        async move { anyhow::Ok(CreateRecord.run(&pool, &codec, &ctx, input).await?.value.id) }
+    };
+    let mut contacts = Vec::new();
+    for i in 0..12 {
+        contacts.push(create("contacts", json!({"name": format!("c{i}"), "n": 0})).await?);
+    }
+    let mut deals = Vec::new();
+    for i in 0..12 {
+        let (a, b) = (&contacts[i], &contacts[(i + 1) % 12]);
+        deals.push(create("deals", json!({"owner": a, "people": [a, b], "n": 0})).await?);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let (deadlocks, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    // Counts a failure: a deadlock is what this test is about; a record deleted by another
+    // writer meanwhile is a normal race.
+    let judge = {
+        let deadlocks = deadlocks.clone();
+        move |e: &UseCaseError| -> Result<()> {
+            match e {
+                UseCaseError::Db(db) if ltf_pg::classify(db) == ltf_pg::PgFailure::Conflict => {
+                    deadlocks.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+                UseCaseError::RecordNotFound { .. } => Ok(()),
+                other => Err(anyhow::anyhow!("unexpected failure: {other}")),
+            }
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    // API batch updates of deals, ids in random order, in their own transaction (no retry).
+    for _ in 0..3 {
+        let (pool, codec, ctx, deals, judge, done) =
+            (db.pool.clone(), codec.clone(), ctx.clone(), deals.clone(), judge.clone(), done.clone());
+        tasks.spawn(async move {
+            while std::time::Instant::now() < deadline {
+                let mut ids = deals.clone();
+                ids.shuffle(&mut rand::rng());
+                let n = rand::rng().random_range(0..1000);
+                let patches = ids[..4]
+                    .iter()
+                    .map(|id| RecordPatch {
+                        record_id: id.clone(),
+                        fields: json!({"n": n}).as_object().cloned().unwrap_or_default(),
+                        expected_version: None,
+                    })
+                    .collect();
+                let input = UpdateMultipleRecordsInput { table_id: "deals".into(), patches };
+                let mut tx = pool.begin().await?;
+                match UpdateMultipleRecords::new(RecordLimits::default()).execute(&mut tx, &codec, &ctx, input).await {
+                    Ok(_) => tx.commit().await?,
+                    Err(e) => judge(&e)?,
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            anyhow::Ok(())
+        });
+    }
+    // Deletes of contacts, each followed by its cascade (as the automation worker runs it).
+    {
+        let (pool, codec, ctx, contacts, judge, done) =
+            (db.pool.clone(), codec.clone(), ctx.clone(), contacts.clone(), judge.clone(), done.clone());
+        let deadlocks = deadlocks.clone();
+        tasks.spawn(async move {
+            let dedup = Arc::new(DedupStore::new(pool.clone(), Duration::from_secs(3600)));
+            let cascade = CascadeHandler::new(codec.clone());
+            for id in contacts.iter().take(8) {
+                if std::time::Instant::now() >= deadline {
+                    break;
+                }
+                let input = DeleteRecordInput { table_id: "contacts".into(), record: RecordRef::any_version(id) };
+                let mut tx = pool.begin().await?;
+                let deleted = match DeleteRecord.execute(&mut tx, &codec, &ctx, input).await {
+                    Ok(o) => {
+                        tx.commit().await?;
+                        o.events
+                    }
+                    Err(e) => {
+                        judge(&e)?;
+                        continue;
+                    }
+                };
+                for e in deleted {
+                    let meta =
+                        Meta { topic: "t".into(), partition: 0, offset: 0, key: None, timestamp_ms: None, headers: Vec::new() };
+                    let hctx = HandlerContext::new("g", "cascade", 1, Some(dedup.clone()));
+                    if let Err(err) = cascade.handle(&hctx, &Event { event: e, meta }).await {
+                        if err.message.contains("deadlock") {
+                            deadlocks.fetch_add(1, Ordering::SeqCst);
+                        } else {
+                            anyhow::bail!("cascade failed: {err:?}");
+                        }
+                    }
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            anyhow::Ok(())
+        });
+    }
+    // Automation-style record actions: update one deal and append an automation event in
+    // one transaction; and API single updates of contacts.
+    for worker in 0..2 {
+        let (pool, codec, ctx, deals, contacts, judge, done) =
+            (db.pool.clone(), codec.clone(), ctx.clone(), deals.clone(), contacts.clone(), judge.clone(), done.clone());
+        tasks.spawn(async move {
+            while std::time::Instant::now() < deadline {
+                let (table, id) = if worker == 0 {
+                    ("deals", deals[rand::rng().random_range(0..deals.len())].clone())
+                } else {
+                    ("contacts", contacts[rand::rng().random_range(0..contacts.len())].clone())
+                };
+                let patch = RecordPatch {
+                    record_id: id,
+                    fields: json!({"n": 7}).as_object().cloned().unwrap_or_default(),
+                    expected_version: None,
+                };
+                let mut tx = pool.begin().await?;
+                match UpdateRecord.execute(&mut tx, &codec, &ctx, UpdateRecordInput { table_id: table.into(), patch }).await {
+                    Ok(_) => {
+                        let executed = ltf_schemas::DomainEvent::new(EventPayload::ActionExecuted(ActionExecuted {
+                            automation_id: "auto".into(),
+                            action_id: "a".into(),
+                            run_id: uuid::Uuid::new_v4().to_string(),
+                            result: ActionResult::Success,
+                            data: None,
+                            error: None,
+                        }));
+                        match ltf_domain::outbox::append(&mut tx, &codec, None, vec![executed]).await {
+                            Ok(_) => tx.commit().await?,
+                            Err(e) => judge(&UseCaseError::from(e))?,
+                        }
+                    }
+                    Err(e) => judge(&e)?,
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let writes = done.load(Ordering::SeqCst);
+    eprintln!("{writes} writes, {} deadlocks or serialization failures", deadlocks.load(Ordering::SeqCst));
+    ensure!(writes > 100, "only {writes} writes: the load did not run");
+    assert_eq!(deadlocks.load(Ordering::SeqCst), 0, "no writer deadlocked");
+    db.drop_database().await
+}
