@@ -20,6 +20,7 @@ pub fn install_metrics() -> Result<PrometheusHandle> {
         .context("metric buckets")?
         .install_recorder()
         .context("installing the Prometheus recorder")?;
+    ltf_kafka::metrics::describe();
     ltf_producers::metrics::describe();
     Ok(handle)
 }

@@ -21,6 +21,7 @@ use ltf_kafka::metrics::{Kind, Metric};
 /// The crates' metrics modules: (path from the workspace root, catalogue).
 fn modules() -> Vec<(&'static str, &'static [Metric])> {
     vec![
+        ("kafka/src/metrics.rs", ltf_kafka::metrics::CATALOGUE),
         ("producers/src/metrics.rs", ltf_producers::metrics::CATALOGUE),
         ("consumers/src/metrics.rs", ltf_consumers::metrics::CATALOGUE),
         ("workers/src/metrics.rs", ltf_workers::metrics::CATALOGUE),

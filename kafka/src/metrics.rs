@@ -1,6 +1,19 @@
 //! Types of the metric catalogues: each crate lists the metrics it exports as a
 //! `CATALOGUE` of [`Metric`]s (name, type, labels, help) and registers them with
 //! [`describe_all`]; a test checks every catalogue against the code and docs/metrics.md.
+//! This crate's own metrics are in [`CATALOGUE`].
+
+/// Producers replaced after librdkafka raised a fatal error (every process that publishes).
+pub const PRODUCER_REBUILDS_TOTAL: &str = "latechforce_producer_rebuilds_total";
+
+/// The metrics of this crate.
+pub const CATALOGUE: &[Metric] =
+    &[Metric::counter(PRODUCER_REBUILDS_TOTAL, &[], "Producers replaced by a new one after librdkafka raised a fatal error.")];
+
+/// Describes this crate's metrics on the installed recorder; call once at start.
+pub fn describe() {
+    describe_all(CATALOGUE);
+}
 
 /// What Prometheus type a metric exports as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,16 +4,18 @@ mod config;
 
 pub use config::PublisherConfig;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::future::join_all;
 use ltf_schemas::{DomainEvent, EncodedEvent, EventCodec, Headers};
+use metrics::counter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use tracing::debug;
+use tracing::{debug, warn};
 
+use crate::metrics::PRODUCER_REBUILDS_TOTAL;
 use crate::PublishError;
 
 /// Where the broker stored an event.
@@ -26,9 +28,15 @@ pub struct Delivery {
 }
 
 /// The idempotent event producer. Cheap to clone; clones share one librdkafka producer.
+///
+/// After a fatal error of librdkafka's idempotent producer (it stops producing for good:
+/// a sequence it cannot repair, a fenced or unknown producer id), the next publish
+/// replaces the producer with a new one of the same settings, so callers that retry
+/// (the relay, dead-lettering) recover instead of failing forever.
 #[derive(Clone)]
 pub struct EventPublisher {
-    producer: FutureProducer,
+    producer: Arc<RwLock<FutureProducer>>,
+    config: PublisherConfig,
     codec: Arc<EventCodec>,
 }
 
@@ -47,7 +55,21 @@ impl EventPublisher {
     /// that encodes events with `codec`.
     pub fn new(config: &PublisherConfig, codec: Arc<EventCodec>) -> Result<EventPublisher, PublishError> {
         let producer: FutureProducer = config.client_config()?.create().map_err(PublishError::Create)?;
-        Ok(EventPublisher { producer, codec })
+        Ok(EventPublisher { producer: Arc::new(RwLock::new(producer)), config: config.clone(), codec })
+    }
+
+    /// The librdkafka producer to use now: the current one, or a new one when the current
+    /// one raised a fatal error.
+    fn producer(&self) -> Result<FutureProducer, PublishError> {
+        let current = self.producer.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let Some((code, reason)) = current.client().fatal_error() else { return Ok(current) };
+        let mut slot = self.producer.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.client().fatal_error().is_some() {
+            warn!(%code, %reason, "the producer raised a fatal error; replacing it with a new one");
+            counter!(PRODUCER_REBUILDS_TOTAL).increment(1);
+            *slot = self.config.client_config()?.create().map_err(PublishError::Create)?;
+        }
+        Ok(slot.clone())
     }
 
     /// The codec events are encoded with.
@@ -128,7 +150,7 @@ impl EventPublisher {
         }
         let mut backoff = Duration::from_micros(200);
         loop {
-            match self.producer.send_result(record) {
+            match self.producer()?.send_result(record) {
                 Ok(fut) => return Ok(fut),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     debug!(topic = %msg.topic, "producer queue full; waiting");
@@ -145,7 +167,7 @@ impl EventPublisher {
 
     /// Waits until every queued message was delivered or failed.
     pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
-        self.producer.flush(timeout).map_err(|source| PublishError::Kafka { topic: "*".into(), event_id: "*".into(), source })
+        self.producer()?.flush(timeout).map_err(|source| PublishError::Kafka { topic: "*".into(), event_id: "*".into(), source })
     }
 }
 
@@ -155,5 +177,40 @@ async fn delivered(msg: &EncodedEvent, fut: DeliveryFuture) -> Result<Delivery, 
         Ok(Ok(d)) => Ok(Delivery { partition: d.partition, offset: d.offset }),
         Ok(Err((e, _))) => Err(err(e)),
         Err(_canceled) => Err(err(KafkaError::Canceled)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ltf_schemas::TopicNames;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    use super::*;
+
+    fn fatal(p: &EventPublisher) -> Option<(RDKafkaErrorCode, String)> {
+        p.producer.read().expect("producer").client().fatal_error()
+    }
+
+    /// librdkafka's mock cluster (in process) injects the broker errors.
+    #[tokio::test]
+    async fn a_producer_that_raised_a_fatal_error_is_replaced_and_publishing_goes_on() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("t", 1, 1).expect("topic");
+        let codec = Arc::new(EventCodec::new("http://127.0.0.1:9", TopicNames::default()).expect("codec"));
+        let mut config = PublisherConfig::with_bootstrap(mock.bootstrap_servers());
+        config.message_timeout_ms = 5000;
+        let p = EventPublisher::new(&config, codec).expect("publisher");
+        let msg = EncodedEvent { topic: "t".into(), key: "k".into(), value: b"v".to_vec(), headers: Vec::new() };
+        p.publish_encoded(&msg).await.expect("published");
+
+        mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER; 4]);
+        assert!(p.publish_encoded(&msg).await.is_err(), "the injected error fails the message");
+        assert!(fatal(&p).is_some(), "and the idempotent producer raised a fatal error");
+        mock.clear_request_errors(RDKafkaApiKey::Produce);
+
+        let d = p.publish_encoded(&msg).await.expect("published through a new producer");
+        assert!(d.offset >= 1);
+        assert_eq!(fatal(&p), None, "the producer was replaced");
     }
 }
