@@ -146,4 +146,45 @@ mod tests {
         assert!(fixed.starts_with("00-5b8efff798038103d269b633813fc60c-") && !fixed.contains("00f067aa0ba902b7"), "{fixed}");
         assert_eq!(ambient.as_deref(), Some(received), "the current span has no context: the old way fell back to the caller's");
     }
+
+    /// tracing's per-layer filters hand their decision from `enabled()` to `new_span()`
+    /// through a thread-local; a callsite every filter always accepts skips `enabled()`,
+    /// so it reads the decision of the previous `enabled()` call on the thread. sqlx asks
+    /// `log::log_enabled!` after every query (through tracing-log): a request span made
+    /// next on that thread was dropped by both layers, and the request's events carried
+    /// the caller's `traceparent` (the trace test's failure, tokio-rs/tracing#2519).
+    #[test]
+    fn a_request_span_made_right_after_a_log_level_check_still_joins_the_trace() {
+        use ltf_producers::api::observe::{start_trace, RequestTrace};
+        tracing_log::LogTracer::init().expect("log bridge");
+        // The trace test's filter: debug logs of ltf_producers, which the span layer (INFO)
+        // does not take.
+        let filter = EnvFilter::new("warn,ltf_producers=debug,ltf_consumers=debug,tower_http=debug");
+        let (subscriber, _telemetry, _) = subscriber("test", true, filter, std::io::sink);
+        let received = "00-5b8efff798038103d269b633813fc60c-00f067aa0ba902b7-01";
+        let fixed = tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            (0..3)
+                .map(|_| {
+                    // A level check with no record after it (as sqlx's query logger makes),
+                    // for a level one layer takes and the other does not.
+                    let _ = log::log_enabled!(target: "ltf_producers::x", log::Level::Debug);
+                    let req = axum::http::Request::builder()
+                        .uri("/v1/tables")
+                        .header("traceparent", received)
+                        .body(axum::body::Body::empty());
+                    let req = runtime.block_on(start_trace(req.expect("request")));
+                    let trace = req.extensions().get::<RequestTrace>().cloned().expect("the request's trace");
+                    (trace.span.is_disabled(), trace.traceparent.unwrap_or_default())
+                })
+                .collect::<Vec<_>>()
+        });
+        for (disabled, traceparent) in fixed {
+            assert!(!disabled, "the request span exists");
+            assert!(
+                traceparent.starts_with("00-5b8efff798038103d269b633813fc60c-") && !traceparent.contains("00f067aa0ba902b7"),
+                "{traceparent}: the span's own context, a child of the caller's"
+            );
+        }
+    }
 }
