@@ -14,7 +14,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing::Level;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{DynFilterFn, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -49,6 +49,18 @@ pub fn init(service: &str, json: bool) -> Telemetry {
 
 type Parts<S> = (S, Telemetry, Option<opentelemetry_otlp::ExporterBuildError>);
 
+/// `targets` as a per-layer filter asked on every span and event. tracing's per-layer
+/// filters pass their decision from `enabled()` to `new_span()` through a thread-local;
+/// a callsite that every filter always accepts skips `enabled()` and reads a stale
+/// decision (tokio-rs/tracing#2519: after a `log_enabled!` check, request spans were
+/// dropped). A filter that answers `sometimes` at registration makes every callsite go
+/// through `enabled()`, so the decision is always fresh.
+fn fresh<S: tracing::Subscriber>(targets: Targets) -> impl tracing_subscriber::layer::Filter<S> {
+    DynFilterFn::new(move |meta: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>| {
+        targets.would_enable(meta.target(), meta.level())
+    })
+}
+
 /// The subscriber of [`init`], logging to `writer` through `filter`.
 fn subscriber<W>(service: &str, json: bool, filter: EnvFilter, writer: W) -> Parts<impl tracing::Subscriber + Send + Sync>
 where
@@ -75,12 +87,12 @@ where
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
-        .with_filter(
+        .with_filter(fresh(
             Targets::new()
                 .with_target("ltf", Level::INFO)
                 .with_target("ltf_producers", Level::INFO)
                 .with_target("ltf_consumers", Level::INFO),
-        );
+        ));
     (tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans), Telemetry { provider }, exporter_error)
 }
 
