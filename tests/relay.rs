@@ -344,3 +344,83 @@ async fn write_a_row_too_large_for_the_topic(s: &Setup) -> Result<()> {
     write("tbl_1", "other table".into()).await?;
     Ok(())
 }
+
+/// The order of one aggregate's rows holds across a failure in the middle of a batch:
+/// the first produce request of a batch fails (injected by librdkafka's mock cluster)
+/// while the later rows of the same aggregate are in flight in requests of their own.
+/// No later row may reach the topic before an earlier one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_in_the_middle_of_a_batch_never_lets_a_later_row_of_its_aggregate_overtake() -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let s = setup("relay-gapless", 1).await?;
+    let ctx = ChangeContext::default();
+    let n = 20;
+    for i in 0..n {
+        let input = CreateRecordInput { table_id: "tbl_0".into(), fields: fields(i) };
+        CreateRecord.run(&s.db.pool, &s.codec, &ctx, input).await?;
+    }
+    let mock = MockCluster::new(1)?;
+    mock.create_topic(&s.topic, 1, 1)?;
+    let mut config = PublisherConfig::with_bootstrap(mock.bootstrap_servers());
+    // One message per produce request, several requests in flight.
+    config.extra.insert("batch.num.messages".into(), "1".into());
+    config.message_timeout_ms = 10_000;
+    let relay = Relay::new(s.db.pool.clone(), EventPublisher::new(&config, s.codec.clone())?, RelayConfig::default())?;
+    // The first produce request fails for good; the ones after it are in flight.
+    mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD]);
+    let first = relay.relay_once().await;
+    eprintln!("first batch: {first:?}");
+    mock.clear_request_errors(RDKafkaApiKey::Produce);
+    // Whatever the first batch left (parked or unsent) is published now.
+    for p in ltf_domain::outbox::parked(&s.db.pool).await? {
+        ltf_domain::outbox::retry(&s.db.pool, p.id).await?;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count_rows(&s.db.pool, "ltf_outbox WHERE sent_at IS NULL").await? > 0 {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the outbox did not drain");
+        if relay.relay_once().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .set("group.id", "order-check")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&s.topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let sequence_of: std::collections::HashMap<String, i64> =
+        sqlx::query_as::<_, (uuid::Uuid, i64)>("SELECT event_id, aggregate_sequence FROM ltf_outbox")
+            .fetch_all(&s.db.pool)
+            .await?
+            .into_iter()
+            .map(|(id, seq)| (id.to_string(), seq))
+            .collect();
+    let mut log = Vec::new();
+    let mut seen = HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < n && std::time::Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m?;
+            let id = headers(&m.detach()).into_iter().find(|(k, _)| k == "event-id").map(|(_, v)| v).unwrap_or_default();
+            let seq = sequence_of.get(&id).copied().unwrap_or(-1);
+            seen.insert(seq);
+            log.push(seq);
+        }
+    }
+    assert_eq!(seen.len(), n, "every row reached the topic: {log:?}");
+    // Duplicates of rows already in the log are fine (consumers drop them); a row ahead
+    // of one that first appears later is not.
+    let mut highest = 0;
+    for seq in &log {
+        assert!(*seq <= highest + 1, "sequence {seq} reached the topic before {}: {log:?}", highest + 1);
+        highest = highest.max(*seq);
+    }
+    s.db.drop_database().await
+}
