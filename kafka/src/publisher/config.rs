@@ -45,7 +45,8 @@ impl Default for PublisherConfig {
     }
 }
 
-const GUARDED: [&str; 4] = ["acks", "enable.idempotence", "max.in.flight.requests.per.connection", "retries"];
+const GUARDED: [&str; 5] =
+    ["acks", "enable.idempotence", "enable.gapless.guarantee", "max.in.flight.requests.per.connection", "retries"];
 
 impl PublisherConfig {
     /// The defaults, with `bootstrap_servers` (`host:port,…`).
@@ -87,6 +88,9 @@ impl PublisherConfig {
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set("acks", "all")
             .set("enable.idempotence", "true")
+            // A failure that would leave a gap in a partition's sequence is a fatal error
+            // instead; the publisher then replaces the producer and its caller retries.
+            .set("enable.gapless.guarantee", "true")
             .set("linger.ms", self.linger_ms.to_string())
             .set("batch.size", self.batch_bytes.to_string())
             .set("compression.type", &self.compression)

@@ -4,8 +4,9 @@ mod config;
 
 pub use config::PublisherConfig;
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use ltf_schemas::{DomainEvent, EncodedEvent, EventCodec, Headers};
@@ -38,7 +39,12 @@ pub struct EventPublisher {
     producer: Arc<RwLock<FutureProducer>>,
     config: PublisherConfig,
     codec: Arc<EventCodec>,
+    /// Per topic: its `max.message.bytes` and when it was read.
+    topic_limits: Arc<Mutex<HashMap<String, (Option<usize>, Instant)>>>,
 }
+
+/// How long a topic's `max.message.bytes` is trusted before it is read again.
+const TOPIC_LIMIT_TTL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for EventPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,7 +61,49 @@ impl EventPublisher {
     /// that encodes events with `codec`.
     pub fn new(config: &PublisherConfig, codec: Arc<EventCodec>) -> Result<EventPublisher, PublishError> {
         let producer: FutureProducer = config.client_config()?.create().map_err(PublishError::Create)?;
-        Ok(EventPublisher { producer: Arc::new(RwLock::new(producer)), config: config.clone(), codec })
+        Ok(EventPublisher {
+            producer: Arc::new(RwLock::new(producer)),
+            config: config.clone(),
+            codec,
+            topic_limits: Arc::default(),
+        })
+    }
+
+    /// The largest message `topic` takes from this producer: min(the producer's
+    /// `message.max.bytes`, the topic's `max.message.bytes`, read from Kafka at most once a
+    /// minute and again after [`forget_limit`](Self::forget_limit)). Kafka not answering
+    /// leaves the producer's limit.
+    pub async fn message_limit(&self, topic: &str) -> usize {
+        let producer_limit = self
+            .config
+            .extra
+            .get("message.max.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(ltf_schemas::codec::DEFAULT_MAX_MESSAGE_BYTES);
+        let cached = self.topic_limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(topic).copied();
+        let topic_limit = match cached {
+            Some((limit, read)) if read.elapsed() < TOPIC_LIMIT_TTL => limit,
+            _ => {
+                let limit = crate::topics::max_message_bytes(&self.config.bootstrap_servers, &[topic.to_owned()])
+                    .await
+                    .unwrap_or_else(|e| {
+                        debug!(topic, error = %e, "reading the topic's max.message.bytes failed");
+                        None
+                    });
+                self.topic_limits
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(topic.to_owned(), (limit, Instant::now()));
+                limit
+            }
+        };
+        topic_limit.map_or(producer_limit, |t| t.min(producer_limit))
+    }
+
+    /// Forgets what [`message_limit`](Self::message_limit) read of `topic` (Kafka refused a
+    /// message as too large: the topic's setting may have changed).
+    pub fn forget_limit(&self, topic: &str) {
+        self.topic_limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(topic);
     }
 
     /// The librdkafka producer to use now: the current one, or a new one when the current

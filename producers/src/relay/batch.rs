@@ -48,11 +48,37 @@ pub(crate) async fn run_batch(
     }
     let rows = outbox::unsent_rows(&mut tx, &claimed, config.batch_size).await?;
     let messages = rows.iter().map(message).collect::<Result<Vec<_>, _>>()?;
-    let results = publisher.publish_encoded_batch(&messages).await;
     // Rows come by sequence, so each aggregate's rows are in order here.
     let mut stopped: HashSet<(&str, &str)> = HashSet::new();
     let (mut sent, mut parked, mut retry_later) = (Vec::new(), Vec::new(), None);
-    for ((row, msg), result) in rows.iter().zip(&messages).zip(results) {
+    // A row larger than its topic takes is parked before anything is sent: once sent, the
+    // later rows of its aggregate, in flight with it, could be written before it.
+    let (mut send_rows, mut batch) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+    for (row, msg) in rows.iter().zip(messages) {
+        let aggregate = (row.aggregate_type.as_str(), row.aggregate_id.as_str());
+        if stopped.contains(&aggregate) {
+            continue;
+        }
+        let bytes = msg.message_bytes();
+        let mut limit = publisher.message_limit(&msg.topic).await;
+        if bytes > limit {
+            // The topic's setting may have been raised since it was read (a retried row).
+            publisher.forget_limit(&msg.topic);
+            limit = publisher.message_limit(&msg.topic).await;
+        }
+        if bytes > limit {
+            stopped.insert(aggregate);
+            let reason = format!("Message size too large: {bytes} bytes, the topic {} takes at most {limit}", msg.topic);
+            warn!(event_id = %row.event_id, aggregate_id = %row.aggregate_id, sequence = row.aggregate_sequence,
+                topic = %row.topic, bytes, limit, "outbox row too large for its topic: parked");
+            parked.push((row, reason));
+            continue;
+        }
+        send_rows.push(row);
+        batch.push(msg);
+    }
+    let results = publisher.publish_encoded_batch(&batch).await;
+    for ((row, msg), result) in send_rows.into_iter().zip(&batch).zip(results) {
         let aggregate = (row.aggregate_type.as_str(), row.aggregate_id.as_str());
         if stopped.contains(&aggregate) {
             continue;
@@ -60,7 +86,10 @@ pub(crate) async fn run_batch(
         // Kafka refuses a whole produce batch for one bad message in it: a row refused
         // in the batch is tried alone before it is parked.
         let result = match result {
-            Err(e) if e.is_permanent() => publisher.publish_encoded(msg).await,
+            Err(e) if e.is_permanent() => {
+                publisher.forget_limit(&msg.topic);
+                publisher.publish_encoded(msg).await
+            }
             other => other,
         };
         match result {
