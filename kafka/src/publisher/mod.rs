@@ -40,8 +40,11 @@ pub struct EventPublisher {
     config: PublisherConfig,
     codec: Arc<EventCodec>,
     /// Per topic: its `max.message.bytes` and when it was read.
-    topic_limits: Arc<Mutex<HashMap<String, (Option<usize>, Instant)>>>,
+    topic_limits: Arc<Mutex<HashMap<String, TopicLimit>>>,
 }
+
+/// A topic's `max.message.bytes` (`None`: Kafka did not say) and when it was read.
+type TopicLimit = (Option<usize>, Instant);
 
 /// How long a topic's `max.message.bytes` is trusted before it is read again.
 const TOPIC_LIMIT_TTL: Duration = Duration::from_secs(60);
