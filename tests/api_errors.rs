@@ -416,3 +416,34 @@ async fn a_deadlock_that_keeps_happening_is_503_with_retry_after_after_bounded_r
     assert_unchanged(&api).await?;
     api.stop().await
 }
+
+/// A schema registry that is down (connection refused) or failing (HTTP 500) is a
+/// dependency outage: 503 with Retry-After, nothing written — never 500.
+#[tokio::test]
+async fn a_registry_that_is_down_or_failing_is_503_with_retry_after_and_writes_nothing() -> Result<()> {
+    use axum::http::StatusCode as HttpStatus;
+    let failing = Server::start(axum::Router::new().fallback(|| async { (HttpStatus::INTERNAL_SERVER_ERROR, "boom") })).await?;
+    for (what, registry) in [("down", "http://127.0.0.1:9".to_owned()), ("failing", failing.url.clone())] {
+        let api = TestApi::start(&format!("api_registry_{what}")).await?;
+        api.create_table("tbl_tasks", json!([{"name": "title", "type": "text"}])).await?;
+        // The same database, through a codec whose registry is down or failing.
+        let codec = Arc::new(EventCodec::new(&registry, TopicNames::new(unique_prefix(&format!("reg-{what}"))))?);
+        let server = Server::start(router(state(config(), api.db.pool.clone(), codec)?)).await?;
+        let r = api
+            .http
+            .post(format!("{}{RECORDS}", server.url))
+            .bearer_auth(TEST_KEY)
+            .json(&json!({"fields": {"title": "x"}}))
+            .send()
+            .await?;
+        let after = retry_after(&r);
+        error_with(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            .await
+            .map_err(|e| anyhow::anyhow!("registry {what}: {e}"))?;
+        ensure!(after.is_some_and(|s| s >= 1), "registry {what}: Retry-After {after:?}");
+        assert_eq!(api.count("ltf_records").await?, 0, "registry {what}: nothing written");
+        server.stop().await?;
+        api.stop().await?;
+    }
+    failing.stop().await
+}
