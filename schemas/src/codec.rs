@@ -155,8 +155,18 @@ pub(crate) fn registry_error(subject: &str, e: SRCError) -> SchemaError {
             Some(c) => format!("{}: {c}", e.error),
             None => e.error.clone(),
         },
-        retryable: e.retriable,
+        retryable: e.retriable || is_server_error(&e.error),
     }
+}
+
+/// Whether schema_registry_converter's error text reports an HTTP 5xx answer (it marks
+/// only 502 and 503 retryable; any 5xx is the registry failing, not the request).
+fn is_server_error(error: &str) -> bool {
+    error
+        .strip_prefix("HTTP request to schema registry failed with status ")
+        .and_then(|status| status.split_whitespace().next())
+        .and_then(|code| code.parse::<u16>().ok())
+        .is_some_and(|code| (500..600).contains(&code))
 }
 
 pub(crate) fn supplied(def: &SchemaDef) -> SuppliedSchema {
@@ -261,7 +271,7 @@ impl EventCodec {
             return Ok(s.clone());
         }
         let registered = get_schema_by_id(id, &self.sr).await.map_err(|e| {
-            if e.retriable {
+            if e.retriable || is_server_error(&e.error) {
                 registry_error(&format!("schema id {id}"), e)
             } else {
                 SchemaError::UnknownSchemaId { id, reason: e.to_string() }
@@ -334,6 +344,14 @@ mod tests {
 
     fn encode_local(e: &DomainEvent) -> Vec<u8> {
         encode_body(e).unwrap()
+    }
+
+    #[test]
+    fn any_5xx_of_the_registry_is_retryable_other_statuses_are_not() {
+        assert!(is_server_error("HTTP request to schema registry failed with status 500 Internal Server Error"));
+        assert!(is_server_error("HTTP request to schema registry failed with status 504"));
+        assert!(!is_server_error("HTTP request to schema registry failed with status 404 Not Found"));
+        assert!(!is_server_error("Could not get id from response"));
     }
 
     #[test]
