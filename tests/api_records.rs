@@ -295,12 +295,17 @@ async fn the_principal_of_the_key_creates_the_record_whichever_header_carries_it
     api.stop().await
 }
 
-#[tokio::test]
-async fn wait_for_publish_answers_201_published_once_the_relay_published_the_event_to_kafka() -> Result<()> {
-    let api = setup("api-wait-published").await?;
-    let topics = api.codec.topics();
-    let specs: Vec<TopicSpec> =
-        topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 1, replication_factor: 1 }).collect();
+/// The API's topics created and a relay publishing its outbox until `stop` is sent.
+async fn start_relay(
+    api: &TestApi,
+) -> Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), ltf_producers::relay::RelayError>>)> {
+    let specs: Vec<TopicSpec> = api
+        .codec
+        .topics()
+        .all_events()
+        .into_iter()
+        .map(|name| TopicSpec { name, partitions: 1, replication_factor: 1 })
+        .collect();
     ensure_topics(&bootstrap(), &specs).await?;
     let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), api.codec.clone())?;
     let relay = Relay::new(api.db.pool.clone(), publisher, RelayConfig::default())?;
@@ -312,6 +317,14 @@ async fn wait_for_publish_answers_201_published_once_the_relay_published_the_eve
             })
             .await
     });
+    Ok((stop, relay))
+}
+
+#[tokio::test]
+async fn wait_for_publish_answers_201_published_once_the_relay_published_the_event_to_kafka() -> Result<()> {
+    let api = setup("api-wait-published").await?;
+    let topics = api.codec.topics();
+    let (stop, relay) = start_relay(&api).await?;
 
     let started = Instant::now();
     let r = api
@@ -371,20 +384,7 @@ async fn wait_for_publish_answers_202_queued_when_the_relay_does_not_publish_in_
 async fn an_event_too_large_for_kafka_is_refused_413_naming_the_field_and_other_tables_still_publish() -> Result<()> {
     let api = setup("api-event-too-large").await?;
     api.create_table("notes", json!([{"name": "text", "type": "text"}])).await?;
-    let topics = api.codec.topics();
-    let specs: Vec<TopicSpec> =
-        topics.all_events().into_iter().map(|name| TopicSpec { name, partitions: 1, replication_factor: 1 }).collect();
-    ensure_topics(&bootstrap(), &specs).await?;
-    let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), api.codec.clone())?;
-    let relay = Relay::new(api.db.pool.clone(), publisher, RelayConfig::default())?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let relay = tokio::spawn(async move {
-        relay
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (stop, relay) = start_relay(&api).await?;
 
     let huge = "x".repeat(1_100_000);
     let r = api.call(Method::POST, RECORDS).json(&json!({"fields": {"title": huge, "points": 1}})).send().await?;
