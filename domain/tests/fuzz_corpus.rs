@@ -38,7 +38,7 @@ fn automation_corpus_replays_without_panicking() {
 
 #[test]
 fn api_bodies_corpus_replays_without_panicking() {
-    let files = corpus("api_bodies", 50);
+    let files = corpus("api_bodies", 100);
     // Per body kind: how many files were malformed, refused, accepted.
     let mut seen: BTreeMap<BodyKind, [usize; 3]> = BTreeMap::new();
     for file in &files {
