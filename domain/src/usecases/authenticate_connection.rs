@@ -30,6 +30,17 @@ pub struct AuthenticateConnectionInput {
     pub grant: OAuthGrant,
 }
 
+impl AuthenticateConnectionInput {
+    /// The connection id (the given one, checked, or a new one) once the user is checked:
+    /// what [`AuthenticateConnection`] checks of the input besides its service.
+    pub(crate) fn checked_id(&self) -> Result<String, UseCaseError> {
+        if self.user_id.trim().is_empty() {
+            return Err(UseCaseError::InvalidId { entity: "user", reason: "is empty" });
+        }
+        definitions::id_or_new(self.connection_id.clone(), "connection", "conn")
+    }
+}
+
 /// Authenticates a connection to an external service: exchanges the submitted OAuth2
 /// grant at the service's token endpoint, stores the granted tokens encrypted in
 /// `ltf_connections.credentials` and, when the connection thereby becomes established,
@@ -87,11 +98,7 @@ impl AuthenticateConnection {
         let unknown = || UseCaseError::UnknownService(input.service.clone());
         let endpoint = self.endpoints.get(&input.service).ok_or_else(unknown)?;
         let cipher = self.cipher.as_ref().ok_or_else(unknown)?;
-        if input.user_id.trim().is_empty() {
-            return Err(UseCaseError::InvalidId { entity: "user", reason: "is empty" });
-        }
-        let id = definitions::id_or_new(input.connection_id.clone(), "connection", "conn")?;
-        Ok((endpoint, cipher, id))
+        Ok((endpoint, cipher, input.checked_id()?))
     }
 
     /// Exchanges the grant; no database work.

@@ -32,6 +32,18 @@ pub struct CreateFormInput {
     pub field_mapping: BTreeMap<String, String>,
 }
 
+impl CreateFormInput {
+    /// The form to store, what [`CreateForm`] checks before the database checked: the id
+    /// (or a new one), the name, the field definitions. The field mapping is checked
+    /// against the target table once it is read.
+    pub(crate) fn definition(self) -> Result<FormDef, UseCaseError> {
+        let id = definitions::id_or_new(self.id, "form", "frm")?;
+        definitions::name("form", &self.name)?;
+        definitions::fields(&self.fields)?;
+        Ok(FormDef { id, name: self.name, table_id: self.table_id, fields: self.fields, field_mapping: self.field_mapping })
+    }
+}
+
 /// Creates a form. The event contract has no form-created event, so nothing is emitted
 /// (`Outcome::events` is empty). An existing id is [`UseCaseError::AlreadyExists`] (409);
 /// an unknown target table is [`UseCaseError::UnknownTable`] (404); a bad mapping entry is
@@ -53,17 +65,13 @@ impl UseCase for CreateForm {
         _ctx: &ChangeContext,
         input: CreateFormInput,
     ) -> Result<Outcome<FormDef>, UseCaseError> {
-        let id = definitions::id_or_new(input.id, "form", "frm")?;
-        definitions::name("form", &input.name)?;
-        definitions::fields(&input.fields)?;
+        let form = input.definition()?;
         let mut tx = conn.begin().await?;
-        let table = match &input.table_id {
+        let table = match &form.table_id {
             Some(table_id) => Some(validate::table(&mut tx, table_id).await?),
             None => None,
         };
-        definitions::mapping(&input.fields, &input.field_mapping, table.as_ref())?;
-        let form =
-            FormDef { id, name: input.name, table_id: input.table_id, fields: input.fields, field_mapping: input.field_mapping };
+        definitions::mapping(&form.fields, &form.field_mapping, table.as_ref())?;
         if let Err(e) = forms::insert(&mut tx, &form).await {
             return Err(if is_duplicate(&e) { UseCaseError::AlreadyExists { entity: "form", id: form.id } } else { e.into() });
         }

@@ -21,6 +21,17 @@ pub struct CreateTableInput {
     pub fields: Vec<FieldDef>,
 }
 
+impl CreateTableInput {
+    /// The table to store, everything [`CreateTable`] checks before the database checked:
+    /// the id (or a new one), the name, the field definitions.
+    pub(crate) fn definition(self) -> Result<TableDef, UseCaseError> {
+        let id = definitions::id_or_new(self.id, "table", "tbl")?;
+        definitions::name("table", &self.name)?;
+        definitions::fields(&self.fields)?;
+        Ok(TableDef { id, name: self.name, fields: self.fields })
+    }
+}
+
 /// Creates a table. The event contract has no table events, so nothing is emitted
 /// (`Outcome::events` is empty). An existing id is [`UseCaseError::AlreadyExists`] (409)
 /// and leaves the existing table as it was.
@@ -40,10 +51,7 @@ impl UseCase for CreateTable {
         _ctx: &ChangeContext,
         input: CreateTableInput,
     ) -> Result<Outcome<TableDef>, UseCaseError> {
-        let id = definitions::id_or_new(input.id, "table", "tbl")?;
-        definitions::name("table", &input.name)?;
-        definitions::fields(&input.fields)?;
-        let table = TableDef { id, name: input.name, fields: input.fields };
+        let table = input.definition()?;
         let mut tx = conn.begin().await?;
         if let Err(e) = tables::insert(&mut tx, &table).await {
             return Err(if is_duplicate(&e) { UseCaseError::AlreadyExists { entity: "table", id: table.id } } else { e.into() });

@@ -45,6 +45,7 @@ mod create_table;
 pub mod definitions;
 mod delete_record;
 mod error;
+pub mod requests;
 mod submit_form;
 mod update_record;
 pub mod validate;

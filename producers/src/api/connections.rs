@@ -15,52 +15,9 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, QueryParams};
 use crate::api::write::{await_publication, event_ids, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
-use ltf_domain::usecases::{AuthenticateConnectionInput, OAuthGrant, ServiceConnection, UseCase};
+use ltf_domain::usecases::{ServiceConnection, UseCase};
 
-/// Body of `POST /v1/connections`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AuthenticateConnectionRequest {
-    /// The connection to (re-)authenticate; `conn_<uuid>` when absent (a new connection).
-    pub connection_id: Option<String>,
-    /// The service, a name configured under `connections.services`.
-    pub service: String,
-    /// The user who connects; the API key's principal when absent.
-    pub user_id: Option<String>,
-    /// The OAuth2 grant to exchange.
-    #[schema(value_type = GrantDoc)]
-    pub grant: OAuthGrant,
-}
-
-/// The OAuth2 grant, tagged by `grantType` (for the OpenAPI document).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(tag = "grantType", rename_all = "snake_case")]
-pub enum GrantDoc {
-    /// An authorization code from the service's redirect.
-    #[serde(rename_all = "camelCase")]
-    AuthorizationCode {
-        /// The code.
-        code: String,
-        /// The `redirect_uri` of the authorization request, if it had one.
-        redirect_uri: Option<String>,
-        /// The PKCE code verifier, if the authorization request had a challenge.
-        code_verifier: Option<String>,
-    },
-    /// A refresh token.
-    #[serde(rename_all = "camelCase")]
-    RefreshToken {
-        /// The refresh token.
-        refresh_token: String,
-        /// Narrower scopes, if any.
-        scopes: Option<Vec<String>>,
-    },
-    /// The deployment's own client credentials.
-    #[serde(rename_all = "camelCase")]
-    ClientCredentials {
-        /// Scopes to ask for, if any.
-        scopes: Option<Vec<String>>,
-    },
-}
+pub use ltf_domain::usecases::requests::{AuthenticateConnectionRequest, GrantDoc};
 
 /// Answer of `POST /v1/connections`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -96,8 +53,7 @@ pub async fn authenticate_connection(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<AuthenticateConnectionRequest>,
 ) -> Result<(StatusCode, Json<ConnectionAuthenticated>), ApiError> {
-    let user_id = req.user_id.or_else(|| ctx.user_id.clone()).unwrap_or_default();
-    let input = AuthenticateConnectionInput { connection_id: req.connection_id, service: req.service, user_id, grant: req.grant };
+    let input = req.input(ctx.user_id.clone());
     let out = state.connect.run(&state.pool, &state.codec, &ctx, input).await?;
     let done = if out.events.is_empty() { StatusCode::OK } else { StatusCode::CREATED };
     let s = await_publication(&state, &out.events, q.wait_for_publish.unwrap_or(false), done).await;

@@ -16,30 +16,13 @@ use uuid::Uuid;
 use crate::api::context::Caller;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, PathParams, QueryParams};
-use crate::api::tables::FieldDefView;
 use crate::api::write::{await_publication, event_ids, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
 use ltf_domain::store::forms::{FormDef, FormSubmission};
-use ltf_domain::store::tables::FieldDef;
-use ltf_domain::usecases::{CreateForm, CreateFormInput, SubmitForm, SubmitFormInput, UseCase};
+use ltf_domain::usecases::requests::FieldDefView;
+use ltf_domain::usecases::{CreateForm, SubmitForm, UseCase};
 
-/// Body of `POST /v1/forms`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateFormRequest {
-    /// The form id (at most 255 characters, no control characters); `frm_<uuid>` when absent.
-    pub id: Option<String>,
-    /// The display name.
-    pub name: String,
-    /// The table its submissions become records of, if any.
-    pub table_id: Option<String>,
-    /// The field definitions a submission is validated against; names unique.
-    #[serde(default)]
-    pub fields: Vec<FieldDefView>,
-    /// Form field name → field of `tableId` its value is stored in (compatible types).
-    #[serde(default)]
-    pub field_mapping: BTreeMap<String, String>,
-}
+pub use ltf_domain::usecases::requests::{CreateFormRequest, SubmitFormRequest};
 
 /// A form.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -82,15 +65,6 @@ pub struct FormCreated {
     /// Set on 202.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-}
-
-/// Body of `POST /v1/forms/{formId}/submissions`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitFormRequest {
-    /// The submitted values; every key a field of the form, of its type.
-    #[schema(value_type = Object)]
-    pub data: Fields,
 }
 
 /// A stored submission.
@@ -155,14 +129,7 @@ pub async fn create_form(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<CreateFormRequest>,
 ) -> Result<(StatusCode, Json<FormCreated>), ApiError> {
-    let input = CreateFormInput {
-        id: req.id,
-        name: req.name,
-        table_id: req.table_id,
-        fields: req.fields.into_iter().map(FieldDef::from).collect(),
-        field_mapping: req.field_mapping,
-    };
-    let out = CreateForm.run(&state.pool, &state.codec, &ctx, input).await?;
+    let out = CreateForm.run(&state.pool, &state.codec, &ctx, req.input()).await?;
     let s = await_publication(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
     let body =
         FormCreated { form: out.value.into(), event_ids: event_ids(&out.events), publication: s.publication, message: s.message };
@@ -185,8 +152,7 @@ pub async fn submit_form(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<SubmitFormRequest>,
 ) -> Result<(StatusCode, Json<SubmissionWritten>), ApiError> {
-    let input = SubmitFormInput { form_id: path.form_id, data: req.data };
-    let out = SubmitForm.run(&state.pool, &state.codec, &ctx, input).await?;
+    let out = SubmitForm.run(&state.pool, &state.codec, &ctx, req.input(path.form_id)).await?;
     let s = await_publication(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
     let body = SubmissionWritten {
         submission: out.value.into(),

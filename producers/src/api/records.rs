@@ -20,9 +20,13 @@ use crate::api::write::{await_publication, event_ids, Publication, WriteErrors, 
 use crate::api::ApiState;
 use ltf_domain::store::{records, tables};
 use ltf_domain::usecases::{
-    CreateMultipleRecords, CreateMultipleRecordsInput, CreateRecord, CreateRecordInput, DeleteMultipleRecords,
-    DeleteMultipleRecordsInput, DeleteRecord, DeleteRecordInput, Outcome, Record, RecordPatch, RecordRef, UpdateMultipleRecords,
-    UpdateMultipleRecordsInput, UpdateRecord, UpdateRecordInput, UseCase, UseCaseError,
+    CreateMultipleRecords, CreateRecord, DeleteMultipleRecords, DeleteRecord, DeleteRecordInput, Outcome, Record, RecordRef,
+    UpdateMultipleRecords, UpdateRecord, UseCase, UseCaseError,
+};
+
+pub use ltf_domain::usecases::requests::{
+    CreateRecordRequest, CreateRecordsRequest, DeleteRecordsRequest, RecordPatchRequest, RecordRefRequest, UpdateRecordRequest,
+    UpdateRecordsRequest,
 };
 
 /// A record as stored.
@@ -58,73 +62,6 @@ impl From<Record> for RecordView {
             created_by: r.created_by,
         }
     }
-}
-
-/// Body of `POST /v1/tables/{tableId}/records`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRecordRequest {
-    /// The field values; every key must be a field of the table, of its type.
-    #[schema(value_type = Object)]
-    pub fields: Fields,
-}
-
-/// Body of `POST /v1/tables/{tableId}/records/batch`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRecordsRequest {
-    /// The new records, 1 to `max_batch`.
-    pub records: Vec<CreateRecordRequest>,
-}
-
-/// Body of `PATCH /v1/tables/{tableId}/records/{recordId}`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpdateRecordRequest {
-    /// The fields to set; `null` removes a field; fields not named keep their value.
-    #[schema(value_type = Object)]
-    pub fields: Fields,
-    /// Apply only if the record is at this version (409 otherwise).
-    pub expected_version: Option<i64>,
-}
-
-/// One record's change in `PATCH /v1/tables/{tableId}/records`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RecordPatchRequest {
-    /// The record id.
-    pub id: String,
-    /// The fields to set; `null` removes a field.
-    #[schema(value_type = Object)]
-    pub fields: Fields,
-    /// Apply only if the record is at this version (409 for the whole batch otherwise).
-    pub expected_version: Option<i64>,
-}
-
-/// Body of `PATCH /v1/tables/{tableId}/records`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRecordsRequest {
-    /// The changes, applied in order, 1 to `max_batch`.
-    pub records: Vec<RecordPatchRequest>,
-}
-
-/// One record to delete in `POST /v1/tables/{tableId}/records/delete`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RecordRefRequest {
-    /// The record id.
-    pub id: String,
-    /// Delete only if the record is at this version (409 for the whole batch otherwise).
-    pub expected_version: Option<i64>,
-}
-
-/// Body of `POST /v1/tables/{tableId}/records/delete`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteRecordsRequest {
-    /// The records to delete, 1 to `max_batch`.
-    pub records: Vec<RecordRefRequest>,
 }
 
 /// Query of `DELETE /v1/tables/{tableId}/records/{recordId}`.
@@ -235,7 +172,7 @@ pub async fn create_record(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<CreateRecordRequest>,
 ) -> Answer<RecordWritten> {
-    let input = CreateRecordInput { table_id: path.table_id, fields: req.fields };
+    let input = req.input(path.table_id);
     let out = CreateRecord.run(&state.pool, &state.codec, &ctx, input).await?;
     Ok(one(&state, out, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await)
 }
@@ -256,8 +193,7 @@ pub async fn create_records(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<CreateRecordsRequest>,
 ) -> Answer<RecordsWritten> {
-    let records = req.records.into_iter().map(|r| r.fields).collect();
-    let input = CreateMultipleRecordsInput { table_id: path.table_id, records };
+    let input = req.input(path.table_id);
     let out = CreateMultipleRecords::new(state.config.records).run(&state.pool, &state.codec, &ctx, input).await?;
     Ok(many(&state, out, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await)
 }
@@ -279,8 +215,7 @@ pub async fn update_record(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<UpdateRecordRequest>,
 ) -> Answer<RecordWritten> {
-    let patch = RecordPatch { record_id: path.record_id, fields: req.fields, expected_version: req.expected_version };
-    let input = UpdateRecordInput { table_id: path.table_id, patch };
+    let input = req.input(path.table_id, path.record_id);
     let out = UpdateRecord.run(&state.pool, &state.codec, &ctx, input).await?;
     Ok(one(&state, out, q.wait_for_publish.unwrap_or(false), StatusCode::OK).await)
 }
@@ -302,12 +237,7 @@ pub async fn update_records(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<UpdateRecordsRequest>,
 ) -> Answer<RecordsWritten> {
-    let patches = req
-        .records
-        .into_iter()
-        .map(|r| RecordPatch { record_id: r.id, fields: r.fields, expected_version: r.expected_version })
-        .collect();
-    let input = UpdateMultipleRecordsInput { table_id: path.table_id, patches };
+    let input = req.input(path.table_id);
     let out = UpdateMultipleRecords::new(state.config.records).run(&state.pool, &state.codec, &ctx, input).await?;
     Ok(many(&state, out, q.wait_for_publish.unwrap_or(false), StatusCode::OK).await)
 }
@@ -351,8 +281,7 @@ pub async fn delete_records(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<DeleteRecordsRequest>,
 ) -> Answer<RecordsWritten> {
-    let records = req.records.into_iter().map(|r| RecordRef { record_id: r.id, expected_version: r.expected_version }).collect();
-    let input = DeleteMultipleRecordsInput { table_id: path.table_id, records };
+    let input = req.input(path.table_id);
     let out = DeleteMultipleRecords::new(state.config.records).run(&state.pool, &state.codec, &ctx, input).await?;
     Ok(many(&state, out, q.wait_for_publish.unwrap_or(false), StatusCode::OK).await)
 }

@@ -13,44 +13,9 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{Body, QueryParams};
 use crate::api::write::{await_publication, event_ids, Publication, WriteErrors, WriteParams};
 use crate::api::ApiState;
-use ltf_domain::store::tables::{FieldDef, FieldType};
-use ltf_domain::usecases::{CreateTable, CreateTableInput, UseCase};
+use ltf_domain::usecases::{CreateTable, UseCase};
 
-/// One field definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FieldDefView {
-    /// The field name, the key in a record's fields.
-    pub name: String,
-    /// `text`, `number`, `integer`, `boolean`, `date`, `json` or `link`.
-    #[serde(rename = "type")]
-    #[schema(value_type = String, example = "text")]
-    pub field_type: FieldType,
-}
-
-impl From<FieldDef> for FieldDefView {
-    fn from(f: FieldDef) -> FieldDefView {
-        FieldDefView { name: f.name, field_type: f.field_type }
-    }
-}
-
-impl From<FieldDefView> for FieldDef {
-    fn from(f: FieldDefView) -> FieldDef {
-        FieldDef::new(f.name, f.field_type)
-    }
-}
-
-/// Body of `POST /v1/tables`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTableRequest {
-    /// The table id (at most 255 characters, no control characters); `tbl_<uuid>` when absent.
-    pub id: Option<String>,
-    /// The display name.
-    pub name: String,
-    /// The field definitions, in order; names unique, at most 200.
-    pub fields: Vec<FieldDefView>,
-}
+pub use ltf_domain::usecases::requests::{CreateTableRequest, FieldDefView};
 
 /// A table.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -93,9 +58,7 @@ pub async fn create_table(
     QueryParams(q): QueryParams<WriteParams>,
     Body(req): Body<CreateTableRequest>,
 ) -> Result<(StatusCode, Json<TableCreated>), ApiError> {
-    let fields = req.fields.into_iter().map(FieldDef::from).collect();
-    let input = CreateTableInput { id: req.id, name: req.name, fields };
-    let out = CreateTable.run(&state.pool, &state.codec, &ctx, input).await?;
+    let out = CreateTable.run(&state.pool, &state.codec, &ctx, req.input()).await?;
     let table = out.value;
     let s = await_publication(&state, &out.events, q.wait_for_publish.unwrap_or(false), StatusCode::CREATED).await;
     let view = TableView { id: table.id, name: table.name, fields: table.fields.into_iter().map(FieldDefView::from).collect() };
