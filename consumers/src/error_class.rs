@@ -73,6 +73,8 @@ classes! {
     MalformedEvent => "malformed_event",
     /// The value could not be decoded for another reason.
     DecodeError => "decode_error",
+    /// A handler panicked: a bug, dead-lettered like a permanent error.
+    HandlerPanicked => "handler_panicked",
 }
 
 impl ErrorClass {

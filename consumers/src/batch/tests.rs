@@ -127,3 +127,43 @@ async fn a_failed_batch_is_split_and_only_the_event_that_fails_alone_is_dead_let
     assert_eq!(letters[0].error_class, ErrorClass::Validation);
     assert_eq!(letters[0].original.key.as_deref(), Some("y"), "only the poison event is dead-lettered");
 }
+
+/// Panics on any batch holding a poison id, like a buggy sink.
+#[derive(Debug)]
+struct PanicsOnPoison(Uuid);
+
+#[async_trait]
+impl BatchHandler for PanicsOnPoison {
+    fn name(&self) -> &str {
+        "panics"
+    }
+    fn can_handle(&self, _: EventType) -> bool {
+        true
+    }
+    async fn handle_batch(&self, _: &HandlerContext, _: EventType, events: &[Event]) -> Result<(), HandlerError> {
+        assert!(events.iter().all(|e| e.event_id() != self.0), "a bug in the batch handler");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_batch_handler_dead_letters_only_its_event_and_the_batcher_lives_on() {
+    let events: Vec<DomainEvent> = (0..4).map(|_| like(1)).collect();
+    let sink = Arc::new(Sink::default());
+    let config = BatchConfig { max_batch: 100, max_wait: Duration::from_millis(100) };
+    let handler = PanicsOnPoison(events[1].envelope.event_id);
+    let feed = Feed::new(Arc::new(BatchPipeline::new(pipeline(&[], sink.clone(), FuseConfig::default()), handler, config)));
+    run(&feed, &events[..2].iter().zip(["a", "b"]).collect::<Vec<_>>()).await;
+    // The batcher is still there for the events after the panic.
+    for (offset, event) in events[2..].iter().enumerate() {
+        let mut msg = incoming_of(event, 2 + offset as i64);
+        msg.meta.key = Some(format!("k{offset}"));
+        feed.push(msg).await;
+    }
+    feed.settle().await;
+    let letters = sink.letters();
+    assert_eq!(letters.len(), 1, "only the event that panics alone: {letters:?}");
+    assert_eq!(letters[0].error_class, ErrorClass::HandlerPanicked);
+    assert_eq!(letters[0].original.key.as_deref(), Some("b"));
+    assert_eq!(feed.recorder.calls().last(), Some(&Call::Store(4)));
+}

@@ -112,3 +112,41 @@ async fn the_fuse_stops_the_worker_once_too_large_a_share_is_dead_lettered() {
     }
     assert_eq!(sink.letters().len(), 3);
 }
+
+/// A handler that panics on every call.
+#[derive(Debug)]
+struct Panics;
+
+#[async_trait::async_trait]
+impl crate::Handler for Panics {
+    fn name(&self) -> &str {
+        "panics"
+    }
+    fn can_handle(&self, _: ltf_schemas::EventType) -> bool {
+        true
+    }
+    async fn handle(&self, _: &crate::HandlerContext, _: &crate::Event) -> Result<(), HandlerError> {
+        panic!("a bug in the handler")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_dead_lettered_and_its_key_goes_on() {
+    use crate::runner::testing::{Call, Feed};
+    let sink = Arc::new(Sink::default());
+    let mut p = pipeline(&[], sink.clone(), FuseConfig::default());
+    p.router = crate::Router::new().register(Panics);
+    let feed = Feed::new(Arc::new(p));
+    for offset in 0..3 {
+        let (_, mut msg) = incoming(0, offset);
+        msg.meta.key = Some("one-key".into());
+        feed.push(msg).await;
+    }
+    feed.settle().await;
+    let letters = sink.letters();
+    assert_eq!(letters.len(), 3, "each event dead-lettered");
+    assert!(letters.iter().all(|d| d.error_class == ErrorClass::HandlerPanicked && d.attempts == 1), "{letters:?}");
+    assert!(letters[0].error_message.contains("a bug in the handler"), "{}", letters[0].error_message);
+    assert_eq!(feed.recorder.calls().last(), Some(&Call::Store(3)));
+    assert_eq!(feed.permits.available_permits(), 16, "every permit came back");
+}
