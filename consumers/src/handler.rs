@@ -141,6 +141,24 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
+/// Runs a handler's future, turning a panic inside it into a permanent
+/// [`ErrorClass::HandlerPanicked`] error (dead-lettered like any permanent error) instead
+/// of unwinding through the lane or the batcher that runs it.
+pub(crate) async fn guarded(call: impl std::future::Future<Output = Result<(), HandlerError>>) -> Result<(), HandlerError> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(call).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(HandlerError::permanent(ErrorClass::HandlerPanicked, format!("the handler panicked: {message}")))
+        }
+    }
+}
+
 /// What the runtime gives a handler besides the event.
 #[derive(Debug, Clone)]
 pub struct HandlerContext {

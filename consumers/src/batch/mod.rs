@@ -9,7 +9,10 @@
 //!   batch; after the batch succeeded, all its events are recorded;
 //! * a batch that fails is retried as a whole by the retry policy; a batch that still
 //!   fails is split and each event is tried alone, so only the events that fail alone
-//!   are dead-lettered.
+//!   are dead-lettered;
+//! * a batch handler that panics fails that batch permanently (`handler_panicked`), so the
+//!   batch is split and the batcher lives on; should the batcher end anyway, its events
+//!   are never acknowledged: the worker stops consuming until it is restarted.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use async_trait::async_trait;
 use ltf_schemas::EventType;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::handler::guarded;
 use crate::metrics::outcome;
 use crate::middleware::dedup;
 use crate::pipeline::Pipeline;
@@ -97,11 +101,14 @@ impl Process for BatchPipeline {
         }
         let (done, finished) = oneshot::channel();
         let pending = Pending { event, value: msg.value.clone(), blocker: blocker.clone(), done };
-        if self.tx.send(pending).await.is_ok() {
-            // The batcher lives as long as the pipeline; a dropped sender means it ended
-            // and the event is left unfinished (not acknowledged).
-            let _ = finished.await;
+        if self.tx.send(pending).await.is_ok() && finished.await.is_ok() {
+            return;
         }
+        // The batcher ended (it never should: handler panics are caught): the event is not
+        // acknowledged, and the worker stops consuming, unready, until it is restarted.
+        tracing::error!(handler = %self.name, "the batcher ended; stopping the worker without acknowledging the event");
+        blocker.stop_worker();
+        std::future::pending::<()>().await;
     }
 }
 
@@ -160,7 +167,7 @@ async fn attempt(
             let batch = &batch;
             async move {
                 let events: Vec<&Event> = batch.iter().collect();
-                dedup::record_after(&ctx, &events, handler.handle_batch(&ctx, event_type, batch)).await
+                dedup::record_after(&ctx, &events, guarded(handler.handle_batch(&ctx, event_type, batch))).await
             }
         })
         .await;

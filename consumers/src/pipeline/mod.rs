@@ -13,6 +13,8 @@
 //!   transaction when it used [`DedupStore::begin`], else right after);
 //! * only retryable errors are retried, with backoff; a permanent error or exhausted
 //!   retries dead-letter the event, which is then *not* recorded as processed;
+//! * a handler that panics fails permanently (`handler_panicked`, dead-lettered): the
+//!   panic never unwinds through the lane, so the key goes on and the permit comes back;
 //! * a failure of a dependency whose circuit is open neither burns retries nor
 //!   dead-letters: the lane pauses its partition, probes after the cool-down, and goes
 //!   on with the same event when the dependency is back;
@@ -30,6 +32,7 @@ use ltf_schemas::{EventCodec, SchemaError};
 use metrics::{counter, histogram};
 use tracing::{debug, info_span, warn, Instrument};
 
+use crate::handler::guarded;
 use crate::metrics::{labels, outcome, END_TO_END_SECONDS, EVENTS_TOTAL};
 use crate::middleware::dead_letter::UNDECODABLE_HANDLER;
 use crate::middleware::dedup::{self, DedupStore};
@@ -105,7 +108,7 @@ impl Pipeline {
         let attempted = self
             .attempts(&name, blocker, |ctx| {
                 let handler = handler.clone();
-                async move { dedup::record_after(&ctx, &[event], handler.handle(&ctx, event)).await }
+                async move { dedup::record_after(&ctx, &[event], guarded(handler.handle(&ctx, event))).await }
             })
             .await;
         self.conclude(&name, &[(event, value)], attempted, blocker).await;
