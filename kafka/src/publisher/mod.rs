@@ -109,18 +109,23 @@ impl EventPublisher {
         self.topic_limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(topic);
     }
 
-    /// The librdkafka producer to use now: the current one, or a new one when the current
-    /// one raised a fatal error.
-    fn producer(&self) -> Result<FutureProducer, PublishError> {
-        let current = self.producer.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let Some((code, reason)) = current.client().fatal_error() else { return Ok(current) };
+    /// The current librdkafka producer.
+    fn producer(&self) -> FutureProducer {
+        self.producer.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Replaces `failed` (a producer that refused a message with a fatal error) with a new
+    /// one of the same settings, unless another caller replaced it already.
+    fn replace(&self, failed: &FutureProducer) -> Result<(), PublishError> {
         let mut slot = self.producer.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.client().fatal_error().is_some() {
+        if let Some((code, reason)) =
+            slot.client().fatal_error().filter(|_| slot.client().native_ptr() == failed.client().native_ptr())
+        {
             warn!(%code, %reason, "the producer raised a fatal error; replacing it with a new one");
             counter!(PRODUCER_REBUILDS_TOTAL).increment(1);
             *slot = self.config.client_config()?.create().map_err(PublishError::Create)?;
         }
-        Ok(slot.clone())
+        Ok(())
     }
 
     /// The codec events are encoded with.
@@ -200,9 +205,18 @@ impl EventPublisher {
             record = record.key(&msg.key);
         }
         let mut backoff = Duration::from_micros(200);
+        let mut replaced = false;
         loop {
-            match self.producer()?.send_result(record) {
+            // A producer that raised a fatal error refuses every message with `Fatal`; only
+            // then is it checked and replaced, so the common path costs nothing.
+            let producer = self.producer();
+            match producer.send_result(record) {
                 Ok(fut) => return Ok(fut),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::Fatal), r)) if !replaced => {
+                    self.replace(&producer)?;
+                    replaced = true;
+                    record = r;
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     debug!(topic = %msg.topic, "producer queue full; waiting");
                     record = r;
@@ -218,7 +232,7 @@ impl EventPublisher {
 
     /// Waits until every queued message was delivered or failed.
     pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
-        self.producer()?.flush(timeout).map_err(|source| PublishError::Kafka { topic: "*".into(), event_id: "*".into(), source })
+        self.producer().flush(timeout).map_err(|source| PublishError::Kafka { topic: "*".into(), event_id: "*".into(), source })
     }
 }
 
