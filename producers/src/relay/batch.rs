@@ -7,7 +7,7 @@
 //! the later rows of its aggregate stay unsent for the next batch, and the batch reports
 //! the error once what was published is committed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use ltf_domain::outbox::{self, UnsentRow};
@@ -54,17 +54,23 @@ pub(crate) async fn run_batch(
     // A row larger than its topic takes is parked before anything is sent: once sent, the
     // later rows of its aggregate, in flight with it, could be written before it.
     let (mut send_rows, mut batch) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+    // Each topic's limit, looked up once per batch.
+    let mut limits: HashMap<String, usize> = HashMap::new();
     for (row, msg) in rows.iter().zip(messages) {
         let aggregate = (row.aggregate_type.as_str(), row.aggregate_id.as_str());
         if stopped.contains(&aggregate) {
             continue;
         }
         let bytes = msg.message_bytes();
-        let mut limit = publisher.message_limit(&msg.topic).await;
+        let mut limit = match limits.get(&msg.topic) {
+            Some(l) => *l,
+            None => *limits.entry(msg.topic.clone()).or_insert(publisher.message_limit(&msg.topic).await),
+        };
         if bytes > limit {
             // The topic's setting may have been raised since it was read (a retried row).
             publisher.forget_limit(&msg.topic);
             limit = publisher.message_limit(&msg.topic).await;
+            limits.insert(msg.topic.clone(), limit);
         }
         if bytes > limit {
             stopped.insert(aggregate);
