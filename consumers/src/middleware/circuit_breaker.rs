@@ -325,6 +325,19 @@ mod tests {
     }
 
     #[test]
+    fn the_breakers_of_user_defined_dependencies_are_bounded_in_number() {
+        // Webhook hosts come from user-defined automations: any number of them.
+        let (b, _) = breakers();
+        for host in 0..5000 {
+            for _ in 0..3 {
+                b.on_failure(&format!("webhook:h{host}.example:443"));
+            }
+        }
+        let kept = b.not_closed().len();
+        assert!(kept <= 1024, "{kept} breakers kept");
+    }
+
+    #[test]
     fn an_unknown_dependency_is_closed() {
         let (b, _) = breakers();
         assert_eq!(b.state("postgres"), CircuitState::Closed);

@@ -201,7 +201,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::middleware::BreakerConfig;
+    use crate::middleware::{BreakerConfig, CircuitState};
     use crate::ErrorClass;
 
     fn fast(max_attempts: u32) -> RetryPolicy {
@@ -264,6 +264,41 @@ mod tests {
         // With the breaker still closed, a dependency failure is an ordinary retryable one.
         let (a, calls) = run(3, 100, |_| Err(down())).await;
         assert_eq!((a.attempts, calls), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn a_lone_event_is_not_dead_lettered_by_an_outage_shorter_than_it_takes_the_breaker_to_open() {
+        let down = || HandlerError::retryable(ErrorClass::Connect, "refused").from_dependency("smtp");
+        // The default breaker needs more failures than an event has attempts: the outage
+        // (four failed calls) must not use them up.
+        let (a, calls) = run(3, 5, |n| if n <= 4 { Err(down()) } else { Ok(()) }).await;
+        assert_eq!((a.result, calls), (Ok(()), 5), "an outage is not poison");
+        assert_eq!(a.attempts, 1, "only the handler's own errors count as attempts");
+    }
+
+    #[tokio::test]
+    async fn a_dependency_call_that_failed_on_the_last_attempt_is_no_success_for_its_breaker() {
+        // The automation's pattern: retry a failing call until the last attempt, then
+        // record the failure on the run and return Ok. A dead host must still open its
+        // breaker: three events, two failed calls each, then the recorded failure.
+        let breakers = Breakers::new("g", BreakerConfig { failure_threshold: 5, cooldown: Duration::from_secs(60) });
+        let policy = fast(3);
+        let scope = Scope { group: "g", handler: "h", policy: &policy, breakers: &breakers, dedup: None };
+        for _ in 0..3 {
+            let pause = crate::runner::test_pause();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                attempts(&scope, &pause, |ctx| async move {
+                    if ctx.is_last_attempt() {
+                        Ok(()) // the failure is recorded on the run
+                    } else {
+                        Err(HandlerError::retryable(ErrorClass::Connect, "refused").from_dependency("smtp"))
+                    }
+                }),
+            )
+            .await;
+        }
+        assert_ne!(breakers.state("smtp"), CircuitState::Closed, "every call to smtp failed");
     }
 
     #[test]

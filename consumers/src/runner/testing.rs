@@ -27,6 +27,15 @@ impl Recorder {
     pub(crate) fn calls(&self) -> Vec<Call> {
         self.0.lock().expect("recorder").clone()
     }
+    /// Whether the partition is paused now, the way librdkafka keeps it: from the last
+    /// pause or resume asked for, whatever rebalances happened in between.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.calls().iter().rev().find_map(|c| match c {
+            Call::Pause => Some(true),
+            Call::Resume => Some(false),
+            _ => None,
+        }) == Some(true)
+    }
     fn push(&self, c: Call) -> Result<(), rdkafka::error::KafkaError> {
         self.0.lock().expect("recorder").push(c);
         Ok(())

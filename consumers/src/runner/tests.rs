@@ -20,6 +20,50 @@ fn revoke_all(states: &PartitionStates) {
     states.revoke(&tpl);
 }
 
+fn assign_all(states: &PartitionStates) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("t", 0);
+    states.assign(&tpl);
+}
+
+#[test]
+fn a_paused_partition_fetches_again_after_it_is_revoked_and_reassigned() {
+    let (states, rec) = states();
+    states.start(&tp(), 0, None);
+    let lane = PartitionPause::new(states.clone(), tp());
+    lane.block();
+    assert!(rec.is_paused());
+    revoke_all(&states);
+    assign_all(&states);
+    // The old lane's circuit closes after the rebalance.
+    lane.unblock();
+    assert!(!rec.is_paused(), "librdkafka keeps an application's pause across a rebalance: {:?}", rec.calls());
+    assert!(states.start(&tp(), 0, None).is_some());
+}
+
+/// A message that waits on an open circuit, then leaves without an attempt (it turned out
+/// a duplicate, or its value then failed to decode for good).
+#[derive(Debug)]
+struct WaitsThenLeaves;
+
+#[async_trait]
+impl Process for WaitsThenLeaves {
+    async fn process(&self, _: &Incoming, blocker: &PartitionPause) {
+        blocker.block();
+    }
+}
+
+#[tokio::test]
+async fn a_lane_that_waited_on_a_circuit_and_left_without_an_attempt_releases_its_pause() {
+    let feed = Feed::new(Arc::new(WaitsThenLeaves));
+    for offset in 0..2 {
+        feed.push(incoming("a", offset)).await;
+    }
+    feed.settle().await;
+    assert!(!feed.recorder.is_paused(), "the partition stays paused: {:?}", feed.recorder.calls());
+    assert_eq!(feed.recorder.calls().iter().filter(|c| **c == Call::Store(2)).count(), 1);
+}
+
 #[test]
 fn the_stored_offset_is_the_lowest_unfinished_one_when_events_finish_out_of_order() {
     let (states, rec) = states();
