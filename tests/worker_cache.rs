@@ -472,7 +472,8 @@ async fn redis_down_is_an_outage_the_worker_waits_out_not_a_poison_message() -> 
     assert_eq!(WorkerKind::Cache.router(&deps)?.handlers_for(EventType::RecordCreated).len(), 1);
     assert!(WorkerKind::Cache.router(&WorkerDeps::default()).is_err(), "no Redis URL, no cache worker");
 
-    let breaker = BreakerConfig { failure_threshold: 3, cooldown: Duration::from_millis(500) };
+    let breaker =
+        BreakerConfig { min_calls: 3, failure_rate: 1.0, cooldown: Duration::from_millis(500), ..BreakerConfig::default() };
     let running = start(&f, &f.cache_config(&url), breaker)?;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(running.done.load(Ordering::SeqCst), 0, "nothing handled while Redis is down");

@@ -277,7 +277,8 @@ async fn an_open_circuit_pauses_without_dead_lettering_and_resumes_when_the_depe
         Ok(_) => None,
         Err(e) => Some(HandlerError::retryable(ErrorClass::Connect, e).from_dependency("downstream")),
     };
-    let breaker = BreakerConfig { failure_threshold: 3, cooldown: Duration::from_millis(500) };
+    let breaker =
+        BreakerConfig { min_calls: 3, failure_rate: 1.0, cooldown: Duration::from_millis(500), ..BreakerConfig::default() };
     let running = start(&f, sink(&calls, fail), breaker)?;
 
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -95,6 +95,11 @@ struct AutomationArgs {
     /// `loop_detected`.
     #[arg(long, env = "LTF_AUTOMATION_MAX_DEPTH", default_value_t = 8)]
     automation_max_depth: u32,
+    /// Seconds an automation step may wait for a failing dependency (a webhook host, the
+    /// SMTP server) before it fails with `dependency_unavailable` and its run ends
+    /// `failed`. Dependency failures use no attempts; other workers wait without limit.
+    #[arg(long, env = "LTF_AUTOMATION_MAX_PARK_SECS", default_value_t = 900)]
+    automation_max_park_secs: u64,
 }
 
 impl AutomationArgs {
@@ -107,6 +112,9 @@ impl AutomationArgs {
         }
         if self.automation_max_depth == 0 {
             bail!("--automation-max-depth must be at least 1");
+        }
+        if self.automation_max_park_secs == 0 {
+            bail!("--automation-max-park-secs must be at least 1");
         }
         Ok(AutomationConfig {
             webhook_timeout: Duration::from_millis(self.webhook_timeout_ms),
@@ -168,8 +176,12 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     };
     let publisher_config = common.publisher_config();
     let publisher = ltf_kafka::EventPublisher::new(&publisher_config, codec.clone())?;
-    let pipeline =
-        WorkerBuilder::new(&group, codec, kind.router(&deps)?, publisher).dedup_opt(dedup.clone()).retry(retry).build();
+    let max_park = (kind == WorkerKind::Automation).then(|| Duration::from_secs(args.automation.automation_max_park_secs));
+    let pipeline = WorkerBuilder::new(&group, codec, kind.router(&deps)?, publisher)
+        .dedup_opt(dedup.clone())
+        .retry(retry)
+        .max_park(max_park)
+        .build();
     let runner = Runner::new(config, kind.topics(&topics), Arc::new(pipeline))?;
     let health = runner.health();
 

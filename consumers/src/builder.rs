@@ -3,6 +3,7 @@
 //! retry policy, circuit breakers, DLQ-rate fuse), with the runtime's defaults.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ltf_kafka::EventPublisher;
 use ltf_schemas::EventCodec;
@@ -34,6 +35,7 @@ pub struct WorkerBuilder {
     retry: RetryPolicy,
     breakers: Option<Arc<Breakers>>,
     fuse: Option<Arc<DlqFuse>>,
+    max_park: Option<Duration>,
 }
 
 impl WorkerBuilder {
@@ -49,6 +51,7 @@ impl WorkerBuilder {
             retry: RetryPolicy::default(),
             breakers: None,
             fuse: None,
+            max_park: None,
         }
     }
 
@@ -88,11 +91,23 @@ impl WorkerBuilder {
         self
     }
 
+    /// How long an event may stay parked on a failed dependency before its handler is
+    /// told ([`crate::HandlerContext::park_expired`]) and a dependency error fails it with
+    /// `dependency_unavailable`. Default `None`: parked without limit (audit, analytics
+    /// and cache must not lose an event to an outage; the automation worker sets one).
+    pub fn max_park(mut self, max_park: Option<Duration>) -> WorkerBuilder {
+        self.max_park = max_park;
+        self
+    }
+
     /// The pipeline.
     pub fn build(self) -> Pipeline {
         let breakers = self.breakers.unwrap_or_else(|| Arc::new(Breakers::new(&self.group, BreakerConfig::default())));
         let fuse = self.fuse.unwrap_or_else(|| Arc::new(DlqFuse::new(&self.group, FuseConfig::default())));
         let dead_letters = Arc::new(DeadLetterPublisher::new(self.publisher, &self.group));
-        Pipeline::new(self.group, self.codec, self.router, self.dedup, self.retry, breakers, fuse, dead_letters)
+        let mut pipeline =
+            Pipeline::new(self.group, self.codec, self.router, self.dedup, self.retry, breakers, fuse, dead_letters);
+        pipeline.max_park = self.max_park;
+        pipeline
     }
 }

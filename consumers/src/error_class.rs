@@ -73,8 +73,12 @@ classes! {
     MalformedEvent => "malformed_event",
     /// The value could not be decoded for another reason.
     DecodeError => "decode_error",
-    /// A handler panicked: a bug, dead-lettered like a permanent error.
-    HandlerPanicked => "handler_panicked",
+    /// A handler panicked: an error of that event, retried, then dead-lettered.
+    Panic => "panic",
+    /// A call was not made: the dependency's circuit is open (the event is parked).
+    CircuitOpen => "circuit_open",
+    /// A dependency stayed unavailable for longer than the worker's `max_park`.
+    DependencyUnavailable => "dependency_unavailable",
 }
 
 impl ErrorClass {

@@ -8,7 +8,12 @@ use ltf_schemas::{DomainEvent, EventType, Headers};
 use rdkafka::message::{Headers as _, Message};
 use uuid::Uuid;
 
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::middleware::circuit_breaker::{Admission, DependencyPermit};
 use crate::middleware::dedup::{DedupStore, Recording};
+use crate::middleware::Breakers;
 use crate::ErrorClass;
 
 /// Kafka metadata of the message an event came from.
@@ -141,9 +146,9 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
-/// Runs a handler's future, turning a panic inside it into a permanent
-/// [`ErrorClass::HandlerPanicked`] error (dead-lettered like any permanent error) instead
-/// of unwinding through the lane or the batcher that runs it.
+/// Runs a handler's future, turning a panic inside it into an error of that event
+/// ([`ErrorClass::Panic`], retried, then dead-lettered like any handler error) instead of
+/// unwinding through the lane or the batcher that runs it.
 pub(crate) async fn guarded(call: impl std::future::Future<Output = Result<(), HandlerError>>) -> Result<(), HandlerError> {
     use futures::FutureExt;
     match std::panic::AssertUnwindSafe(call).catch_unwind().await {
@@ -154,7 +159,7 @@ pub(crate) async fn guarded(call: impl std::future::Future<Output = Result<(), H
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic without a message".to_owned());
-            Err(HandlerError::permanent(ErrorClass::HandlerPanicked, format!("the handler panicked: {message}")))
+            Err(HandlerError::retryable(ErrorClass::Panic, format!("the handler panicked: {message}")))
         }
     }
 }
@@ -174,6 +179,37 @@ pub struct HandlerContext {
     pub(crate) recording: Arc<Recording>,
     /// Attempts the runtime's retry policy allows this delivery (1 when unknown).
     pub max_attempts: u32,
+    /// The group's circuit breakers, for calls made through [`dependency`](HandlerContext::dependency).
+    pub(crate) breakers: Option<Arc<Breakers>>,
+    /// The dependency whose probe this call holds (the runtime claimed it while parked).
+    pub(crate) probe: Option<String>,
+    /// How long this event has been parked on failed dependencies so far.
+    pub parked: Duration,
+    /// How long the event may stay parked before [`park_expired`](HandlerContext::park_expired)
+    /// (`None`: without limit).
+    pub max_park: Option<Duration>,
+    /// Dependencies whose outcome this call reported itself.
+    pub(crate) reported: Arc<Mutex<Vec<String>>>,
+}
+
+/// A call to a dependency admitted by its circuit breaker ([`HandlerContext::dependency`]):
+/// holds one of the dependency's concurrency slots until dropped.
+#[derive(Debug)]
+pub struct DependencyCall {
+    permit: Option<DependencyPermit>,
+    reported: Arc<Mutex<Vec<String>>>,
+}
+
+impl DependencyCall {
+    /// Reports whether the call succeeded (a failure is the dependency's: refused, timed
+    /// out, 5xx, 408, 429), and frees the slot. The runtime then does not count the
+    /// handler's error of this dependency a second time.
+    pub fn finish(mut self, ok: bool) {
+        if let Some(p) = self.permit.take() {
+            self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(p.dependency().to_owned());
+            p.finish(ok);
+        }
+    }
 }
 
 impl HandlerContext {
@@ -191,7 +227,47 @@ impl HandlerContext {
             dedup,
             recording: Arc::default(),
             max_attempts: 1,
+            breakers: None,
+            probe: None,
+            parked: Duration::ZERO,
+            max_park: None,
+            reported: Arc::default(),
         }
+    }
+
+    /// Asks `dependency`'s circuit breaker for a call: waits while the dependency's
+    /// concurrency limit is reached, and fails at once with a retryable error of the
+    /// dependency (class `circuit_open`) while its circuit is open, so the runtime parks
+    /// the event without calling. Without breakers (a context made outside the runtime)
+    /// every call is admitted.
+    pub async fn dependency(&self, dependency: &str) -> Result<DependencyCall, HandlerError> {
+        let Some(breakers) = &self.breakers else {
+            return Ok(DependencyCall { permit: None, reported: self.reported.clone() });
+        };
+        let holds_probe = self.probe.as_deref() == Some(dependency);
+        loop {
+            match breakers.admit(dependency, holds_probe) {
+                Admission::Go(permit) => return Ok(DependencyCall { permit: Some(permit), reported: self.reported.clone() }),
+                Admission::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
+                Admission::Open => {
+                    return Err(HandlerError::retryable(ErrorClass::CircuitOpen, format!("the circuit of {dependency} is open"))
+                        .from_dependency(dependency))
+                }
+            }
+        }
+    }
+
+    /// Whether the event has been parked on failed dependencies for longer than
+    /// `max_park`: a handler that turns failures into outcomes (the automation's failed
+    /// step, `dependency_unavailable`) does so now; returning the dependency's error
+    /// again dead-letters the event with class `dependency_unavailable`.
+    pub fn park_expired(&self) -> bool {
+        self.max_park.is_some_and(|max| self.parked >= max)
+    }
+
+    /// The dependencies this call reported through [`DependencyCall::finish`].
+    pub(crate) fn reported(&self) -> Vec<String> {
+        self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// The dedup store, for a handler that records its side effect in the dedup
@@ -212,8 +288,10 @@ impl HandlerContext {
         self
     }
 
-    /// Whether a retryable error returned now would not be retried: a handler that turns
-    /// failures into events (the automation's ActionExecuted failure) does so now.
+    /// Whether a retryable error of the handler's own (not a dependency's) returned now
+    /// would not be retried: a handler that turns failures into events (the automation's
+    /// ActionExecuted failure) does so now. Dependency failures use no attempts: see
+    /// [`park_expired`](HandlerContext::park_expired).
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
     }
@@ -265,6 +343,13 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Whether this handler wants events of `event_type`.
     fn can_handle(&self, event_type: EventType) -> bool;
+
+    /// The dependencies every call uses (`postgres`, `redis`): a successful call counts as
+    /// a success of each in their circuit breakers, so they open on a failure *rate*.
+    /// Dependencies called through [`HandlerContext::dependency`] report themselves.
+    fn dependencies(&self) -> &[&'static str] {
+        &[]
+    }
 
     /// Handles one event.
     async fn handle(&self, ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError>;

@@ -28,8 +28,9 @@
 //! (an offset is stored only once its message was handled, skipped as a duplicate or
 //! dead-lettered; the stored offset is the lowest unfinished one), order per ordering key
 //! with concurrency across keys and partitions bounded by `max_in_flight`, finished
-//! offsets committed before a revocation and at shutdown, partitions paused while a
-//! circuit is open and resumed from the first message not dispatched. Guarantees of the
+//! offsets committed before a revocation and at shutdown; an event waiting for a
+//! dependency holds only its key (fetching pauses only once waiting work holds every
+//! in-flight slot, and every pause is resumed, across rebalances too). Guarantees of the
 //! pipeline: see [`pipeline`].
 //!
 //! Guarantees of the dedup store ([`DedupStore`]):
@@ -42,14 +43,16 @@
 //!   pruned after the configured retention.
 //!
 //! Guarantees of the middleware ([`middleware`]):
-//! * retry ([`RetryPolicy`], `middleware::retry`): only retryable errors, at most
-//!   `max_attempts` calls, one after the other (per-key order holds through retries),
-//!   exponential backoff with equal jitter capped at `max_backoff`; a failure of a
-//!   dependency whose breaker is open is waited out with the partition paused and does
-//!   not count as an attempt;
-//! * circuit breakers ([`Breakers`]): per dependency, open after `failure_threshold`
-//!   consecutive failures, one probe at a time after `cooldown`, closed by the probe's
-//!   success; exported as a gauge;
+//! * retry ([`RetryPolicy`], `middleware::retry`): only the handler's own retryable
+//!   errors use attempts, at most `max_attempts` calls, one after the other (per-key order
+//!   holds through retries), exponential backoff with equal jitter capped at
+//!   `max_backoff`; a failure of a dependency never uses an attempt: the event is parked
+//!   without limit, or until the worker's `max_park` (the automation worker), past which
+//!   it fails with `dependency_unavailable`; a panic is an error of that call (`panic`);
+//! * circuit breakers ([`Breakers`]): per dependency, open on a failure rate over a
+//!   sliding window with a minimum number of calls, a few probes at once after
+//!   `cooldown`, closed by their successes, then a concurrency limit that ramps up; at
+//!   most `max_dependencies` kept; exported as a gauge and a transitions counter;
 //! * dead letters ([`DeadLetterPublisher`]): to `<event topic>.<group>.dlq` with the
 //!   original key, value bytes and headers plus every `dlq-*` header, acknowledged by the
 //!   broker before the caller may store the offset;
@@ -75,7 +78,7 @@ pub use builder::WorkerBuilder;
 
 pub use error::ConsumeError;
 pub use error_class::ErrorClass;
-pub use handler::{Event, Handler, HandlerContext, HandlerError, Meta};
+pub use handler::{DependencyCall, Event, Handler, HandlerContext, HandlerError, Meta};
 pub use middleware::dedup::DedupStore;
 pub use middleware::{BreakerConfig, Breakers, CircuitState, DeadLetter, DeadLetterPublisher, DlqFuse, FuseConfig, RetryPolicy};
 pub use router::Router;

@@ -26,6 +26,14 @@ pub const LAG_SECONDS: &str = "latechforce_consumer_lag_seconds";
 pub const IN_FLIGHT: &str = "latechforce_consumer_in_flight_events";
 /// Circuit-breaker state by `group` and `dependency`: 0 closed, 1 half-open, 2 open.
 pub const CIRCUIT_STATE: &str = "latechforce_consumer_circuit_state";
+/// Circuit-breaker transitions by `group`, `dependency` and the `state` entered
+/// (`open`, `half_open`, `closed`).
+pub const CIRCUIT_TRANSITIONS_TOTAL: &str = "latechforce_consumer_circuit_transitions_total";
+/// Events parked now, waiting for a dependency (their attempts untouched), by `group`.
+pub const PARKED: &str = "latechforce_consumer_parked_events";
+/// Handler calls that failed because a dependency did and were parked, by `group`,
+/// `handler` and `dependency`.
+pub const PARKS_TOTAL: &str = "latechforce_consumer_parks_total";
 /// 1 when the DLQ-rate fuse tripped and the worker stopped consuming, by `group`.
 pub const FUSE_TRIPPED: &str = "latechforce_consumer_fuse_tripped";
 /// Dedup records deleted by pruning (older than the retention).
@@ -52,6 +60,8 @@ pub mod labels {
     pub const DEPENDENCY: &str = "dependency";
     /// A rebalance kind (`assign`, `revoke`).
     pub const KIND: &str = "kind";
+    /// A circuit-breaker state (`open`, `half_open`, `closed`).
+    pub const STATE: &str = "state";
 }
 
 /// Outcome label values.
@@ -94,6 +104,17 @@ pub const CATALOGUE: &[Metric] = &[
     ),
     Metric::gauge(IN_FLIGHT, &[labels::GROUP], "Events fetched and not finished."),
     Metric::gauge(CIRCUIT_STATE, &[labels::GROUP, labels::DEPENDENCY], "Circuit-breaker state: 0 closed, 1 half-open, 2 open."),
+    Metric::counter(
+        CIRCUIT_TRANSITIONS_TOTAL,
+        &[labels::GROUP, labels::DEPENDENCY, labels::STATE],
+        "Circuit-breaker transitions, by the state entered.",
+    ),
+    Metric::gauge(PARKED, &[labels::GROUP], "Events parked now, waiting for a dependency."),
+    Metric::counter(
+        PARKS_TOTAL,
+        &[labels::GROUP, labels::HANDLER, labels::DEPENDENCY],
+        "Handler calls failed by a dependency and parked (no attempt used).",
+    ),
     Metric::gauge(FUSE_TRIPPED, &[labels::GROUP], "1 when the DLQ-rate fuse stopped the worker."),
     Metric::counter(DEDUP_PRUNED_TOTAL, &[], "Dedup records deleted by pruning."),
     Metric::counter(REBALANCES_TOTAL, &[labels::GROUP, labels::KIND], "Partition assignments and revocations."),

@@ -42,6 +42,10 @@ pub struct AnalyticsHandler;
 
 #[async_trait]
 impl Handler for AnalyticsHandler {
+    fn dependencies(&self) -> &[&'static str] {
+        &["postgres"]
+    }
+
     fn name(&self) -> &str {
         "rollups"
     }

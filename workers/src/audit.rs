@@ -17,6 +17,10 @@ pub struct AuditHandler;
 
 #[async_trait]
 impl Handler for AuditHandler {
+    fn dependencies(&self) -> &[&'static str] {
+        &["postgres"]
+    }
+
     fn name(&self) -> &str {
         "event-log"
     }

@@ -505,6 +505,10 @@ impl CacheHandler {
 
 #[async_trait]
 impl Handler for CacheHandler {
+    fn dependencies(&self) -> &[&'static str] {
+        &[REDIS]
+    }
+
     fn name(&self) -> &str {
         "record-cache"
     }

@@ -10,8 +10,8 @@
 //! * a batch that fails is retried as a whole by the retry policy; a batch that still
 //!   fails is split and each event is tried alone, so only the events that fail alone
 //!   are dead-lettered;
-//! * a batch handler that panics fails that batch permanently (`handler_panicked`), so the
-//!   batch is split and the batcher lives on; should the batcher end anyway, its events
+//! * a batch handler that panics fails that batch (`panic`): it is retried, then split,
+//!   and the batcher lives on; should the batcher end anyway, its events
 //!   are never acknowledged: the worker stops consuming until it is restarted.
 
 use std::collections::BTreeMap;
@@ -37,6 +37,11 @@ pub trait BatchHandler: Send + Sync + 'static {
 
     /// Whether this handler wants events of `event_type`.
     fn can_handle(&self, event_type: EventType) -> bool;
+
+    /// The dependencies every call uses (see [`crate::Handler::dependencies`]).
+    fn dependencies(&self) -> &[&'static str] {
+        &[]
+    }
 
     /// Handles `events`, all of type `event_type`, at least one.
     async fn handle_batch(&self, ctx: &HandlerContext, event_type: EventType, events: &[Event]) -> Result<(), HandlerError>;
@@ -95,7 +100,7 @@ impl Process for BatchPipeline {
         if !self.wants.contains(&event.event_type()) {
             return;
         }
-        if self.core.is_duplicate(&self.name, &event, blocker).await {
+        if self.core.is_duplicate(&self.name, &event).await {
             self.core.count(&self.name, event.event_type().as_str(), outcome::DUPLICATE);
             return;
         }
@@ -163,7 +168,7 @@ async fn attempt(
     let batch: Vec<Event> = events.iter().map(|p| p.event.clone()).collect();
     let event_type = batch[0].event_type();
     let attempted = core
-        .attempts(name, blocker, |ctx| {
+        .attempts(name, handler.dependencies(), |ctx| {
             let batch = &batch;
             async move {
                 let events: Vec<&Event> = batch.iter().collect();

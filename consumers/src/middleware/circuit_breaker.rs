@@ -1,50 +1,83 @@
-//! Circuit breakers, one per downstream dependency (`postgres`, `smtp`, a webhook host).
+//! Circuit breakers, one per downstream dependency (`postgres`, `smtp`, a webhook's
+//! `host:port`).
 //!
 //! States and transitions:
-//! * **Closed** (normal): failures are counted; [`failure_threshold`](BreakerConfig::failure_threshold)
-//!   consecutive failures open the breaker, a success resets the count;
+//! * **Closed** (normal): outcomes are counted over a sliding [`window`](BreakerConfig::window);
+//!   once the window holds at least [`min_calls`](BreakerConfig::min_calls) outcomes and
+//!   the share of failures reaches [`failure_rate`](BreakerConfig::failure_rate), the
+//!   breaker opens. A dependency that fails one call in ten stays closed; one that fails
+//!   most calls opens, whatever the order of the failures;
 //! * **Open**: the dependency is considered down for [`cooldown`](BreakerConfig::cooldown);
-//!   [`is_open`](Breakers::is_open) is true and the runtime pauses instead of retrying or
-//!   dead-lettering. Outcomes reported while open (calls that started before it opened)
-//!   change nothing;
-//! * **HalfOpen**, once the cooldown is over: [`try_probe`](Breakers::try_probe) grants
-//!   one probe at a time; the probe's success closes the breaker, its failure opens it
-//!   for another cooldown. A probe that never reports (its partition was revoked, the
-//!   worker is stopping) is given up after one cooldown, and a new probe is granted.
+//!   [`is_open`](Breakers::is_open) is true and the runtime parks the work that needs it
+//!   instead of retrying or dead-lettering. Outcomes reported while open (calls that
+//!   started before it opened) change nothing;
+//! * **HalfOpen**, once the cooldown is over: [`half_open_probes`](BreakerConfig::half_open_probes)
+//!   probes may be in flight at once; as many successes close the breaker, any failure
+//!   opens it for another cooldown. A probe that never reports (its partition was revoked,
+//!   the worker is stopping) is given up after one cooldown.
+//!
+//! Concurrency: a call made through [`Breakers::admit`] holds one of the dependency's
+//! slots until it ends. A breaker that never opened allows
+//! [`max_concurrency`](BreakerConfig::max_concurrency) calls at once; one that just
+//! closed allows `half_open_probes` and one more per success, up to `max_concurrency`,
+//! so a recovering host is not hit by every parked call at once.
 //!
 //! Guarantees: all methods are thread-safe (one mutex over every breaker, held only for
-//! a map look-up); a dependency never seen is closed; time comes from a [`Clock`], so
-//! tests drive it with a [`ManualClock`]; every state change sets the gauge
-//! [`CIRCUIT_STATE`]`{group, dependency}` to
-//! 0 (closed), 1 (half-open) or 2 (open).
+//! a map look-up); a dependency never seen is closed; at most
+//! [`max_dependencies`](BreakerConfig::max_dependencies) breakers are kept (dependency
+//! names may come from user-defined automations): when full, the breaker unused the
+//! longest with no call in flight is forgotten, closed ones first; time comes from a
+//! [`Clock`], so tests drive it with a [`ManualClock`]; every state change sets the gauge
+//! [`CIRCUIT_STATE`]`{group, dependency}` to 0 (closed), 1 (half-open) or 2 (open) and
+//! counts one [`CIRCUIT_TRANSITIONS_TOTAL`]`{group, dependency, state}`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use metrics::gauge;
+use metrics::{counter, gauge};
 use serde::Deserialize;
 use tracing::{info, warn};
 
-use crate::metrics::{labels, CIRCUIT_STATE};
+use crate::metrics::{labels, CIRCUIT_STATE, CIRCUIT_TRANSITIONS_TOTAL};
 use crate::ConsumeError;
 
 /// Circuit-breaker settings, the same for every dependency. Every field has a default;
 /// [`validate`](BreakerConfig::validate) names the bad key.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
-    /// Consecutive failures of a dependency that open its breaker. Default 5.
-    pub failure_threshold: u32,
-    /// How long an open breaker stays open before it lets a probe through. Default 10 s.
+    /// The sliding window over which outcomes are counted. Default 10 s.
+    #[serde(with = "ltf_kafka::config::millis", rename = "window_ms")]
+    pub window: Duration,
+    /// Fewest outcomes in the window before the failure rate may open the breaker.
+    /// Default 10.
+    pub min_calls: u32,
+    /// Share of failed calls in the window (0 < rate ≤ 1) that opens the breaker. Default 0.5.
+    pub failure_rate: f64,
+    /// How long an open breaker stays open before it lets probes through. Default 10 s.
     #[serde(with = "ltf_kafka::config::millis", rename = "cooldown_ms")]
     pub cooldown: Duration,
+    /// Probes let through at once when half-open; as many successes close it. Default 2.
+    pub half_open_probes: u32,
+    /// Most calls to one dependency at once (through [`Breakers::admit`]). Default 16.
+    pub max_concurrency: u32,
+    /// Most breakers kept. Default 1024.
+    pub max_dependencies: usize,
 }
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        BreakerConfig { failure_threshold: 5, cooldown: Duration::from_secs(10) }
+        BreakerConfig {
+            window: Duration::from_secs(10),
+            min_calls: 10,
+            failure_rate: 0.5,
+            cooldown: Duration::from_secs(10),
+            half_open_probes: 2,
+            max_concurrency: 16,
+            max_dependencies: 1024,
+        }
     }
 }
 
@@ -52,11 +85,26 @@ impl BreakerConfig {
     /// Checks every field; the error names the first bad key.
     pub fn validate(&self) -> Result<(), ConsumeError> {
         let bad = |key: &str, reason: &str| Err(ConsumeError::Config { key: key.into(), reason: reason.into() });
-        if self.failure_threshold == 0 {
-            return bad("failure_threshold", "must be at least 1");
+        if self.window.is_zero() {
+            return bad("window_ms", "must be positive");
+        }
+        if self.min_calls == 0 {
+            return bad("min_calls", "must be at least 1");
+        }
+        if !(self.failure_rate > 0.0 && self.failure_rate <= 1.0) {
+            return bad("failure_rate", "must be above 0 and at most 1");
         }
         if self.cooldown.is_zero() {
             return bad("cooldown_ms", "must be positive");
+        }
+        if self.half_open_probes == 0 {
+            return bad("half_open_probes", "must be at least 1");
+        }
+        if self.max_concurrency < self.half_open_probes {
+            return bad("max_concurrency", "must be at least half_open_probes");
+        }
+        if self.max_dependencies == 0 {
+            return bad("max_dependencies", "must be at least 1");
         }
         Ok(())
     }
@@ -65,9 +113,9 @@ impl BreakerConfig {
 /// The state of one breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CircuitState {
-    /// Calls go through; failures are counted.
+    /// Calls go through; outcomes are counted.
     Closed,
-    /// The cooldown is over; one probe at a time may go through.
+    /// The cooldown is over; a few probes at a time may go through.
     HalfOpen,
     /// The dependency is considered down until the cooldown is over.
     Open,
@@ -82,8 +130,16 @@ impl CircuitState {
             CircuitState::Open => 2.0,
         }
     }
-}
 
+    /// The state's name (the `state` label of [`CIRCUIT_TRANSITIONS_TOTAL`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::HalfOpen => "half_open",
+            CircuitState::Open => "open",
+        }
+    }
+}
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Now.
@@ -130,28 +186,91 @@ impl Clock for ManualClock {
     }
 }
 
-/// One dependency's breaker.
+/// Outcomes of one slice (a tenth) of the window.
 #[derive(Debug, Clone, Copy)]
-enum Breaker {
-    Closed {
-        failures: u32,
-    },
+struct Bucket {
+    start: Instant,
+    ok: u32,
+    failed: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Closed,
     Open {
         until: Instant,
     },
-    /// `probe`: when the probe in flight was granted, if any.
+    /// `probes`: granted and not reported; `since`: when the last was granted;
+    /// `successes`: probes that succeeded.
     HalfOpen {
-        probe: Option<Instant>,
+        probes: u32,
+        since: Instant,
+        successes: u32,
     },
 }
 
+/// One dependency's breaker.
+#[derive(Debug)]
+struct Breaker {
+    phase: Phase,
+    window: VecDeque<Bucket>,
+    /// Calls admitted and not ended.
+    in_flight: u32,
+    /// Calls allowed at once now (ramps up after a recovery).
+    limit: u32,
+    last_used: Instant,
+}
+
 impl Breaker {
-    fn state(self) -> CircuitState {
-        match self {
-            Breaker::Closed { .. } => CircuitState::Closed,
-            Breaker::HalfOpen { .. } => CircuitState::HalfOpen,
-            Breaker::Open { .. } => CircuitState::Open,
+    fn state(&self) -> CircuitState {
+        match self.phase {
+            Phase::Closed => CircuitState::Closed,
+            Phase::HalfOpen { .. } => CircuitState::HalfOpen,
+            Phase::Open { .. } => CircuitState::Open,
         }
+    }
+}
+
+/// Whether a call to a dependency may go now ([`Breakers::admit`]).
+#[derive(Debug)]
+pub enum Admission {
+    /// Go: the call holds a slot until the permit is dropped; report its outcome with
+    /// [`DependencyPermit::finish`].
+    Go(DependencyPermit),
+    /// The dependency's concurrency limit is reached (or its probes are out): wait a little.
+    Busy,
+    /// The circuit is open: park the work.
+    Open,
+}
+
+/// A slot of one dependency, held while a call to it runs.
+#[derive(Debug)]
+pub struct DependencyPermit {
+    breakers: Arc<Breakers>,
+    dependency: String,
+    reported: bool,
+}
+
+impl DependencyPermit {
+    /// The dependency the call is for.
+    pub fn dependency(&self) -> &str {
+        &self.dependency
+    }
+
+    /// Reports the call's outcome to the breaker (once) and frees the slot.
+    pub fn finish(mut self, ok: bool) {
+        self.reported = true;
+        if ok {
+            self.breakers.on_success(&self.dependency);
+        } else {
+            self.breakers.on_failure(&self.dependency);
+        }
+    }
+}
+
+impl Drop for DependencyPermit {
+    fn drop(&mut self) {
+        self.breakers.release(&self.dependency, self.reported);
     }
 }
 
@@ -189,132 +308,251 @@ impl Breakers {
         self.breakers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `dependency`'s breaker, moved from Open to HalfOpen when its cooldown is over.
-    fn current<'m>(&self, map: &'m mut HashMap<String, Breaker>, dependency: &str, now: Instant) -> &'m mut Breaker {
-        let b = map.entry(dependency.to_owned()).or_insert(Breaker::Closed { failures: 0 });
-        if let Breaker::Open { until } = *b {
+    /// Makes room for one more breaker: forgets the one unused the longest with no call
+    /// in flight, a closed one when there is one.
+    fn evict(&self, map: &mut HashMap<String, Breaker>) {
+        let victim = map
+            .iter()
+            .filter(|(_, b)| b.in_flight == 0)
+            .min_by_key(|(_, b)| (b.state() != CircuitState::Closed, b.last_used))
+            .or_else(|| map.iter().min_by_key(|(_, b)| b.last_used))
+            .map(|(k, _)| k.clone());
+        if let Some(k) = victim {
+            map.remove(&k);
+            gauge!(CIRCUIT_STATE, labels::GROUP => self.group.clone(), labels::DEPENDENCY => k).set(0.0);
+        }
+    }
+
+    /// Runs `f` on `dependency`'s breaker, moved from Open to HalfOpen when its cooldown
+    /// is over; every state change is published.
+    fn with<R>(&self, dependency: &str, f: impl FnOnce(&mut Breaker, Instant, &BreakerConfig) -> R) -> R {
+        let now = self.clock.now();
+        let mut map = self.lock();
+        if !map.contains_key(dependency) {
+            while map.len() >= self.config.max_dependencies {
+                self.evict(&mut map);
+            }
+            let fresh = Breaker {
+                phase: Phase::Closed,
+                window: VecDeque::new(),
+                in_flight: 0,
+                limit: self.config.max_concurrency,
+                last_used: now,
+            };
+            map.insert(dependency.to_owned(), fresh);
+        }
+        let b = map.get_mut(dependency).expect("inserted above");
+        b.last_used = now;
+        let before = b.state();
+        if let Phase::Open { until } = b.phase {
             if now >= until {
-                *b = Breaker::HalfOpen { probe: None };
-                self.publish(dependency, CircuitState::HalfOpen);
+                b.phase = Phase::HalfOpen { probes: 0, since: now, successes: 0 };
             }
         }
-        b
+        let out = f(b, now, &self.config);
+        let after = b.state();
+        drop(map);
+        if before != after {
+            self.publish(dependency, after);
+        }
+        out
     }
 
     fn publish(&self, dependency: &str, state: CircuitState) {
         gauge!(CIRCUIT_STATE, labels::GROUP => self.group.clone(), labels::DEPENDENCY => dependency.to_owned())
             .set(state.gauge_value());
-    }
-
-    fn set(&self, b: &mut Breaker, dependency: &str, new: Breaker) {
-        let (old, state) = (b.state(), new.state());
-        *b = new;
-        if old != state {
-            self.publish(dependency, state);
-            match state {
-                CircuitState::Open => warn!(group = %self.group, dependency, "circuit breaker opened"),
-                CircuitState::Closed => info!(group = %self.group, dependency, "circuit breaker closed"),
-                CircuitState::HalfOpen => {}
-            }
+        counter!(CIRCUIT_TRANSITIONS_TOTAL, labels::GROUP => self.group.clone(),
+            labels::DEPENDENCY => dependency.to_owned(), labels::STATE => state.as_str())
+        .increment(1);
+        match state {
+            CircuitState::Open => warn!(group = %self.group, dependency, "circuit breaker opened"),
+            CircuitState::Closed => info!(group = %self.group, dependency, "circuit breaker closed"),
+            CircuitState::HalfOpen => info!(group = %self.group, dependency, "circuit breaker half-open; probing"),
         }
     }
 
     /// `dependency`'s state now (HalfOpen as soon as an open breaker's cooldown is over).
     pub fn state(&self, dependency: &str) -> CircuitState {
-        let now = self.clock.now();
-        let mut map = self.lock();
-        self.current(&mut map, dependency, now).state()
+        self.with(dependency, |b, _, _| b.state())
     }
 
     /// Whether `dependency` is open and its cooldown not over: hold calls to it. False
-    /// when closed or half-open (claim the probe with [`try_probe`](Breakers::try_probe)).
+    /// when closed or half-open (claim a probe with [`try_probe`](Breakers::try_probe)).
     pub fn is_open(&self, dependency: &str) -> bool {
         self.state(dependency) == CircuitState::Open
     }
 
-    /// Whether any breaker is not closed (open, or half-open until a probe succeeded).
+    /// Whether any breaker is not closed (open, or half-open until its probes succeeded).
     pub fn any_open(&self) -> bool {
-        let now = self.clock.now();
-        let mut map = self.lock();
-        let deps: Vec<String> = map.keys().cloned().collect();
-        deps.iter().any(|d| self.current(&mut map, d, now).state() != CircuitState::Closed)
+        !self.not_closed().is_empty()
     }
 
     /// The dependencies whose breakers are not closed, sorted (for logs and `/readyz`).
     pub fn not_closed(&self) -> Vec<String> {
-        let now = self.clock.now();
-        let mut map = self.lock();
-        let deps: Vec<String> = map.keys().cloned().collect();
-        let mut out: Vec<String> =
-            deps.into_iter().filter(|d| self.current(&mut map, d, now).state() != CircuitState::Closed).collect();
+        let deps: Vec<String> = self.lock().keys().cloned().collect();
+        let mut out: Vec<String> = deps.into_iter().filter(|d| self.state(d) != CircuitState::Closed).collect();
         out.sort();
         out
     }
 
-    /// Asks to call `dependency`: always granted when closed; when half-open, granted to
-    /// one caller at a time (the probe, which must report with
-    /// [`on_success`](Breakers::on_success) or [`on_failure`](Breakers::on_failure));
-    /// refused while open.
+    /// How many breakers are kept.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no breaker is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Claims a probe of a half-open `dependency` (always granted when closed, refused
+    /// while open): up to `half_open_probes` at once, each of which must report with
+    /// [`on_success`](Breakers::on_success) or [`on_failure`](Breakers::on_failure).
     pub fn try_probe(&self, dependency: &str) -> bool {
-        let now = self.clock.now();
-        let mut map = self.lock();
-        let b = self.current(&mut map, dependency, now);
-        match *b {
-            Breaker::Closed { .. } => true,
-            Breaker::Open { .. } => false,
-            Breaker::HalfOpen { probe: Some(since) } if now < since + self.config.cooldown => false,
-            Breaker::HalfOpen { .. } => {
-                *b = Breaker::HalfOpen { probe: Some(now) };
-                true
+        self.with(dependency, claim_probe)
+    }
+
+    /// Asks for a slot to call `dependency`; `holds_probe` when the caller already
+    /// claimed a probe of it with [`try_probe`](Breakers::try_probe).
+    pub fn admit(self: &Arc<Self>, dependency: &str, holds_probe: bool) -> Admission {
+        let go = self.with(dependency, |b, now, config| {
+            let ok = match b.phase {
+                Phase::Open { .. } => return None,
+                Phase::Closed => b.in_flight < b.limit,
+                Phase::HalfOpen { .. } => holds_probe || claim_probe(b, now, config),
+            };
+            if ok {
+                b.in_flight += 1;
+            }
+            Some(ok)
+        });
+        match go {
+            None => Admission::Open,
+            Some(false) => Admission::Busy,
+            Some(true) => {
+                Admission::Go(DependencyPermit { breakers: self.clone(), dependency: dependency.to_owned(), reported: false })
             }
         }
     }
 
-    /// Reports a successful call of `dependency`: resets the failure count when closed,
-    /// closes the breaker when half-open, changes nothing while open.
-    pub fn on_success(&self, dependency: &str) {
-        let now = self.clock.now();
+    /// A slot is given back; a probe that did not report is given up.
+    fn release(&self, dependency: &str, reported: bool) {
         let mut map = self.lock();
-        let b = self.current(&mut map, dependency, now);
-        if !matches!(b, Breaker::Open { .. }) {
-            self.set(b, dependency, Breaker::Closed { failures: 0 });
+        if let Some(b) = map.get_mut(dependency) {
+            b.in_flight = b.in_flight.saturating_sub(1);
+            if let (false, Phase::HalfOpen { probes, .. }) = (reported, &mut b.phase) {
+                *probes = probes.saturating_sub(1);
+            }
         }
     }
 
-    /// Reports a failed call of `dependency`: counts it when closed (opening the breaker
-    /// at the threshold), reopens a half-open breaker, changes nothing while open.
+    /// Reports a successful call of `dependency`: counted when closed (and the
+    /// concurrency limit ramps up by one), one probe's success when half-open (enough of
+    /// them close it), nothing while open.
+    pub fn on_success(&self, dependency: &str) {
+        self.with(dependency, |b, now, config| match b.phase {
+            Phase::Closed => {
+                record(b, now, config, true);
+                b.limit = (b.limit + 1).min(config.max_concurrency);
+            }
+            Phase::HalfOpen { probes, since, successes } => {
+                if successes + 1 >= config.half_open_probes {
+                    b.phase = Phase::Closed;
+                    b.window.clear();
+                    b.limit = config.half_open_probes;
+                } else {
+                    b.phase = Phase::HalfOpen { probes: probes.saturating_sub(1), since, successes: successes + 1 };
+                }
+            }
+            Phase::Open { .. } => {}
+        });
+    }
+
+    /// Reports a failed call of `dependency`: counted when closed (opening the breaker
+    /// when the window's failure rate reaches the threshold), reopens a half-open
+    /// breaker, changes nothing while open.
     pub fn on_failure(&self, dependency: &str) {
-        let now = self.clock.now();
-        let mut map = self.lock();
-        let b = self.current(&mut map, dependency, now);
-        let open = Breaker::Open { until: now + self.config.cooldown };
-        match *b {
-            Breaker::Closed { failures } if failures + 1 >= self.config.failure_threshold => self.set(b, dependency, open),
-            Breaker::Closed { failures } => *b = Breaker::Closed { failures: failures + 1 },
-            Breaker::HalfOpen { .. } => self.set(b, dependency, open),
-            Breaker::Open { .. } => {}
-        }
+        self.with(dependency, |b, now, config| match b.phase {
+            Phase::Closed => {
+                let (ok, failed) = record(b, now, config, false);
+                let total = ok + failed;
+                if total >= config.min_calls && f64::from(failed) >= config.failure_rate * f64::from(total) {
+                    b.phase = Phase::Open { until: now + config.cooldown };
+                }
+            }
+            Phase::HalfOpen { .. } => b.phase = Phase::Open { until: now + config.cooldown },
+            Phase::Open { .. } => {}
+        });
     }
 
     /// How long until `dependency` lets a probe through: zero unless it is open.
     pub fn wait_until_probe(&self, dependency: &str) -> Duration {
-        let now = self.clock.now();
-        let mut map = self.lock();
-        match *self.current(&mut map, dependency, now) {
-            Breaker::Open { until } => until.saturating_duration_since(now),
-            Breaker::Closed { .. } | Breaker::HalfOpen { .. } => Duration::ZERO,
+        self.with(dependency, |b, now, _| match b.phase {
+            Phase::Open { until } => until.saturating_duration_since(now),
+            Phase::Closed | Phase::HalfOpen { .. } => Duration::ZERO,
+        })
+    }
+}
+
+/// Grants a probe when closed, or when half-open with a probe left (probes silent for a
+/// cooldown are given up first).
+fn claim_probe(b: &mut Breaker, now: Instant, config: &BreakerConfig) -> bool {
+    match &mut b.phase {
+        Phase::Closed => true,
+        Phase::Open { .. } => false,
+        Phase::HalfOpen { probes, since, .. } => {
+            if now >= *since + config.cooldown {
+                *probes = 0;
+            }
+            if *probes < config.half_open_probes {
+                *probes += 1;
+                *since = now;
+                true
+            } else {
+                false
+            }
         }
     }
+}
+
+/// Adds one outcome to the window and returns the window's (successes, failures).
+fn record(b: &mut Breaker, now: Instant, config: &BreakerConfig, ok: bool) -> (u32, u32) {
+    let slice = config.window / 10;
+    while b.window.front().is_some_and(|f| now.saturating_duration_since(f.start) >= config.window) {
+        b.window.pop_front();
+    }
+    match b.window.back_mut() {
+        Some(last) if now.saturating_duration_since(last.start) < slice => {}
+        _ => b.window.push_back(Bucket { start: now, ok: 0, failed: 0 }),
+    }
+    let last = b.window.back_mut().expect("pushed above");
+    if ok {
+        last.ok += 1;
+    } else {
+        last.failed += 1;
+    }
+    b.window.iter().fold((0, 0), |(o, f), x| (o + x.ok, f + x.failed))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Opens at 3 outcomes with half of them failures; one probe at a time.
+    fn config() -> BreakerConfig {
+        BreakerConfig {
+            min_calls: 3,
+            failure_rate: 0.5,
+            cooldown: Duration::from_secs(10),
+            half_open_probes: 1,
+            max_concurrency: 4,
+            ..BreakerConfig::default()
+        }
+    }
+
     fn breakers() -> (Breakers, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new());
-        let config = BreakerConfig { failure_threshold: 3, cooldown: Duration::from_secs(10) };
-        (Breakers::with_clock("g", config, clock.clone()), clock)
+        (Breakers::with_clock("g", config(), clock.clone()), clock)
     }
 
     fn open(b: &Breakers) {
@@ -335,6 +573,8 @@ mod tests {
         }
         let kept = b.not_closed().len();
         assert!(kept <= 1024, "{kept} breakers kept");
+        assert_eq!(b.len(), 1024);
+        assert_eq!(b.state("webhook:h4999.example:443"), CircuitState::Open, "the newest are kept");
     }
 
     #[test]
@@ -348,20 +588,92 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_failures_open_it_and_a_success_resets_the_count() {
+    fn a_failure_rate_over_the_window_opens_it_not_a_run_of_failures() {
         let (b, _) = breakers();
         b.on_failure("smtp");
         b.on_failure("smtp");
-        b.on_success("smtp");
-        b.on_failure("smtp");
-        b.on_failure("smtp");
-        assert_eq!(b.state("smtp"), CircuitState::Closed, "the success reset the count");
-        b.on_failure("smtp");
-        assert_eq!(b.state("smtp"), CircuitState::Open);
+        assert_eq!(b.state("smtp"), CircuitState::Closed, "fewer calls than min_calls");
+        let (b, clock) = breakers();
+        for _ in 0..9 {
+            b.on_success("smtp");
+            b.on_success("smtp");
+            b.on_failure("smtp");
+        }
+        assert_eq!(b.state("smtp"), CircuitState::Closed, "one call in three failing stays below the rate");
+        // Outcomes older than the window no longer count: three failures after a quiet
+        // window are all there is.
+        clock.advance(Duration::from_secs(11));
+        let (b2, clock2) = breakers();
+        for _ in 0..20 {
+            b2.on_success("smtp");
+        }
+        clock2.advance(Duration::from_secs(11));
+        for _ in 0..3 {
+            b2.on_failure("smtp");
+        }
+        assert_eq!(b2.state("smtp"), CircuitState::Open, "the old successes left the window");
+        for _ in 0..4 {
+            b.on_failure("smtp");
+            b.on_failure("smtp");
+            b.on_success("smtp");
+        }
+        assert_eq!(b.state("smtp"), CircuitState::Open, "interleaved failures open it at the rate");
         assert!(b.is_open("smtp"));
         assert!(b.any_open());
         assert_eq!(b.not_closed(), vec!["smtp".to_owned()]);
         assert!(!b.is_open("postgres"), "breakers are per dependency");
+    }
+
+    #[test]
+    fn half_open_admits_a_few_probes_and_a_recovered_dependency_ramps_up() {
+        let clock = Arc::new(ManualClock::new());
+        let b = Arc::new(Breakers::with_clock("g", BreakerConfig { half_open_probes: 2, ..config() }, clock.clone()));
+        let go = |b: &Arc<Breakers>| match b.admit("hook", false) {
+            Admission::Go(p) => Some(p),
+            Admission::Busy => None,
+            Admission::Open => panic!("open"),
+        };
+        // Never opened: the full concurrency.
+        let held: Vec<_> = (0..4).map(|_| go(&b).expect("a slot")).collect();
+        assert!(go(&b).is_none(), "max_concurrency calls at once");
+        drop(held);
+        for _ in 0..3 {
+            b.on_failure("hook");
+        }
+        assert!(matches!(b.admit("hook", false), Admission::Open));
+        clock.advance(Duration::from_secs(10));
+        let (p1, p2) = (go(&b).expect("probe 1"), go(&b).expect("probe 2"));
+        assert!(go(&b).is_none(), "two probes at a time");
+        p1.finish(true);
+        assert_eq!(b.state("hook"), CircuitState::HalfOpen, "one success is not enough");
+        p2.finish(true);
+        assert_eq!(b.state("hook"), CircuitState::Closed);
+        // Recovering: two calls at once, then one more per success.
+        let a = go(&b).expect("1");
+        let c = go(&b).expect("2");
+        assert!(go(&b).is_none(), "the limit starts at half_open_probes");
+        a.finish(true);
+        let d = go(&b).expect("a freed slot");
+        let e = go(&b).expect("the limit grew by one");
+        assert!(go(&b).is_none());
+        drop((c, d, e));
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_is_given_back_when_its_call_ends() {
+        let clock = Arc::new(ManualClock::new());
+        let b = Arc::new(Breakers::with_clock("g", config(), clock.clone()));
+        for _ in 0..3 {
+            b.on_failure("hook");
+        }
+        clock.advance(Duration::from_secs(10));
+        let p = match b.admit("hook", false) {
+            Admission::Go(p) => p,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(b.admit("hook", false), Admission::Busy));
+        drop(p);
+        assert!(matches!(b.admit("hook", false), Admission::Go(_)), "the silent probe's slot came back");
     }
 
     #[test]
@@ -395,7 +707,7 @@ mod tests {
         assert_eq!(b.state("smtp"), CircuitState::Closed);
         assert!(!b.any_open());
         assert!(b.try_probe("smtp"));
-        // Closed again with a fresh count.
+        // Closed again with a fresh window.
         b.on_failure("smtp");
         b.on_failure("smtp");
         assert_eq!(b.state("smtp"), CircuitState::Closed);
@@ -468,12 +780,28 @@ mod tests {
 
     #[test]
     fn config_keys_defaults_and_validation() {
-        let c: BreakerConfig = serde_json::from_str(r#"{"cooldown_ms": 2500}"#).unwrap();
-        assert_eq!(c, BreakerConfig { failure_threshold: 5, cooldown: Duration::from_millis(2500) });
+        let c: BreakerConfig = serde_json::from_str(r#"{"cooldown_ms": 2500, "window_ms": 30000, "min_calls": 20}"#).unwrap();
+        let want = BreakerConfig {
+            cooldown: Duration::from_millis(2500),
+            window: Duration::from_secs(30),
+            min_calls: 20,
+            ..BreakerConfig::default()
+        };
+        assert_eq!(c, want);
         BreakerConfig::default().validate().unwrap();
         assert!(serde_json::from_str::<BreakerConfig>(r#"{"cooldown": 1}"#).is_err());
-        let e = BreakerConfig { failure_threshold: 0, ..Default::default() }.validate().unwrap_err().to_string();
-        assert!(e.contains("`failure_threshold`"), "{e}");
+        for (bad, key) in [
+            (BreakerConfig { min_calls: 0, ..Default::default() }, "`min_calls`"),
+            (BreakerConfig { failure_rate: 0.0, ..Default::default() }, "`failure_rate`"),
+            (BreakerConfig { failure_rate: 1.5, ..Default::default() }, "`failure_rate`"),
+            (BreakerConfig { window: Duration::ZERO, ..Default::default() }, "`window_ms`"),
+            (BreakerConfig { half_open_probes: 0, ..Default::default() }, "`half_open_probes`"),
+            (BreakerConfig { max_concurrency: 1, ..Default::default() }, "`max_concurrency`"),
+            (BreakerConfig { max_dependencies: 0, ..Default::default() }, "`max_dependencies`"),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
         let e = BreakerConfig { cooldown: Duration::ZERO, ..Default::default() }.validate().unwrap_err().to_string();
         assert!(e.contains("`cooldown_ms`"), "{e}");
     }

@@ -3,9 +3,10 @@
 //! dependency did, so an outage parks the work instead of failing it.
 //!
 //! A failure is reported to the dependency's breaker; while the breaker is closed the call
-//! is repeated after the retry policy's backoff; once it is open, the lane pauses its
-//! partition ([`PartitionPause::block`]) and waits until the breaker lets a probe through.
-//! The caller releases the pause ([`PartitionPause::unblock`]) when its work is done.
+//! is repeated after the retry policy's backoff; once it is open, the lane waits until the
+//! breaker lets a probe through. Only the waiting lane is held: the partition's other keys
+//! go on, and fetching pauses only when waiting work fills the in-flight bound (the
+//! runner's back-pressure).
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,12 +14,10 @@ use std::time::Duration;
 use tracing::warn;
 
 use crate::middleware::{Breakers, RetryPolicy};
-use crate::runner::PartitionPause;
 
-/// Waits while `dependency`'s circuit is open, with the partition paused, until a probe
-/// may go through.
-pub(crate) async fn wait_for_probe(breakers: &Breakers, dependency: &str, blocker: &PartitionPause) {
-    blocker.block();
+/// Waits while `dependency`'s circuit is open, until a probe may go through (the probe is
+/// claimed: report its outcome).
+pub(crate) async fn wait_for_probe(breakers: &Breakers, dependency: &str) {
     loop {
         let left = breakers.wait_until_probe(dependency);
         tokio::time::sleep(left.max(Duration::from_millis(50))).await;
@@ -35,7 +34,6 @@ pub(crate) async fn wait_out<T, E, F, Fut>(
     breakers: &Breakers,
     policy: &RetryPolicy,
     dependency: &str,
-    blocker: &PartitionPause,
     what: &str,
     mut call: F,
     is_outage: impl Fn(&E) -> bool,
@@ -57,7 +55,7 @@ where
                 warn!(error = %e, attempt, dependency, "{what} unavailable; the message waits");
                 breakers.on_failure(dependency);
                 if breakers.is_open(dependency) {
-                    wait_for_probe(breakers, dependency, blocker).await;
+                    wait_for_probe(breakers, dependency).await;
                 } else {
                     // The thread-local generator is not `Send`: use it within this statement.
                     let wait = policy.delay(attempt, &mut rand::rng());

@@ -10,11 +10,11 @@
 //! 2. [`dedup`]: an event the handler already handled is acknowledged without a call;
 //!    after success the event is recorded, by the handler in the transaction of its side
 //!    effect ([`DedupStore::begin`]) or else by the middleware ([`Recording`]);
-//! 3. [`circuit_breaker`]: [`Breakers`], per dependency Closed → Open → HalfOpen (one
-//!    probe) → Closed; a failure of a dependency whose circuit is open parks the lane
-//!    (the `dependency` module) instead of using up an attempt;
-//! 4. [`retry`]: [`RetryPolicy`] and the attempt loop: retryable errors only, bounded
-//!    attempts, exponential backoff with equal jitter;
+//! 3. [`circuit_breaker`]: [`Breakers`], per dependency Closed → Open (failure rate over
+//!    a window) → HalfOpen (a few probes) → Closed (ramping concurrency); a failure of a
+//!    dependency parks the event (the `dependency` module) instead of using an attempt;
+//! 4. [`retry`]: [`RetryPolicy`] and the attempt loop: the handler's own retryable errors
+//!    only, bounded attempts, exponential backoff with equal jitter;
 //! 5. the handler;
 //! 6. [`dead_letter`]: [`DeadLetter`] and [`DeadLetterPublisher`] — a faithful copy of the
 //!    message with the `dlq-*` headers, acknowledged before the offset may be stored; and
@@ -33,7 +33,7 @@ pub mod retry;
 #[cfg(test)]
 mod test_recorder;
 
-pub use circuit_breaker::{BreakerConfig, Breakers, CircuitState, Clock, ManualClock, SystemClock};
+pub use circuit_breaker::{Admission, BreakerConfig, Breakers, CircuitState, Clock, DependencyPermit, ManualClock, SystemClock};
 pub use dead_letter::{DeadLetter, DeadLetterPublisher, DeadLetterSink, DlqHeaders, Origin, UNDECODABLE_HANDLER};
 pub use dedup::{DedupStore, Recording};
 pub use fuse::{DlqFuse, FuseConfig};

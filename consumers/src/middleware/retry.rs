@@ -8,9 +8,10 @@
 //! * the attempts run one after the other in the calling task, so per-key order holds
 //!   through retries (nothing else of the key runs meanwhile — the runner's job is only
 //!   not to start the next event of the key before this one finished);
-//! * a failure of a dependency whose circuit breaker is open is not counted as an attempt:
-//!   the lane pauses its partition until the breaker lets a probe through, then calls
-//!   again (see the `dependency` module);
+//! * a failure of a dependency (a refused connection, a timeout, a 5xx, 408/429, an open
+//!   circuit: the error names the dependency) never uses an attempt: the event is parked
+//!   (its lane waits, other keys go on) and called again after the backoff, or once the
+//!   breaker lets a probe through, without limit or until the worker's `max_park`;
 //! * the wait before attempt *n + 1* is exponential with **equal jitter**: half of
 //!   `min(max_backoff, initial_backoff × multiplier^(n−1))` fixed plus a uniformly random
 //!   part up to the other half. Waits never exceed `max_backoff`, never fall below half
@@ -24,19 +25,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 
 use rand::Rng;
 use serde::Deserialize;
 
-use tracing::warn;
+use tracing::debug;
 
-use crate::metrics::{labels, PROCESSING_SECONDS, RETRIES_TOTAL};
+use crate::metrics::{labels, PARKED, PARKS_TOTAL, PROCESSING_SECONDS, RETRIES_TOTAL};
 use crate::middleware::dedup::DedupStore;
 use crate::middleware::dependency::wait_for_probe;
 use crate::middleware::Breakers;
-use crate::runner::PartitionPause;
-use crate::{ConsumeError, HandlerContext, HandlerError};
+use crate::{ConsumeError, ErrorClass, HandlerContext, HandlerError};
 
 /// How failed handler calls are retried. Every field has a default;
 /// [`validate`](RetryPolicy::validate) names the bad key.
@@ -120,57 +120,133 @@ impl RetryPolicy {
 pub(crate) struct Attempted {
     /// The last call's outcome.
     pub result: Result<(), HandlerError>,
-    /// Attempts made (failures of a dependency with an open circuit not counted).
+    /// Attempts made: calls that failed with the handler's own error, plus the last call
+    /// (dependency failures are parked, not counted).
     pub attempts: u32,
-    /// When the first attempt failed, if one did.
+    /// When the first call failed, if one did.
     pub first_failure: Option<DateTime<Utc>>,
 }
 
 /// Where the attempts run: the group and handler (for the context and the metrics), the
-/// policy, the group's breakers and dedup store.
+/// policy, the group's breakers and dedup store, the dependencies the handler declared
+/// (a successful call is a success of each), and how long an event may stay parked.
 #[derive(Debug)]
 pub(crate) struct Scope<'a> {
     pub group: &'a str,
     pub handler: &'a str,
     pub policy: &'a RetryPolicy,
-    pub breakers: &'a Breakers,
+    pub breakers: &'a Arc<Breakers>,
     pub dedup: Option<&'a Arc<DedupStore>>,
+    pub dependencies: &'a [&'static str],
+    pub max_park: Option<Duration>,
+}
+
+/// Counts an event in the parked gauge for as long as it lives.
+struct ParkedGauge<'a>(&'a str);
+
+impl<'a> ParkedGauge<'a> {
+    fn new(group: &'a str) -> ParkedGauge<'a> {
+        gauge!(PARKED, labels::GROUP => group.to_owned()).increment(1.0);
+        ParkedGauge(group)
+    }
+}
+
+impl Drop for ParkedGauge<'_> {
+    fn drop(&mut self) {
+        gauge!(PARKED, labels::GROUP => self.0.to_owned()).decrement(1.0);
+    }
 }
 
 /// The retry middleware as the pipeline runs it: calls `call` (one handler call per
-/// attempt, with a fresh [`HandlerContext`]) until it succeeds, fails permanently or
-/// exhausts the policy. A failure of a dependency whose circuit is open does not count as
-/// an attempt: the lane pauses its partition, waits for a probe, and calls again. The
-/// pause is released before returning.
-pub(crate) async fn attempts<F, Fut>(scope: &Scope<'_>, blocker: &PartitionPause, mut call: F) -> Attempted
+/// attempt, with a fresh [`HandlerContext`]) until it succeeds, fails for good or
+/// exhausts the policy.
+///
+/// Only the handler's own errors use attempts. A failure of a dependency (the error names
+/// one) is reported to its breaker and parks the event: the call is repeated after the
+/// policy's backoff while the breaker is closed, after the breaker lets a probe through
+/// while it is open, without limit, or until `max_park` (then the handler is called once
+/// more with [`HandlerContext::park_expired`], and a dependency error then fails the
+/// event with class `dependency_unavailable`). Parking holds the event's lane and its
+/// in-flight slot, never the partition: other keys go on.
+pub(crate) async fn attempts<F, Fut>(scope: &Scope<'_>, mut call: F) -> Attempted
 where
     F: FnMut(HandlerContext) -> Fut,
     Fut: Future<Output = Result<(), HandlerError>>,
 {
-    let Scope { group, handler, policy, breakers, dedup } = *scope;
+    let Scope { group, handler, policy, breakers, dedup, dependencies, max_park } = *scope;
     let started = Instant::now();
-    let mut attempt: u32 = 0;
+    let mut attempt: u32 = 1;
     let mut first_failure = None;
-    let mut failed_dependency: Option<String> = None;
+    let mut parked: Option<(Instant, ParkedGauge<'_>)> = None;
+    let mut waits: u32 = 0;
+    let mut probe: Option<String> = None;
     let result = loop {
-        attempt += 1;
-        let ctx = HandlerContext::new(group.to_owned(), handler, attempt, dedup.cloned()).with_max_attempts(policy.max_attempts);
-        let err = match call(ctx).await {
-            Ok(()) => break Ok(()),
+        let mut ctx =
+            HandlerContext::new(group.to_owned(), handler, attempt, dedup.cloned()).with_max_attempts(policy.max_attempts);
+        ctx.breakers = Some(breakers.clone());
+        ctx.probe = probe.take();
+        ctx.parked = parked.as_ref().map_or(Duration::ZERO, |(since, _)| since.elapsed());
+        ctx.max_park = max_park;
+        let outcome = call(ctx.clone()).await;
+        let reported = ctx.reported();
+        let failed_dependency = outcome.as_ref().err().and_then(|e| e.dependency.clone());
+        // A probe the runtime claimed and the call did not report: the call's outcome is
+        // the dependency's (it answered unless it is the one that failed).
+        if let Some(p) = ctx.probe.as_deref().filter(|p| !reported.iter().any(|r| r == p)) {
+            if failed_dependency.as_deref() != Some(p) {
+                breakers.on_success(p);
+            }
+        }
+        let err = match outcome {
+            Ok(()) => {
+                for d in dependencies.iter().filter(|d| !reported.iter().any(|r| r == *d)) {
+                    breakers.on_success(d);
+                }
+                break Ok(());
+            }
             Err(e) => e,
         };
         first_failure.get_or_insert_with(Utc::now);
-        if let Some(dep) = err.dependency.as_deref() {
-            failed_dependency = Some(dep.to_owned());
-            breakers.on_failure(dep);
-            if breakers.is_open(dep) {
-                // Not the event's fault: wait for the dependency, then try again
-                // without counting this against the event's attempts.
-                warn!(handler, dependency = dep, "circuit open; pausing the partition");
-                wait_for_probe(breakers, dep, blocker).await;
-                attempt = attempt.saturating_sub(1);
-                continue;
+        if let Some(dep) = failed_dependency {
+            if !reported.contains(&dep) {
+                breakers.on_failure(&dep);
             }
+            if ctx.park_expired() {
+                let max = max_park.unwrap_or_default();
+                break Err(HandlerError::permanent(
+                    ErrorClass::DependencyUnavailable,
+                    format!("{dep} unavailable for longer than {} s: {}", max.as_secs(), err.message),
+                ));
+            }
+            if parked.is_none() {
+                parked = Some((Instant::now(), ParkedGauge::new(group)));
+            }
+            counter!(PARKS_TOTAL, labels::GROUP => group.to_owned(), labels::HANDLER => handler.to_owned(),
+                labels::DEPENDENCY => dep.clone())
+            .increment(1);
+            waits += 1;
+            if breakers.is_open(&dep) {
+                // Not the event's fault: wait for the dependency without using an attempt,
+                // at most until `max_park` is over.
+                debug!(handler, dependency = %dep, "circuit open; the event is parked");
+                let left = max_park.map(|max| max.saturating_sub(parked.as_ref().map_or(Duration::ZERO, |(s, _)| s.elapsed())));
+                match left {
+                    None => {
+                        wait_for_probe(breakers, &dep).await;
+                        probe = Some(dep);
+                    }
+                    Some(left) => {
+                        if tokio::time::timeout(left, wait_for_probe(breakers, &dep)).await.is_ok() {
+                            probe = Some(dep);
+                        }
+                    }
+                }
+            } else {
+                // The thread-local generator is not `Send`: use it within this statement only.
+                let wait = policy.delay(waits, &mut rand::rng());
+                tokio::time::sleep(wait).await;
+            }
+            continue;
         }
         if !policy.should_retry(&err, attempt) {
             break Err(err);
@@ -181,13 +257,9 @@ where
         // The thread-local generator is not `Send`: use it within this statement only.
         let wait = policy.delay(attempt, &mut rand::rng());
         tokio::time::sleep(wait).await;
+        attempt += 1;
     };
-    blocker.unblock();
-    if result.is_ok() {
-        if let Some(dep) = &failed_dependency {
-            breakers.on_success(dep);
-        }
-    }
+    drop(parked);
     histogram!(PROCESSING_SECONDS, labels::GROUP => group.to_owned(), labels::HANDLER => handler.to_owned())
         .record(started.elapsed().as_secs_f64());
     Attempted { result, attempts: attempt, first_failure }
@@ -217,14 +289,24 @@ mod tests {
         HandlerError::retryable(ErrorClass::Timeout, "took too long")
     }
 
+    /// Breakers opening after `threshold` calls that all failed.
+    fn breakers(threshold: u32, cooldown: Duration) -> Arc<Breakers> {
+        let config = BreakerConfig { min_calls: threshold, failure_rate: 1.0, cooldown, ..BreakerConfig::default() };
+        Arc::new(Breakers::new("g", config))
+    }
+
+    fn scope<'a>(policy: &'a RetryPolicy, breakers: &'a Arc<Breakers>, max_park: Option<Duration>) -> Scope<'a> {
+        Scope { group: "g", handler: "h", policy, breakers, dedup: None, dependencies: &[], max_park }
+    }
+
     /// Runs the retry loop with `fast(max)` and breakers opening after `threshold`
-    /// failures; `outcome(attempt)` is the handler's result on each call.
+    /// failures; `outcome(call)` is the handler's result on each call.
     async fn run(max: u32, threshold: u32, outcome: impl Fn(u32) -> Result<(), HandlerError>) -> (Attempted, u32) {
-        let breakers = Breakers::new("g", BreakerConfig { failure_threshold: threshold, cooldown: Duration::from_millis(5) });
+        let breakers = breakers(threshold, Duration::from_millis(5));
         let policy = fast(max);
-        let scope = Scope { group: "g", handler: "h", policy: &policy, breakers: &breakers, dedup: None };
+        let scope = scope(&policy, &breakers, None);
         let calls = AtomicU32::new(0);
-        let attempted = attempts(&scope, &crate::runner::test_pause(), |ctx| {
+        let attempted = attempts(&scope, |ctx| {
             let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
             let result = outcome(n);
             async move {
@@ -256,21 +338,58 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failures_of_a_dependency_with_an_open_circuit_are_waited_out_not_counted() {
+    async fn failures_of_a_dependency_are_waited_out_not_counted_whatever_its_breaker() {
         let down = || HandlerError::retryable(ErrorClass::Connect, "refused").from_dependency("smtp");
         // The breaker opens at the first failure: three outages, then the dependency is back.
         let (a, calls) = run(2, 1, |n| if n <= 3 { Err(down()) } else { Ok(()) }).await;
         assert_eq!((a.result, a.attempts, calls), (Ok(()), 1, 4), "only the successful call counts");
-        // With the breaker still closed, a dependency failure is an ordinary retryable one.
-        let (a, calls) = run(3, 100, |_| Err(down())).await;
-        assert_eq!((a.attempts, calls), (3, 3));
+        // With the breaker still closed, the event is parked just the same.
+        let (a, calls) = run(3, 100, |n| if n <= 5 { Err(down()) } else { Ok(()) }).await;
+        assert_eq!((a.result, a.attempts, calls), (Ok(()), 1, 6));
+        // The handler's own errors still use attempts, dependency failures in between not.
+        let own = || HandlerError::retryable(ErrorClass::Timeout, "slow");
+        let (a, calls) = run(3, 100, |n| match n {
+            1 | 3 => Err(down()),
+            2 | 4 | 5 => Err(own()),
+            _ => Ok(()),
+        })
+        .await;
+        assert_eq!((a.result, a.attempts, calls), (Err(own()), 3, 5));
+    }
+
+    #[tokio::test]
+    async fn past_max_park_the_handler_is_told_and_a_dependency_error_then_fails_the_event() {
+        let breakers = breakers(100, Duration::from_millis(5));
+        let policy = fast(3);
+        let scope = scope(&policy, &breakers, Some(Duration::from_millis(30)));
+        let down = || HandlerError::retryable(ErrorClass::Connect, "refused").from_dependency("smtp");
+        let a = attempts(&scope, |_| async { Err(down()) }).await;
+        let err = a.result.expect_err("gave up");
+        assert_eq!((err.class, err.retryable), (ErrorClass::DependencyUnavailable, false));
+        assert!(err.message.contains("smtp"), "{}", err.message);
+        // A handler that turns the expiry into an outcome of its own (a failed run) ends Ok.
+        let seen = AtomicU32::new(0);
+        let a = attempts(&scope, |ctx| {
+            let expired = ctx.park_expired();
+            seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if expired {
+                    Ok(())
+                } else {
+                    Err(down())
+                }
+            }
+        })
+        .await;
+        assert!(a.result.is_ok());
+        assert!(seen.load(Ordering::SeqCst) >= 2);
     }
 
     #[tokio::test]
     async fn a_lone_event_is_not_dead_lettered_by_an_outage_shorter_than_it_takes_the_breaker_to_open() {
         let down = || HandlerError::retryable(ErrorClass::Connect, "refused").from_dependency("smtp");
-        // The default breaker needs more failures than an event has attempts: the outage
-        // (four failed calls) must not use them up.
+        // The breaker needs more failures than an event has attempts: the outage (four
+        // failed calls) must not use them up.
         let (a, calls) = run(3, 5, |n| if n <= 4 { Err(down()) } else { Ok(()) }).await;
         assert_eq!((a.result, calls), (Ok(()), 5), "an outage is not poison");
         assert_eq!(a.attempts, 1, "only the handler's own errors count as attempts");
@@ -281,21 +400,29 @@ mod tests {
         // The automation's pattern: retry a failing call until the last attempt, then
         // record the failure on the run and return Ok. A dead host must still open its
         // breaker: three events, two failed calls each, then the recorded failure.
-        let breakers = Breakers::new("g", BreakerConfig { failure_threshold: 5, cooldown: Duration::from_secs(60) });
+        // (Since dependency failures use no attempts, the automation gives up when the
+        // event was parked for longer than `max_park`, here 1 ms.)
+        let breakers = breakers(5, Duration::from_secs(60));
         let policy = fast(3);
-        let scope = Scope { group: "g", handler: "h", policy: &policy, breakers: &breakers, dedup: None };
+        let scope = scope(&policy, &breakers, Some(Duration::from_millis(1)));
         for _ in 0..3 {
-            let pause = crate::runner::test_pause();
-            let _ = tokio::time::timeout(
+            let a = tokio::time::timeout(
                 Duration::from_secs(2),
-                attempts(&scope, &pause, |ctx| async move {
-                    if ctx.is_last_attempt() {
+                attempts(&scope, |ctx| async move {
+                    if ctx.park_expired() {
                         Ok(()) // the failure is recorded on the run
                     } else {
                         Err(HandlerError::retryable(ErrorClass::Connect, "refused").from_dependency("smtp"))
                     }
                 }),
             )
+            .await;
+            assert!(a.is_ok_and(|a| a.result.is_ok()));
+        }
+        for _ in 0..2 {
+            let _ = attempts(&scope, |_| async {
+                Err(HandlerError::retryable(ErrorClass::Connect, "refused").from_dependency("smtp"))
+            })
             .await;
         }
         assert_ne!(breakers.state("smtp"), CircuitState::Closed, "every call to smtp failed");

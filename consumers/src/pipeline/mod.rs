@@ -13,11 +13,14 @@
 //!   transaction when it used [`DedupStore::begin`], else right after);
 //! * only retryable errors are retried, with backoff; a permanent error or exhausted
 //!   retries dead-letter the event, which is then *not* recorded as processed;
-//! * a handler that panics fails permanently (`handler_panicked`, dead-lettered): the
-//!   panic never unwinds through the lane, so the key goes on and the permit comes back;
-//! * a failure of a dependency whose circuit is open neither burns retries nor
-//!   dead-letters: the lane pauses its partition, probes after the cool-down, and goes
-//!   on with the same event when the dependency is back;
+//! * a handler that panics fails that call (`panic`): retried, then dead-lettered like
+//!   any handler error; the panic never unwinds through the lane, so the key goes on and
+//!   the permit comes back;
+//! * a failure of a dependency (the registry, the dedup store, or one a handler names)
+//!   neither uses attempts nor dead-letters: the event is parked (its lane waits, other
+//!   keys of the partition go on), called again after the backoff or the breaker's
+//!   cool-down, and goes on when the dependency is back; only a worker with `max_park`
+//!   (the automation worker) gives up, after that long, with `dependency_unavailable`;
 //! * when the share of dead-lettered events trips the fuse, the worker stops consuming;
 //! * a dead letter that cannot be published is retried until it is, so nothing is
 //!   acknowledged that is neither handled nor in the DLQ.
@@ -58,6 +61,8 @@ pub struct Pipeline {
     breakers: Arc<Breakers>,
     fuse: Arc<DlqFuse>,
     dead_letters: Arc<dyn DeadLetterSink>,
+    /// How long an event may stay parked on a failed dependency (`None`: without limit).
+    pub(crate) max_park: Option<Duration>,
 }
 
 impl Pipeline {
@@ -73,7 +78,7 @@ impl Pipeline {
         fuse: Arc<DlqFuse>,
         dead_letters: Arc<dyn DeadLetterSink>,
     ) -> Pipeline {
-        Pipeline { group: group.into(), codec, router, dedup, retry, breakers, fuse, dead_letters }
+        Pipeline { group: group.into(), codec, router, dedup, retry, breakers, fuse, dead_letters, max_park: None }
     }
 
     /// The retry policy's delay before attempt `attempt + 1`.
@@ -82,31 +87,29 @@ impl Pipeline {
     }
 
     /// Decodes the value; waits out a registry outage.
-    async fn decode(&self, msg: &Incoming, blocker: &PartitionPause) -> Result<Event, SchemaError> {
+    async fn decode(&self, msg: &Incoming) -> Result<Event, SchemaError> {
         let decode = || self.codec.decode(&msg.value);
-        let event =
-            wait_out(&self.breakers, &self.retry, REGISTRY, blocker, "schema registry", decode, SchemaError::is_retryable)
-                .await?;
+        let event = wait_out(&self.breakers, &self.retry, REGISTRY, "schema registry", decode, SchemaError::is_retryable).await?;
         Ok(Event { event, meta: msg.meta.clone() })
     }
 
     /// Whether `handler` handled the event already; waits out a dedup-store outage.
-    pub(crate) async fn is_duplicate(&self, handler: &str, event: &Event, blocker: &PartitionPause) -> bool {
+    pub(crate) async fn is_duplicate(&self, handler: &str, event: &Event) -> bool {
         let Some(dedup) = &self.dedup else { return false };
         let check = || dedup.is_processed(&self.group, handler, event.event_id());
         let outage = |_: &sqlx::Error| true;
-        wait_out(&self.breakers, &self.retry, POSTGRES, blocker, "dedup store", check, outage).await.unwrap_or(false)
+        wait_out(&self.breakers, &self.retry, POSTGRES, "dedup store", check, outage).await.unwrap_or(false)
     }
 
     /// Runs one handler on one event to the end.
     async fn handle(&self, handler: &Arc<dyn Handler>, event: &Event, value: &[u8], blocker: &PartitionPause) {
         let name = handler.name().to_owned();
-        if self.is_duplicate(&name, event, blocker).await {
+        if self.is_duplicate(&name, event).await {
             self.count(&name, event.event_type().as_str(), outcome::DUPLICATE);
             return;
         }
         let attempted = self
-            .attempts(&name, blocker, |ctx| {
+            .attempts(&name, handler.dependencies(), |ctx| {
                 let handler = handler.clone();
                 async move { dedup::record_after(&ctx, &[event], guarded(handler.handle(&ctx, event))).await }
             })
@@ -121,8 +124,9 @@ impl Pipeline {
         .increment(1);
     }
 
-    /// The retry middleware around `call` (one handler call per attempt).
-    pub(crate) async fn attempts<F, Fut>(&self, name: &str, blocker: &PartitionPause, call: F) -> Attempted
+    /// The retry middleware around `call` (one handler call per attempt) of a handler
+    /// that declared `dependencies`.
+    pub(crate) async fn attempts<F, Fut>(&self, name: &str, dependencies: &[&'static str], call: F) -> Attempted
     where
         F: FnMut(HandlerContext) -> Fut,
         Fut: Future<Output = Result<(), HandlerError>>,
@@ -133,8 +137,10 @@ impl Pipeline {
             policy: &self.retry,
             breakers: &self.breakers,
             dedup: self.dedup.as_ref(),
+            dependencies,
+            max_park: self.max_park,
         };
-        retry::attempts(&scope, blocker, call).await
+        retry::attempts(&scope, call).await
     }
 
     /// Counts the outcome of `events` (one call, or one batch) and dead-letters them
@@ -173,7 +179,7 @@ impl Pipeline {
 
     /// The decoded event, or `None` once a value that does not decode was dead-lettered.
     pub(crate) async fn decode_or_dead_letter(&self, msg: &Incoming, blocker: &PartitionPause) -> Option<Event> {
-        let e = match self.decode(msg, blocker).await {
+        let e = match self.decode(msg).await {
             Ok(event) => return Some(event),
             Err(e) => e,
         };

@@ -140,7 +140,10 @@ pub(crate) fn fast_retry() -> RetryPolicy {
 
 pub(crate) fn pipeline(handlers: &[Arc<Scripted>], sink: Arc<Sink>, fuse: FuseConfig) -> Pipeline {
     let router = handlers.iter().fold(Router::new(), |r, h| r.register(h.clone()));
-    let breakers = Arc::new(Breakers::new("g", BreakerConfig { failure_threshold: 100, cooldown: Duration::from_millis(5) }));
+    let breakers = Arc::new(Breakers::new(
+        "g",
+        BreakerConfig { min_calls: 100, cooldown: Duration::from_millis(5), ..BreakerConfig::default() },
+    ));
     Pipeline::new("g", codec(), router, None, fast_retry(), breakers, Arc::new(DlqFuse::new("g", fuse)), sink)
 }
 

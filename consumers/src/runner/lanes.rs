@@ -50,7 +50,7 @@ impl Lanes {
 
     async fn run(self: Arc<Self>, key: LaneKey, first: Job) {
         let tp: Tp = (key.0.clone(), key.1);
-        let blocker = PartitionPause::new(self.shared.clone(), tp.clone());
+        let blocker = PartitionPause::new(self.shared.clone());
         let mut job = first;
         loop {
             let offset = job.incoming.meta.offset;

@@ -13,8 +13,12 @@
 //! * before partitions are revoked, the finished offsets are committed synchronously;
 //!   work still running for a revoked partition stores nothing (the new owner handles
 //!   it again; dedup keeps its side effects single);
-//! * a partition whose lane waits on an open circuit is paused, and resumed from the
-//!   first message not yet dispatched;
+//! * an event waiting for a dependency (parked) holds only its lane and its in-flight
+//!   slot: the partition's other keys go on; when every slot is held, the partition of
+//!   the next message fetched is paused (the consumer keeps polling, so it stays in the
+//!   group) and, once slots are free again, resumed from that message;
+//! * every pause has its resume: a partition assigned again after a revocation is resumed
+//!   (librdkafka keeps an application's pause across rebalances);
 //! * on shutdown the runner stops fetching, lets in-flight work finish within
 //!   `shutdown_deadline`, commits exactly what finished, and abandons the rest.
 
@@ -47,7 +51,7 @@ pub use process::{Incoming, PartitionPause, Process};
 /// A pause of a partition of a runner without a consumer, for tests of the middleware.
 #[cfg(test)]
 pub(crate) fn test_pause() -> PartitionPause {
-    PartitionPause::new(state::PartitionStates::new("test".into()), ("t".into(), 0))
+    PartitionPause::new(state::PartitionStates::new("test".into()))
 }
 
 use crate::runner::context::RunnerContext;
@@ -162,6 +166,8 @@ impl Runner {
         info!(group = %self.config.consumer.group_id, topics = ?topics, "worker consuming");
 
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight as usize));
+        // Held partitions resume once a quarter of the slots are free (at least one).
+        let resume_at_free = (self.config.max_in_flight as usize / 4).max(1);
         let lanes = Lanes::new(self.shared.clone(), self.process.clone());
         let tick = Duration::from_secs(1);
         loop {
@@ -176,11 +182,10 @@ impl Runner {
                     _ = tokio::time::sleep(tick) => continue,
                 }
             }
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = tokio::time::sleep(tick) => continue,
-            };
+            // Back-pressure: paused partitions fetch again once enough slots are free.
+            if permits.available_permits() >= resume_at_free {
+                self.shared.release_held();
+            }
             let msg = tokio::select! {
                 _ = &mut shutdown => break,
                 m = consumer.recv() => m,
@@ -194,10 +199,20 @@ impl Runner {
                     continue;
                 }
             };
+            let tp = (msg.topic().to_owned(), msg.partition());
+            if self.shared.is_held(&tp, msg.offset()) {
+                // Fetched before its partition was paused: read again on resume.
+                continue;
+            }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                // Every slot is held (by parked or slow work): pause this partition at
+                // this message and keep polling.
+                self.shared.hold(&tp, msg.offset());
+                continue;
+            };
             let meta = Meta::of(&msg);
             let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
             drop(msg);
-            let tp = (meta.topic.clone(), meta.partition);
             let Some(generation) = self.shared.start(&tp, meta.offset, meta.timestamp_ms) else { continue };
             let ordering = meta
                 .header(ltf_schemas::Headers::ORDERING_KEY)

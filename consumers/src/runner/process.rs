@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::runner::state::{PartitionStates, Tp};
+use crate::runner::state::PartitionStates;
 use crate::Meta;
 
 /// A fetched message: its metadata and raw value (decoding is the pipeline's job, so an
@@ -17,32 +17,17 @@ pub struct Incoming {
     pub value: Vec<u8>,
 }
 
-/// Lets the pipeline tell the runner that the message's partition must wait (an open
-/// circuit): the runner pauses fetching it until every blocked lane is released.
+/// A lane's handle on the runner: lets the pipeline stop the whole worker (the DLQ-rate
+/// fuse). Waiting for a dependency needs nothing of the runner: a parked event holds its
+/// lane and its in-flight slot, and the runner pauses fetching once every slot is held.
 #[derive(Debug, Clone)]
 pub struct PartitionPause {
     shared: Arc<PartitionStates>,
-    tp: Tp,
-    blocked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PartitionPause {
-    pub(crate) fn new(shared: Arc<PartitionStates>, tp: Tp) -> PartitionPause {
-        PartitionPause { shared, tp, blocked: Arc::new(std::sync::atomic::AtomicBool::new(false)) }
-    }
-
-    /// Pauses the partition (once per lane, however often it is called).
-    pub fn block(&self) {
-        if !self.blocked.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            self.shared.block(&self.tp);
-        }
-    }
-
-    /// Releases this lane's pause.
-    pub fn unblock(&self) {
-        if self.blocked.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.shared.unblock(&self.tp);
-        }
+    pub(crate) fn new(shared: Arc<PartitionStates>) -> PartitionPause {
+        PartitionPause { shared }
     }
 
     /// Stops the whole worker from consuming (the DLQ-rate fuse tripped).

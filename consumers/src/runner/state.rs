@@ -67,9 +67,8 @@ struct PartitionState {
     /// Bumped on every revocation, so work of an earlier assignment never stores offsets.
     generation: u64,
     offsets: PartitionOffsets,
-    /// Lanes blocked on an open circuit; the partition is paused while > 0.
-    blocked: usize,
-    /// Where to seek before resuming: the first offset not dispatched when paused.
+    /// Paused for back-pressure (every in-flight slot held): where to seek before
+    /// resuming, the first message not dispatched.
     resume_at: Option<i64>,
     /// Produce timestamps (ms) of in-flight offsets, for lag in seconds.
     timestamps: std::collections::BTreeMap<i64, i64>,
@@ -86,6 +85,8 @@ pub struct PartitionStates {
     generation: AtomicU64,
     in_flight: AtomicUsize,
     assigned: AtomicUsize,
+    /// Partitions paused for back-pressure.
+    held: AtomicUsize,
     heartbeat_ms: AtomicU64,
     stopped: AtomicBool,
 }
@@ -109,6 +110,7 @@ impl PartitionStates {
             generation: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             assigned: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
             heartbeat_ms: AtomicU64::new(now_ms()),
             stopped: AtomicBool::new(false),
         })
@@ -167,39 +169,47 @@ impl PartitionStates {
         }
     }
 
-    /// A lane of `tp` waits for an open circuit: pause fetching the partition.
-    pub fn block(&self, tp: &Tp) {
+    /// Every in-flight slot is held: pause fetching `tp`, to resume at `offset` (the
+    /// message fetched without a slot, not dispatched).
+    pub fn hold(&self, tp: &Tp, offset: i64) {
+        let generation = self.generation.load(Ordering::SeqCst);
         let pause = {
             let mut parts = self.lock();
-            let Some(p) = parts.get_mut(tp) else { return };
-            p.blocked += 1;
-            if p.blocked == 1 {
-                p.resume_at = p.offsets.next_offset();
-                true
-            } else {
-                false
-            }
+            let p = parts.entry(tp.clone()).or_insert_with(|| PartitionState { generation, ..Default::default() });
+            let first = p.resume_at.is_none();
+            p.resume_at = Some(p.resume_at.map_or(offset, |r| r.min(offset)));
+            first
         };
         if pause {
+            self.held.fetch_add(1, Ordering::SeqCst);
             self.pause_resume(tp, true, None);
         }
     }
 
-    /// The lane's circuit closed: when no lane of `tp` is blocked any more, seek to the
-    /// first offset not dispatched and resume.
-    pub fn unblock(&self, tp: &Tp) {
-        let resume = {
+    /// Whether `offset` of `tp` was fetched while the partition is paused for
+    /// back-pressure (it is read again after the resume).
+    pub fn is_held(&self, tp: &Tp, offset: i64) -> bool {
+        if self.held.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        self.lock().get(tp).and_then(|p| p.resume_at).is_some_and(|r| offset >= r)
+    }
+
+    /// Slots are free again: every partition paused for back-pressure seeks to its first
+    /// message not dispatched and fetches again.
+    pub fn release_held(&self) {
+        if self.held.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let resume: Vec<(Tp, i64)> = {
             let mut parts = self.lock();
-            let Some(p) = parts.get_mut(tp) else { return };
-            p.blocked = p.blocked.saturating_sub(1);
-            if p.blocked == 0 {
-                Some(p.resume_at.take())
-            } else {
-                None
-            }
+            let out: Vec<(Tp, i64)> =
+                parts.iter_mut().filter_map(|(tp, p)| p.resume_at.take().map(|r| (tp.clone(), r))).collect();
+            self.held.store(0, Ordering::SeqCst);
+            out
         };
-        if let Some(at) = resume {
-            self.pause_resume(tp, false, at);
+        for (tp, at) in resume {
+            self.pause_resume(&tp, false, Some(at));
         }
     }
 
@@ -227,12 +237,18 @@ impl PartitionStates {
         for e in tpl.elements() {
             parts.remove(&(e.topic().to_owned(), e.partition()));
         }
+        self.held.store(parts.values().filter(|p| p.resume_at.is_some()).count(), Ordering::SeqCst);
+        drop(parts);
         self.assigned.fetch_sub(tpl.count().min(self.assigned.load(Ordering::SeqCst)), Ordering::SeqCst);
         counter!(REBALANCES_TOTAL, labels::GROUP => self.group.clone(), labels::KIND => "revoke").increment(1);
     }
 
-    /// Partitions were assigned.
+    /// Partitions were assigned: each is resumed, since librdkafka keeps a pause asked for
+    /// before a revocation across the rebalance, and this assignment starts unpaused.
     pub fn assign(&self, tpl: &TopicPartitionList) {
+        for e in tpl.elements() {
+            self.pause_resume(&(e.topic().to_owned(), e.partition()), false, None);
+        }
         self.assigned.fetch_add(tpl.count(), Ordering::SeqCst);
         counter!(REBALANCES_TOTAL, labels::GROUP => self.group.clone(), labels::KIND => "assign").increment(1);
     }

@@ -30,38 +30,46 @@ fn assign_all(states: &PartitionStates) {
 fn a_paused_partition_fetches_again_after_it_is_revoked_and_reassigned() {
     let (states, rec) = states();
     states.start(&tp(), 0, None);
-    let lane = PartitionPause::new(states.clone(), tp());
-    lane.block();
+    // Every in-flight slot is held: the partition pauses at the next message.
+    states.hold(&tp(), 1);
     assert!(rec.is_paused());
     revoke_all(&states);
     assign_all(&states);
-    // The old lane's circuit closes after the rebalance.
-    lane.unblock();
     assert!(!rec.is_paused(), "librdkafka keeps an application's pause across a rebalance: {:?}", rec.calls());
-    assert!(states.start(&tp(), 0, None).is_some());
+    assert!(!states.is_held(&tp(), 1), "the new assignment starts unpaused");
+    states.release_held();
+    assert!(!rec.is_paused());
+    assert!(states.start(&tp(), 1, None).is_some());
 }
 
-/// A message that waits on an open circuit, then leaves without an attempt (it turned out
-/// a duplicate, or its value then failed to decode for good).
-#[derive(Debug)]
-struct WaitsThenLeaves;
+/// Key `a` waits on a dependency (parked) for 300 ms; other keys take no time.
+#[derive(Debug, Default)]
+struct WaitsOnCircuit {
+    finished: Mutex<Vec<i64>>,
+}
 
 #[async_trait]
-impl Process for WaitsThenLeaves {
-    async fn process(&self, _: &Incoming, blocker: &PartitionPause) {
-        blocker.block();
+impl Process for WaitsOnCircuit {
+    async fn process(&self, msg: &Incoming, _: &PartitionPause) {
+        if msg.meta.key.as_deref() == Some("a") {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.finished.lock().expect("finished").push(msg.meta.offset);
     }
 }
 
 #[tokio::test]
-async fn a_lane_that_waited_on_a_circuit_and_left_without_an_attempt_releases_its_pause() {
-    let feed = Feed::new(Arc::new(WaitsThenLeaves));
-    for offset in 0..2 {
-        feed.push(incoming("a", offset)).await;
+async fn a_lane_that_waits_on_a_circuit_pauses_nothing_and_other_keys_of_its_partition_go_on() {
+    let process = Arc::new(WaitsOnCircuit::default());
+    let feed = Feed::new(process.clone());
+    for (offset, key) in ["a", "b", "b", "a"].into_iter().enumerate() {
+        feed.push(incoming(key, offset as i64)).await;
     }
     feed.settle().await;
-    assert!(!feed.recorder.is_paused(), "the partition stays paused: {:?}", feed.recorder.calls());
-    assert_eq!(feed.recorder.calls().iter().filter(|c| **c == Call::Store(2)).count(), 1);
+    let finished = process.finished.lock().expect("finished").clone();
+    assert_eq!(finished, vec![1, 2, 0, 3], "key b went on while a waited; a kept its order");
+    assert!(!feed.recorder.calls().contains(&Call::Pause), "the partition was never paused: {:?}", feed.recorder.calls());
+    assert_eq!(feed.recorder.calls().last(), Some(&Call::Store(4)));
 }
 
 #[test]
@@ -93,23 +101,21 @@ fn work_of_a_revoked_assignment_stores_no_offset_and_the_next_assignment_starts_
 }
 
 #[test]
-fn a_partition_pauses_once_for_any_number_of_blocked_lanes_and_resumes_after_the_last_at_the_first_undispatched_offset() {
+fn back_pressure_pauses_a_partition_once_and_resumes_it_at_the_first_message_not_dispatched() {
     let (states, rec) = states();
     for o in 0..3 {
         states.start(&tp(), o, None);
     }
-    let (a, b) = (PartitionPause::new(states.clone(), tp()), PartitionPause::new(states.clone(), tp()));
-    a.block();
-    a.block(); // one lane's pause counts once
-    b.block();
-    assert_eq!(rec.calls(), vec![Call::Pause]);
-    assert_eq!(states.start(&tp(), 3, None), None, "fetched after the pause: dropped, re-read after the seek");
-    a.unblock();
-    assert_eq!(rec.calls(), vec![Call::Pause], "b still waits");
-    b.unblock();
-    b.unblock(); // a second release of the same lane does nothing
+    states.hold(&tp(), 4);
+    states.hold(&tp(), 3); // fetched earlier, also without a slot
+    assert_eq!(rec.calls(), vec![Call::Pause], "paused once");
+    assert!(states.is_held(&tp(), 3) && states.is_held(&tp(), 5), "fetched after the pause: read again after the seek");
+    assert!(!states.is_held(&tp(), 2));
+    states.release_held();
+    states.release_held(); // nothing left to resume
     assert_eq!(rec.calls(), vec![Call::Pause, Call::Seek(3), Call::Resume]);
-    assert!(states.start(&tp(), 3, None).is_some(), "after the resume the offset is dispatched again");
+    assert!(!states.is_held(&tp(), 3));
+    assert!(states.start(&tp(), 3, None).is_some(), "after the resume the offset is dispatched");
 }
 
 /// A process that records when each message of which key started and ended.

@@ -7,9 +7,16 @@
 //! External calls (webhook, email, notify) happen before that transaction, carrying the
 //! idempotency key `<runId>:<actionId>`: a crash between the call and the commit repeats
 //! the call with the same key. Record actions run their use case inside the transaction,
-//! so they happen exactly once. A retryable failure is returned to the runtime (retry with
-//! backoff, the host's circuit breaker) until the last attempt, which records the action
-//! as failed.
+//! so they happen exactly once.
+//!
+//! Every external call goes through its dependency's circuit breaker
+//! ([`HandlerContext::dependency`]: `webhook:<host>:<port>`, `smtp`), which bounds the
+//! calls to it at once and refuses them while its circuit is open. A failure of the
+//! dependency (refused, timed out, 5xx, 408, 429, circuit open) is returned to the runtime,
+//! which parks the event without using an attempt, until the worker's `max_park`
+//! (default 15 min): then the step is recorded as failed with `dependency_unavailable`
+//! and the run ends `failed`, a run outcome, not a dead letter. Other retryable failures
+//! are retried until the last attempt, which records the action as failed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +31,7 @@ use serde_json::{json, Value as Json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::effects::EffectError;
+use super::effects::{EffectError, Webhooks, SMTP};
 use super::{emit, Effects};
 use crate::metrics::{labels, AUTOMATION_ACTIONS_TOTAL, AUTOMATION_ACTION_SECONDS, AUTOMATION_RUNS_TOTAL};
 use ltf_consumers::ErrorClass;
@@ -81,6 +88,10 @@ impl Run {
 
 #[async_trait]
 impl Handler for ActionHandler {
+    fn dependencies(&self) -> &[&'static str] {
+        &["postgres"]
+    }
+
     fn name(&self) -> &str {
         "actions"
     }
@@ -147,17 +158,23 @@ impl ActionHandler {
         let data = run.template_data();
         let key = format!("{}:{}", run.id, action.id);
         let started = Instant::now();
-        let external = match &action.kind {
+        let mut external = match &action.kind {
             ActionKind::CreateRecord { .. } | ActionKind::UpdateRecord { .. } => None,
-            kind => Some(self.call(kind, &data, &key, emit::traceparent(event).as_deref()).await),
+            kind => Some(self.call(ctx, kind, &data, &key, emit::traceparent(event).as_deref()).await),
         };
-        if let Some(Err(e)) = &external {
-            if e.retryable && !ctx.is_last_attempt() {
-                let err = HandlerError::retryable(ErrorClass::ActionFailed, e);
-                return Err(match &e.dependency {
-                    Some(d) => err.from_dependency(d.clone()),
-                    None => err,
-                });
+        if let Some(Err(e)) = &mut external {
+            match &e.dependency {
+                // The dependency's failure: parked by the runtime, until `max_park`.
+                Some(d) if !ctx.park_expired() => {
+                    return Err(HandlerError::retryable(ErrorClass::ActionFailed, &e).from_dependency(d.clone()))
+                }
+                Some(d) => {
+                    e.message = format!("{}: {d} stayed unavailable ({})", ErrorClass::DependencyUnavailable, e.message);
+                }
+                None if e.retryable && !ctx.is_last_attempt() => {
+                    return Err(HandlerError::retryable(ErrorClass::ActionFailed, &e));
+                }
+                None => {}
             }
         }
         let Some(mut tx) = dedup.begin(ctx, event).await? else { return Ok(()) };
@@ -204,14 +221,44 @@ impl ActionHandler {
         Ok(())
     }
 
-    /// Performs an external action (webhook, email, notify).
-    async fn call(&self, kind: &ActionKind, data: &Json, key: &str, traceparent: Option<&str>) -> Result<Fields, EffectError> {
+    /// Performs an external action (webhook, email, notify) through its dependency's
+    /// circuit breaker: admitted (or refused while the circuit is open), then reported.
+    async fn call(
+        &self,
+        ctx: &HandlerContext,
+        kind: &ActionKind,
+        data: &Json,
+        key: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Fields, EffectError> {
         let text = |t: &str| -> Result<String, EffectError> {
             match render(t, data).map_err(EffectError::permanent)? {
                 Json::String(s) => Ok(s),
                 other => Ok(other.to_string()),
             }
         };
+        let dependency = match kind {
+            ActionKind::Webhook { url, .. } => text(url).ok().and_then(|u| Webhooks::dependency_of(&u)),
+            ActionKind::Email { .. } => Some(SMTP.to_owned()),
+            ActionKind::Notify { channel, .. } => self.effects.notify_dependency(*channel),
+            ActionKind::CreateRecord { .. } | ActionKind::UpdateRecord { .. } => None,
+        };
+        let Some(dependency) = dependency else { return self.perform(kind, data, key, traceparent, text).await };
+        let admitted = ctx.dependency(&dependency).await.map_err(|e| EffectError::transient(&dependency, e.message))?;
+        let result = self.perform(kind, data, key, traceparent, text).await;
+        admitted.finish(!matches!(&result, Err(e) if e.dependency.is_some()));
+        result
+    }
+
+    /// The external call itself.
+    async fn perform(
+        &self,
+        kind: &ActionKind,
+        data: &Json,
+        key: &str,
+        traceparent: Option<&str>,
+        text: impl Fn(&str) -> Result<String, EffectError>,
+    ) -> Result<Fields, EffectError> {
         match kind {
             ActionKind::Webhook { url, body, timeout_ms } => {
                 let body = match body {
@@ -297,6 +344,14 @@ impl ActionHandler {
 }
 
 impl super::Effects {
+    /// The dependency a notify action through `channel` calls, if any is configured.
+    pub(crate) fn notify_dependency(&self, channel: Option<NotifyChannel>) -> Option<String> {
+        match channel.or(self.notify.default_channel)? {
+            NotifyChannel::Webhook => self.notify.webhook_url.as_deref().and_then(Webhooks::dependency_of),
+            NotifyChannel::Email => Some(SMTP.to_owned()),
+        }
+    }
+
     /// Delivers a notify action's message through `channel` (default: the configured
     /// default channel).
     pub(crate) async fn notify(

@@ -37,6 +37,10 @@ pub fn unlinked(value: &Json, id: &str) -> Json {
 
 #[async_trait]
 impl Handler for CascadeHandler {
+    fn dependencies(&self) -> &[&'static str] {
+        &["postgres"]
+    }
+
     fn name(&self) -> &str {
         "cascade"
     }

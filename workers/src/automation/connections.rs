@@ -13,6 +13,10 @@ pub struct ConnectionsHandler;
 
 #[async_trait]
 impl Handler for ConnectionsHandler {
+    fn dependencies(&self) -> &[&'static str] {
+        &["postgres"]
+    }
+
     fn name(&self) -> &str {
         "connections"
     }

@@ -38,6 +38,10 @@ pub fn record_fields(mapping: &std::collections::BTreeMap<String, String>, data:
 
 #[async_trait]
 impl Handler for FormsHandler {
+    fn dependencies(&self) -> &[&'static str] {
+        &["postgres"]
+    }
+
     fn name(&self) -> &str {
         "forms"
     }

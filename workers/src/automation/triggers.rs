@@ -41,6 +41,10 @@ impl TriggerHandler {
 
 #[async_trait]
 impl Handler for TriggerHandler {
+    fn dependencies(&self) -> &[&'static str] {
+        &["postgres"]
+    }
+
     fn name(&self) -> &str {
         "triggers"
     }

@@ -62,7 +62,7 @@ impl Mailer {
                 Ok(data)
             }
             Err(e) if e.is_permanent() => Err(EffectError::permanent(format!("SMTP refused the message: {e}"))),
-            Err(e) => Err(EffectError::transient("smtp", format!("sending mail failed: {e}"))),
+            Err(e) => Err(EffectError::transient(super::SMTP, format!("sending mail failed: {e}"))),
         }
     }
 }

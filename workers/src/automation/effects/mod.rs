@@ -15,12 +15,15 @@ pub use email::Mailer;
 pub use ssrf::{is_public, Refused, SsrfGuard};
 pub use webhook::Webhooks;
 
+/// The dependency name of the SMTP server, for its circuit breaker.
+pub const SMTP: &str = "smtp";
+
 /// Why an effect failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EffectError {
     /// Whether a later attempt may succeed (timeouts, 5xx, 429, refused connections).
     pub retryable: bool,
-    /// The dependency that failed, for its circuit breaker (`webhook:<host>`, `smtp`).
+    /// The dependency that failed, for its circuit breaker (`webhook:<host>:<port>`, `smtp`).
     pub dependency: Option<String>,
     /// What happened.
     pub message: String,

@@ -25,7 +25,20 @@ pub struct Webhooks {
     max_response_bytes: usize,
 }
 
+/// The circuit-breaker key of a webhook URL: `webhook:<host>:<port>` (the port the
+/// scheme implies when none is given), so one host's ports are separate dependencies
+/// and nothing else of the URL (path, query, credentials) names one.
+fn dependency(url: &Url) -> String {
+    format!("webhook:{}:{}", url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or_default())
+}
+
 impl Webhooks {
+    /// The circuit-breaker key of `url` (see [`dependency`]); `None` for a URL that does
+    /// not parse (the call then fails for good without touching a breaker).
+    pub fn dependency_of(url: &str) -> Option<String> {
+        Url::parse(url).ok().map(|u| dependency(&u))
+    }
+
     /// A client with `timeout` as the default per-call timeout, reading at most
     /// [`DEFAULT_MAX_RESPONSE_BYTES`] of an answer.
     pub fn new(guard: SsrfGuard, timeout: Duration) -> Result<Webhooks, reqwest::Error> {
@@ -62,7 +75,7 @@ impl Webhooks {
     ) -> Result<Fields, EffectError> {
         let url = Url::parse(url).map_err(|e| EffectError::permanent(format!("invalid webhook URL: {e}")))?;
         self.guard.check(&url).await.map_err(EffectError::permanent)?;
-        let dependency = format!("webhook:{}", url.host_str().unwrap_or_default());
+        let dependency = dependency(&url);
         let mut request = self.http.post(url).timeout(timeout.unwrap_or(self.timeout)).header(IDEMPOTENCY_KEY, key);
         if let Some(tp) = traceparent {
             request = request.header("traceparent", tp);
