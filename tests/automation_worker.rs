@@ -8,7 +8,7 @@ use anyhow::{ensure, Result};
 use ltf_domain::outbox;
 use ltf_schemas::{ConnectionEstablished, DomainEvent, EventPayload};
 use ltf_tests::api::{error_with, json_with};
-use ltf_tests::platform::{eventually, Platform};
+use ltf_tests::platform::{eventually, Platform, AUTOMATION_MAX_PARK};
 use ltf_workers::audit::history;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -36,7 +36,7 @@ async fn a_webhook_call_cut_off_by_its_timeout_is_repeated_with_the_same_key_and
     let runs = p.ended_runs("slow", 1, WAIT).await?;
     p.wait_drained(WAIT).await?;
     assert_eq!(runs[0]["status"], "succeeded");
-    assert_eq!(runs[0]["steps"][0]["attempts"], 2, "succeeded on the second attempt");
+    assert_eq!(runs[0]["steps"][0]["attempts"], 1, "a timeout is the host's failure: it uses no attempt");
     let calls = p.receiver.calls("/slow");
     assert_eq!(calls.len(), 2, "called twice");
     assert!(calls[0].key.is_some() && calls[0].key == calls[1].key, "with one key: {calls:?}");
@@ -45,7 +45,7 @@ async fn a_webhook_call_cut_off_by_its_timeout_is_repeated_with_the_same_key_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failed_action_ends_the_run_as_failed_after_the_retry_rules_and_later_actions_never_run() -> Result<()> {
+async fn a_failed_action_ends_the_run_as_failed_at_once_or_after_max_park_and_later_actions_never_run() -> Result<()> {
     let p = Platform::start("auto-failure").await?;
     tasks(&p).await?;
     p.create_automation(json!({
@@ -73,15 +73,22 @@ async fn a_failed_action_ends_the_run_as_failed_after_the_retry_rules_and_later_
     assert_eq!(runs[0]["steps"][0]["attempts"], 1);
     assert_eq!(p.receiver.calls("/refuse").len(), 1);
 
-    // A 503 is retried: three attempts (the runtime's retry policy), then the run fails.
-    p.receiver.script(&[(Duration::ZERO, StatusCode::SERVICE_UNAVAILABLE); 3]);
+    // A 503 is the host's failure: the step is parked and called again, using no
+    // attempt, until the worker's max_park; then it fails with dependency_unavailable.
+    p.receiver.script(&[(Duration::ZERO, StatusCode::SERVICE_UNAVAILABLE); 1000]);
+    let started = std::time::Instant::now();
     p.create_record("tasks", json!({"title": "down"})).await?;
     let runs = p.ended_runs("down", 1, WAIT).await?;
     p.wait_drained(WAIT).await?;
+    assert!(started.elapsed() >= AUTOMATION_MAX_PARK, "parked for max_park first ({:?})", started.elapsed());
     assert_eq!(runs[0]["status"], "failed");
-    assert_eq!(runs[0]["steps"][0]["attempts"], 3);
-    assert_eq!(runs[0]["error"], "webhook answered 503 Service Unavailable");
-    assert_eq!(p.receiver.calls("/down").len(), 3);
+    assert_eq!(runs[0]["steps"][0]["attempts"], 1);
+    let error = runs[0]["error"].as_str().unwrap_or_default();
+    ensure!(error.starts_with("dependency_unavailable: webhook:127.0.0.1:"), "{error}");
+    // The last failure seen: the 503, or the circuit the 503s opened.
+    ensure!(error.contains("503 Service Unavailable") || error.ends_with("is open)"), "{error}");
+    let calls = p.receiver.calls("/down").len();
+    ensure!(calls >= 3, "called again while parked ({calls} calls)");
     assert!(p.receiver.calls("/after").is_empty(), "no action after a failed one");
     assert_eq!(runs[0]["steps"].as_array().map(Vec::len), Some(1));
     // Nothing was dead-lettered: a failed action is a run outcome, not a poison message.

@@ -125,6 +125,7 @@ impl AutomationArgs {
             notify_email_to: self.notify_email_to.clone(),
             webhook_max_response_bytes: self.webhook_max_response_bytes,
             max_depth: self.automation_max_depth,
+            max_park: Duration::from_secs(self.automation_max_park_secs),
         })
     }
 }
@@ -176,7 +177,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     };
     let publisher_config = common.publisher_config();
     let publisher = ltf_kafka::EventPublisher::new(&publisher_config, codec.clone())?;
-    let max_park = (kind == WorkerKind::Automation).then(|| Duration::from_secs(args.automation.automation_max_park_secs));
+    let max_park = kind.max_park(&deps);
     let pipeline = WorkerBuilder::new(&group, codec, kind.router(&deps)?, publisher)
         .dedup_opt(dedup.clone())
         .retry(retry)

@@ -33,6 +33,8 @@ use serde_json::{json, Value};
 
 /// Where notify actions are mailed.
 pub const NOTIFY_TO: &str = "ops@example.com";
+/// How long an automation step waits for a failing webhook host in these tests.
+pub const AUTOMATION_MAX_PARK: Duration = Duration::from_secs(3);
 
 struct Worker {
     stop: watch::Sender<bool>,
@@ -115,6 +117,7 @@ impl Platform {
             webhook_allow_hosts: vec!["127.0.0.1".into()],
             smtp_url: Some(self.smtp.url.clone()),
             notify_email_to: Some(NOTIFY_TO.into()),
+            max_park: AUTOMATION_MAX_PARK,
             ..AutomationConfig::default()
         };
         let deps = WorkerDeps {
@@ -136,6 +139,7 @@ impl Platform {
             let pipeline = WorkerBuilder::new(&group, self.api.codec.clone(), kind.router(&deps)?, publisher)
                 .dedup_opt(dedup)
                 .retry(retry)
+                .max_park(kind.max_park(&deps))
                 .build();
             let mut consumer = ConsumerConfig::new(bootstrap(), &group);
             consumer.session_timeout_ms = 6000;

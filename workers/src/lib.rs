@@ -119,6 +119,16 @@ impl WorkerKind {
         }
     }
 
+    /// How long its events may stay parked on a failing dependency: the automation
+    /// worker's `max_park` (a step then fails, a run outcome); the others wait without
+    /// limit, so an outage never costs them an event.
+    pub fn max_park(self, deps: &WorkerDeps) -> Option<std::time::Duration> {
+        match self {
+            WorkerKind::Automation => Some(deps.automation.max_park),
+            WorkerKind::Audit | WorkerKind::Analytics | WorkerKind::Cache => None,
+        }
+    }
+
     /// Its handlers, connected to the stores of `deps`. Must be called inside a Tokio
     /// runtime (connections are made lazily, so a store that is down is an outage the
     /// runtime waits out, not a start-up failure).

@@ -63,6 +63,10 @@ pub struct AutomationConfig {
     /// `max_depth` wrote (through create_record or update_record) fails with
     /// `loop_detected` instead of running. Default 8.
     pub max_depth: u32,
+    /// How long a step may wait for a failing dependency (a webhook host, the SMTP server)
+    /// before it fails with `dependency_unavailable` and its run ends `failed`. Default
+    /// 15 min.
+    pub max_park: Duration,
 }
 
 impl Default for AutomationConfig {
@@ -76,6 +80,7 @@ impl Default for AutomationConfig {
             notify_email_to: None,
             webhook_max_response_bytes: effects::webhook::DEFAULT_MAX_RESPONSE_BYTES,
             max_depth: 8,
+            max_park: Duration::from_secs(900),
         }
     }
 }
