@@ -15,7 +15,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use clap::Args;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use ltf_consumers::metrics::{outcome, DEAD_LETTERS_TOTAL, END_TO_END_SECONDS, EVENTS_TOTAL, LAG_MESSAGES};
+use ltf_consumers::metrics::{
+    outcome, CIRCUIT_TRANSITIONS_TOTAL, DEAD_LETTERS_TOTAL, END_TO_END_SECONDS, EVENTS_TOTAL, LAG_MESSAGES, PARKS_TOTAL,
+};
 use ltf_producers::metrics::OUTBOX_BACKLOG;
 use prometheus_parse::{Scrape, Value as Metric};
 use serde_json::{json, Value};
@@ -51,6 +53,14 @@ pub struct DemoFlowsArgs {
     /// Give up waiting for the workers after this many seconds.
     #[arg(long, default_value_t = 180)]
     timeout_secs: u64,
+    /// Make the receiver flaky on every path: every 10th call answers 503, and every
+    /// 20th (another one) takes effect but answers only after `--late-ms`, past the
+    /// worker's webhook timeout.
+    #[arg(long)]
+    flaky_receiver: bool,
+    /// How late the flaky receiver's late answers are, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    late_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -59,17 +69,39 @@ struct Received {
     keys: BTreeMap<String, BTreeSet<String>>,
 }
 
-async fn receive(State(r): State<Arc<Mutex<Received>>>, uri: Uri, headers: HeaderMap) -> StatusCode {
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let mut g = r.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let calls = g.calls.entry(uri.path().to_owned()).or_default();
-    *calls += 1;
-    // Like a real CRM, it is sometimes briefly unavailable: every 10th call gets a 503,
-    // which the worker retries (with the same Idempotency-Key).
-    if uri.path() == "/crm" && *calls % 10 == 0 {
-        return StatusCode::SERVICE_UNAVAILABLE;
+/// How the receiver answers: like a real CRM, `/crm` is sometimes briefly unavailable
+/// (every 10th call gets a 503, retried with the same Idempotency-Key); flaky, every path
+/// also answers some calls late.
+#[derive(Debug, Clone, Copy)]
+struct Behaviour {
+    flaky: bool,
+    late: Duration,
+}
+
+/// What the `n`th call (from 1) of `path` gets: a 503, or an answer after a delay.
+fn answer(b: Behaviour, path: &str, n: u64) -> Result<Duration, StatusCode> {
+    if (b.flaky || path == "/crm") && n.is_multiple_of(10) {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
-    g.keys.entry(uri.path().to_owned()).or_default().insert(key);
+    Ok(if b.flaky && n % 20 == 5 { b.late } else { Duration::ZERO })
+}
+
+async fn receive(State((r, b)): State<(Arc<Mutex<Received>>, Behaviour)>, uri: Uri, headers: HeaderMap) -> StatusCode {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let delay = {
+        let mut g = r.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let calls = g.calls.entry(uri.path().to_owned()).or_default();
+        *calls += 1;
+        match answer(b, uri.path(), *calls) {
+            Err(status) => return status,
+            Ok(delay) => {
+                // The call takes effect now, whenever the answer comes.
+                g.keys.entry(uri.path().to_owned()).or_default().insert(key);
+                delay
+            }
+        }
+    };
+    tokio::time::sleep(delay).await;
     StatusCode::OK
 }
 
@@ -100,7 +132,8 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
         .map(|w| w.split_once('=').map(|(n, u)| (n.to_owned(), u.to_owned())).context("--workers entries are name=url"))
         .collect::<Result<_>>()?;
     let received = Arc::new(Mutex::new(Received::default()));
-    let app = axum::Router::new().route("/{*path}", post(receive)).with_state(received.clone());
+    let behaviour = Behaviour { flaky: args.flaky_receiver, late: Duration::from_millis(args.late_ms) };
+    let app = axum::Router::new().route("/{*path}", post(receive)).with_state((received.clone(), behaviour));
     let listener = tokio::net::TcpListener::bind(args.receiver)
         .await
         .with_context(|| format!("binding the receiver to {}", args.receiver))?;
@@ -177,7 +210,8 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
         .try_collect::<Vec<_>>()
         .await?;
     let requests = args.deals * 4 + args.deals / 10;
-    let secs = started.elapsed().as_secs_f64();
+    let load_ended = started.elapsed();
+    let secs = load_ended.as_secs_f64();
     println!("{requests} requests in {secs:.1} s ({:.0}/s)", requests as f64 / secs);
 
     let http = reqwest::Client::new();
@@ -185,6 +219,7 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
     // Caught up: nothing in the outbox, no lag, and no worker handled anything since the
     // last look, three looks in a row.
     let (mut quiet, mut last_total) = (0, -1.0);
+    let mut caught_up = started.elapsed();
     let scrapes = loop {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let relay = scrape(&http, &args.relay_metrics).await?;
@@ -198,6 +233,9 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
             scrapes.push((name.clone(), s));
         }
         quiet = if backlog == 0.0 && lag == 0.0 && total == last_total && total > 0.0 { quiet + 1 } else { 0 };
+        if quiet == 1 {
+            caught_up = started.elapsed();
+        }
         last_total = total;
         if quiet >= 3 {
             break scrapes;
@@ -223,6 +261,22 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
             ms(p50),
             ms(p99)
         );
+    }
+    println!(
+        "\ndrained: every worker caught up {:.1} s after the load started ({:.1} s after it ended){}",
+        caught_up.as_secs_f64(),
+        caught_up.saturating_sub(load_ended).as_secs_f64(),
+        if args.flaky_receiver { ", with the flaky receiver" } else { "" }
+    );
+    for (name, s) in &scrapes {
+        let transitions: Vec<String> = ["open", "half_open", "closed"]
+            .iter()
+            .map(|state| format!("{state} {}", sum(s, CIRCUIT_TRANSITIONS_TOTAL, |l| l.get("state") == Some(state)) as u64))
+            .collect();
+        let parks = sum(s, PARKS_TOTAL, |_| true) as u64;
+        if parks > 0 || transitions.iter().any(|t| !t.ends_with(" 0")) {
+            println!("  {name}: {parks} calls parked on a failing dependency; breaker transitions: {}", transitions.join(", "));
+        }
     }
     let r = received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     println!("\nwhat the automations did (as the webhook receiver saw it):");
@@ -310,5 +364,17 @@ mod tests {
         assert_eq!(quantile(&s, "h", 0.99), Some(1.0));
         assert_eq!(quantile(&s, "missing", 0.5), None);
         assert_eq!(ms(Some(0.0125)), "12 ms");
+    }
+
+    #[test]
+    fn the_flaky_receiver_fails_one_call_in_ten_and_answers_one_in_twenty_late() {
+        let late = Duration::from_secs(2);
+        let flaky = Behaviour { flaky: true, late };
+        let answers: Vec<_> = (1..=100).map(|n| answer(flaky, "/x", n)).collect();
+        assert_eq!(answers.iter().filter(|a| a.is_err()).count(), 10);
+        assert_eq!(answers.iter().filter(|a| **a == Ok(late)).count(), 5);
+        let steady = Behaviour { flaky: false, late };
+        assert!((1..=100).all(|n| answer(steady, "/x", n) == Ok(Duration::ZERO)));
+        assert_eq!((1..=100).filter(|n| answer(steady, "/crm", *n).is_err()).count(), 10, "the CRM's own blips");
     }
 }
