@@ -151,3 +151,68 @@ async fn a_panicking_handler_is_retried_then_dead_lettered_as_panic_and_its_key_
     assert_eq!(feed.recorder.calls().last(), Some(&Call::Store(3)));
     assert_eq!(feed.permits.available_permits(), 16, "every permit came back");
 }
+
+/// Key `a` needs a webhook host that is down until `up`; other keys need nothing.
+#[derive(Debug, Default, Clone)]
+struct NeedsHost {
+    up: Arc<std::sync::atomic::AtomicBool>,
+    handled: Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+}
+
+#[async_trait::async_trait]
+impl crate::Handler for NeedsHost {
+    fn name(&self) -> &str {
+        "needs-host"
+    }
+    fn can_handle(&self, _: ltf_schemas::EventType) -> bool {
+        true
+    }
+    async fn handle(&self, ctx: &crate::HandlerContext, event: &crate::Event) -> Result<(), HandlerError> {
+        let key = event.meta.key.clone().unwrap_or_default();
+        if key == "a" {
+            let call = ctx.dependency("webhook:host:80").await?;
+            let up = self.up.load(Ordering::SeqCst);
+            call.finish(up);
+            if !up {
+                return Err(HandlerError::retryable(ErrorClass::Connect, "refused").from_dependency("webhook:host:80"));
+            }
+        }
+        self.handled.lock().expect("handled").push((key, event.meta.offset));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_open_circuit_parks_only_the_keys_that_need_it_without_pausing_or_dead_lettering() {
+    use crate::middleware::{BreakerConfig, Breakers, CircuitState};
+    use crate::runner::testing::{Call, Feed};
+    use std::time::Duration;
+    let sink = Arc::new(Sink::default());
+    let handler = NeedsHost::default();
+    let mut p = pipeline(&[], sink.clone(), FuseConfig::default());
+    p.router = crate::Router::new().register(handler.clone());
+    let config =
+        BreakerConfig { min_calls: 2, failure_rate: 1.0, cooldown: Duration::from_millis(50), ..BreakerConfig::default() };
+    let breakers = Arc::new(Breakers::new("g", config));
+    p.breakers = breakers.clone();
+    let feed = Feed::new(Arc::new(p));
+    for (offset, key) in ["a", "b", "b", "b", "a", "b"].into_iter().enumerate() {
+        let (_, mut msg) = incoming(0, offset as i64);
+        msg.meta.key = Some(key.into());
+        feed.push(msg).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let handled = handler.handled.lock().expect("handled").clone();
+    assert_eq!(handled, vec![("b".into(), 1), ("b".into(), 2), ("b".into(), 3), ("b".into(), 5)], "b flowed while a waited");
+    assert_ne!(breakers.state("webhook:host:80"), CircuitState::Closed, "the host's circuit opened");
+    assert!(!feed.recorder.calls().contains(&Call::Pause), "nothing paused the partition");
+    assert_eq!(feed.recorder.calls().last(), Some(&Call::Store(0)), "a's first event holds the commit position");
+
+    handler.up.store(true, Ordering::SeqCst);
+    feed.settle().await;
+    let a: Vec<i64> = handler.handled.lock().expect("handled").iter().filter(|(k, _)| k == "a").map(|(_, o)| *o).collect();
+    assert_eq!(a, vec![0, 4], "a went on in order once its host was back");
+    assert!(sink.letters().is_empty(), "an outage is not poison: {:?}", sink.letters());
+    assert_eq!(feed.recorder.calls().last(), Some(&Call::Store(6)));
+    assert_eq!(breakers.state("webhook:host:80"), CircuitState::Closed, "closed by the probes' successes");
+}
