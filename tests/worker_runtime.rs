@@ -137,9 +137,14 @@ fn pipeline(f: &Fixture, router: Router, breaker: BreakerConfig) -> Pipeline {
 
 /// Runs `process` as the fixture's group until stopped.
 fn run(f: &Fixture, process: Arc<dyn ltf_consumers::Process>) -> Result<Running> {
+    run_with(f, process, WorkerConfig::default().max_in_flight)
+}
+
+/// [`run`] with at most `max_in_flight` events in flight.
+fn run_with(f: &Fixture, process: Arc<dyn ltf_consumers::Process>, max_in_flight: u32) -> Result<Running> {
     let mut consumer = ConsumerConfig::new(bootstrap(), &f.group);
     consumer.session_timeout_ms = 6000;
-    let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
+    let config = WorkerConfig { consumer, side_topic_partitions: 1, max_in_flight, ..Default::default() };
     let runner = Runner::new(config, vec![f.topic.clone()], process)?;
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(runner.run(async move {
@@ -293,6 +298,54 @@ async fn an_open_circuit_pauses_without_dead_lettering_and_resumes_when_the_depe
     let got = wait_applied(&f.db.pool, 5, Duration::from_secs(30)).await?;
     assert_eq!(got, ["b0", "b1", "b2", "b3", "b4"], "resumed at the first unfinished event, in order");
     assert!(read_n(&[dlq], 1, Duration::from_secs(1)).is_err(), "still no dead letter");
+    running.stop().await?;
+    f.db.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_work_holding_every_slot_pauses_fetching_and_on_resume_nothing_is_lost_doubled_or_reordered() -> Result<()> {
+    let metrics = ltf_tests::api::prometheus();
+    let f = fixture("rt-backpressure").await?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    // 60 events of 12 records of one table: one partition, 12 ordering keys.
+    let events: Vec<_> = (0..60).map(|i| created("tbl_bp", &format!("rec{}", i % 12), &format!("{i}"))).collect();
+    f.publisher.publish_batch(&events).await?;
+    let calls = Arc::new(AtomicU32::new(0));
+    let fail = move |_: &str, _: u32| match std::net::TcpStream::connect(("127.0.0.1", port)) {
+        Ok(_) => None,
+        Err(e) => Some(HandlerError::retryable(ErrorClass::Connect, e).from_dependency("downstream")),
+    };
+    let breaker =
+        BreakerConfig { min_calls: 3, failure_rate: 1.0, cooldown: Duration::from_millis(500), ..BreakerConfig::default() };
+    // Four slots: the dependency's outage parks four keys and fills them.
+    let running = run_with(&f, Arc::new(pipeline(&f, Router::new().register(sink(&calls, fail)), breaker)), 4)?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(applied(&f.db.pool).await?.is_empty(), "nothing handled while the dependency is down");
+    let probes = calls.load(Ordering::SeqCst);
+    assert!(probes < 60, "only the parked events call, not every event fetched ({probes} calls)");
+    let paused = format!("latechforce_consumer_paused_partitions{{group=\"{}\"}} 1", f.group);
+    assert!(metrics.render().contains(&paused), "the partition was paused: {paused} missing");
+
+    let _service = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    let got = wait_applied(&f.db.pool, 60, Duration::from_secs(60)).await?;
+    let resumed = format!("latechforce_consumer_paused_partitions{{group=\"{}\"}} 0", f.group);
+    assert!(metrics.render().contains(&resumed), "the partition was resumed: {resumed} missing");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got_after = applied(&f.db.pool).await?;
+    assert_eq!(got_after.len(), 60, "nothing applied twice: {got_after:?}");
+    let distinct: HashSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), 60, "every event applied once");
+    for r in 0..12 {
+        let order: Vec<usize> = got.iter().filter_map(|l| l.parse::<usize>().ok()).filter(|i| i % 12 == r).collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(order, sorted, "record rec{r} in order");
+    }
+    let dlq = TopicNames::dlq(&f.topic, &f.group);
+    assert!(read_n(&[dlq], 1, Duration::from_secs(1)).is_err(), "no dead letter");
     running.stop().await?;
     f.db.drop_database().await
 }

@@ -29,6 +29,8 @@ pub const CIRCUIT_STATE: &str = "latechforce_consumer_circuit_state";
 /// Circuit-breaker transitions by `group`, `dependency` and the `state` entered
 /// (`open`, `half_open`, `closed`).
 pub const CIRCUIT_TRANSITIONS_TOTAL: &str = "latechforce_consumer_circuit_transitions_total";
+/// Partitions paused because parked work holds every in-flight slot, by `group`.
+pub const PAUSED_PARTITIONS: &str = "latechforce_consumer_paused_partitions";
 /// Events parked now, waiting for a dependency (their attempts untouched), by `group`.
 pub const PARKED: &str = "latechforce_consumer_parked_events";
 /// Handler calls that failed because a dependency did and were parked, by `group`,
@@ -110,6 +112,7 @@ pub const CATALOGUE: &[Metric] = &[
         "Circuit-breaker transitions, by the state entered.",
     ),
     Metric::gauge(PARKED, &[labels::GROUP], "Events parked now, waiting for a dependency."),
+    Metric::gauge(PAUSED_PARTITIONS, &[labels::GROUP], "Partitions paused: parked work holds every in-flight slot."),
     Metric::counter(
         PARKS_TOTAL,
         &[labels::GROUP, labels::HANDLER, labels::DEPENDENCY],

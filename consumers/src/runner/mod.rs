@@ -186,9 +186,12 @@ impl Runner {
             if permits.available_permits() >= resume_at_free {
                 self.shared.release_held();
             }
+            let held = self.shared.any_held();
             let msg = tokio::select! {
                 _ = &mut shutdown => break,
                 m = consumer.recv() => m,
+                // While partitions are held, wake as soon as enough slots are free.
+                _ = permits.acquire_many(resume_at_free as u32), if held => continue,
                 _ = tokio::time::sleep(tick) => continue,
             };
             let msg = match msg {
@@ -204,11 +207,19 @@ impl Runner {
                 // Fetched before its partition was paused: read again on resume.
                 continue;
             }
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                // Every slot is held (by parked or slow work): pause this partition at
-                // this message and keep polling.
-                self.shared.hold(&tp, msg.offset());
-                continue;
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                // Every slot is busy: wait a little for one (work in flight finishing);
+                // when none comes back in time, the slots are held by parked work:
+                // pause this partition at this message and keep polling.
+                Err(_) => match tokio::time::timeout(tick, permits.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        self.shared.hold(&tp, msg.offset());
+                        continue;
+                    }
+                },
             };
             let meta = Meta::of(&msg);
             let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();

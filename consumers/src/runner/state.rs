@@ -12,7 +12,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, warn};
 
-use crate::metrics::{labels, IN_FLIGHT, REBALANCES_TOTAL};
+use crate::metrics::{labels, IN_FLIGHT, PAUSED_PARTITIONS, REBALANCES_TOTAL};
 use crate::runner::context::RunnerContext;
 use crate::runner::offsets::PartitionOffsets;
 
@@ -181,9 +181,15 @@ impl PartitionStates {
             first
         };
         if pause {
-            self.held.fetch_add(1, Ordering::SeqCst);
+            let n = self.held.fetch_add(1, Ordering::SeqCst) + 1;
+            gauge!(PAUSED_PARTITIONS, labels::GROUP => self.group.clone()).set(n as f64);
             self.pause_resume(tp, true, None);
         }
+    }
+
+    /// Whether any partition is paused for back-pressure.
+    pub fn any_held(&self) -> bool {
+        self.held.load(Ordering::SeqCst) > 0
     }
 
     /// Whether `offset` of `tp` was fetched while the partition is paused for
@@ -208,6 +214,7 @@ impl PartitionStates {
             self.held.store(0, Ordering::SeqCst);
             out
         };
+        gauge!(PAUSED_PARTITIONS, labels::GROUP => self.group.clone()).set(0.0);
         for (tp, at) in resume {
             self.pause_resume(&tp, false, Some(at));
         }
@@ -237,8 +244,10 @@ impl PartitionStates {
         for e in tpl.elements() {
             parts.remove(&(e.topic().to_owned(), e.partition()));
         }
-        self.held.store(parts.values().filter(|p| p.resume_at.is_some()).count(), Ordering::SeqCst);
+        let held = parts.values().filter(|p| p.resume_at.is_some()).count();
+        self.held.store(held, Ordering::SeqCst);
         drop(parts);
+        gauge!(PAUSED_PARTITIONS, labels::GROUP => self.group.clone()).set(held as f64);
         self.assigned.fetch_sub(tpl.count().min(self.assigned.load(Ordering::SeqCst)), Ordering::SeqCst);
         counter!(REBALANCES_TOTAL, labels::GROUP => self.group.clone(), labels::KIND => "revoke").increment(1);
     }
