@@ -10,6 +10,7 @@ mod api;
 mod audit;
 mod automations;
 mod bench;
+mod chaos;
 mod database;
 mod demo;
 mod dlq;
@@ -75,6 +76,9 @@ enum Command {
     /// Throughput benchmarks (see scripts/bench).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// The fault-injection harness: the pipeline under load and faults, every store
+    /// checked against the ground truth (see scripts/chaos and RELIABILITY.md).
+    Chaos(chaos::ChaosArgs),
 }
 
 #[tokio::main]
@@ -88,6 +92,7 @@ async fn main() -> Result<()> {
         Command::DemoFlows(a) => demo::flows::run(a).await,
         Command::Relay(a) => relay::run(&cli.common, a).await,
         Command::Bench(c) => bench::run(&cli.common, c).await,
+        Command::Chaos(a) => chaos::run(&cli.common, a).await,
         Command::Api(a) => api::run(&cli.common, a).await,
         Command::Migrate(a) => migrate::run(a).await,
         Command::Worker(a) => worker::run(&cli.common, a).await,

@@ -63,19 +63,21 @@ pub struct DemoFlowsArgs {
     late_ms: u64,
 }
 
+/// What a receiver saw: calls per path, and the Idempotency-Keys that took effect per
+/// path (a repeated key takes effect once).
 #[derive(Debug, Default)]
-struct Received {
-    calls: BTreeMap<String, u64>,
-    keys: BTreeMap<String, BTreeSet<String>>,
+pub(crate) struct Received {
+    pub(crate) calls: BTreeMap<String, u64>,
+    pub(crate) keys: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// How the receiver answers: like a real CRM, `/crm` is sometimes briefly unavailable
 /// (every 10th call gets a 503, retried with the same Idempotency-Key); flaky, every path
 /// also answers some calls late.
 #[derive(Debug, Clone, Copy)]
-struct Behaviour {
-    flaky: bool,
-    late: Duration,
+pub(crate) struct Behaviour {
+    pub(crate) flaky: bool,
+    pub(crate) late: Duration,
 }
 
 /// What the `n`th call (from 1) of `path` gets: a 503, or an answer after a delay.
@@ -84,6 +86,15 @@ fn answer(b: Behaviour, path: &str, n: u64) -> Result<Duration, StatusCode> {
         return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
     Ok(if b.flaky && n % 20 == 5 { b.late } else { Duration::ZERO })
+}
+
+/// Serves a webhook receiver on `addr` (every POST path) until the process ends.
+pub(crate) async fn serve_receiver(addr: SocketAddr, behaviour: Behaviour) -> Result<Arc<Mutex<Received>>> {
+    let received = Arc::new(Mutex::new(Received::default()));
+    let app = axum::Router::new().route("/{*path}", post(receive)).with_state((received.clone(), behaviour));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the receiver to {addr}"))?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(received)
 }
 
 async fn receive(State((r, b)): State<(Arc<Mutex<Received>>, Behaviour)>, uri: Uri, headers: HeaderMap) -> StatusCode {
@@ -131,13 +142,8 @@ pub async fn run(args: DemoFlowsArgs) -> Result<()> {
         .iter()
         .map(|w| w.split_once('=').map(|(n, u)| (n.to_owned(), u.to_owned())).context("--workers entries are name=url"))
         .collect::<Result<_>>()?;
-    let received = Arc::new(Mutex::new(Received::default()));
     let behaviour = Behaviour { flaky: args.flaky_receiver, late: Duration::from_millis(args.late_ms) };
-    let app = axum::Router::new().route("/{*path}", post(receive)).with_state((received.clone(), behaviour));
-    let listener = tokio::net::TcpListener::bind(args.receiver)
-        .await
-        .with_context(|| format!("binding the receiver to {}", args.receiver))?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let received = serve_receiver(args.receiver, behaviour).await?;
     let hook = |path: &str| format!("http://{}{path}", args.receiver);
     let api = Api { http: reqwest::Client::new(), base: args.api.trim_end_matches('/').to_owned(), key: args.api_key.clone() };
 

@@ -129,6 +129,11 @@ type RunRow =
     (Uuid, String, Uuid, String, String, Json, Jsonb<Vec<Action>>, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>);
 type StepRow = (Uuid, i32, String, String, String, Option<Json>, Option<String>, i32, DateTime<Utc>);
 
+/// How many runs are `running` now.
+pub async fn running_runs(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM ltf_automation_runs WHERE status = 'running'").fetch_one(conn).await
+}
+
 /// The latest `limit` runs, of `automation` when given, newest first, with their steps.
 pub async fn runs(conn: &mut PgConnection, automation: Option<&str>, limit: i64) -> Result<Vec<AutomationRun>, sqlx::Error> {
     let rows: Vec<RunRow> = sqlx::query_as(

@@ -11,11 +11,13 @@
 
 mod backlog;
 mod claim;
+mod inventory;
 mod parking;
 mod wait;
 
 pub use backlog::{backlog, prune, Backlog};
 pub use claim::{claim_aggregates, mark_sent, unsent_rows, AggregateKey, UnsentRow};
+pub use inventory::{inventory, values, InventoryRow};
 pub use parking::{park, parked, retry, skip, skipped, ParkedRow};
 pub use wait::wait_published;
 

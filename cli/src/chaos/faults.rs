@@ -1,0 +1,144 @@
+//! The faults the harness injects, and how. Processes of the pipeline are crashed with
+//! SIGKILL and restarted; the stack's services through `scripts/stack` (the instance the
+//! environment names: `scripts/chaos` runs a private one).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rand::rngs::StdRng;
+use rand::Rng;
+use tokio::process::Command;
+use tokio::sync::Mutex;
+
+use super::procs::Procs;
+
+/// The workers the `workers` fault picks from.
+pub const WORKERS: [&str; 4] = ["audit", "cache", "analytics", "automation"];
+
+/// A kind of fault. `broker` (one node of a three-broker cluster) comes with the
+/// production-Kafka work; `registry` once the registry keeps its schemas across a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// A worker (one of the four, at random) SIGKILLed, restarted 0.5 to 3 s later.
+    Workers,
+    /// The relay SIGKILLed, restarted 0.5 to 3 s later.
+    Relay,
+    /// Kafka SIGKILLed (`scripts/stack kill kafka`), started again 1 to 3 s later.
+    Kafka,
+    /// PostgreSQL restarted (`scripts/stack restart postgres`: fast shutdown, start).
+    Postgres,
+    /// Redis stopped for 3 to 8 s.
+    Redis,
+}
+
+impl Fault {
+    /// Every fault, in the order of `--faults`.
+    pub const ALL: [Fault; 5] = [Fault::Workers, Fault::Relay, Fault::Kafka, Fault::Postgres, Fault::Redis];
+
+    /// Its name in `--faults` and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Workers => "workers",
+            Fault::Relay => "relay",
+            Fault::Kafka => "kafka",
+            Fault::Postgres => "postgres",
+            Fault::Redis => "redis",
+        }
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Fault, String> {
+        match s.trim() {
+            "broker" => Err("`broker` comes with the three-broker stack (the production Kafka work); not yet".into()),
+            "registry" => Err("`registry` needs a registry that keeps its schemas across a restart; not yet".into()),
+            other => Fault::ALL.into_iter().find(|f| f.name() == other).ok_or_else(|| {
+                let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown fault `{other}`; one of: {}", names.join(", "))
+            }),
+        }
+    }
+}
+
+/// Injects faults into the processes and the stack.
+#[derive(Debug)]
+pub struct Injector {
+    stack: PathBuf,
+}
+
+impl Injector {
+    /// Faults of the stack instance `stack` (the `scripts/stack` script) names.
+    pub fn new(stack: PathBuf) -> Injector {
+        Injector { stack }
+    }
+
+    async fn stack(&self, args: &[&str]) -> Result<()> {
+        let out = Command::new(&self.stack)
+            .args(args)
+            .output()
+            .await
+            .with_context(|| format!("running {} {}", self.stack.display(), args.join(" ")))?;
+        if !out.status.success() {
+            bail!(
+                "{} {} failed: {}",
+                self.stack.display(),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// Injects `fault` and repairs it (restarts what it stopped), returning what it hit.
+    pub async fn inject(&self, fault: Fault, procs: &Arc<Mutex<Procs>>, rng: &mut StdRng) -> Result<String> {
+        let pause = |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.random_range(lo..=hi));
+        match fault {
+            Fault::Workers | Fault::Relay => {
+                let name = if fault == Fault::Relay { "relay" } else { WORKERS[rng.random_range(0..WORKERS.len())] };
+                let down = pause(rng, 500, 3000);
+                procs.lock().await.kill(name).await?;
+                tokio::time::sleep(down).await;
+                procs.lock().await.start(name)?;
+                Ok(name.to_owned())
+            }
+            Fault::Kafka => {
+                let down = pause(rng, 1000, 3000);
+                self.stack(&["kill", "kafka"]).await?;
+                tokio::time::sleep(down).await;
+                self.stack(&["start", "kafka"]).await?;
+                Ok("kafka".into())
+            }
+            Fault::Postgres => {
+                self.stack(&["restart", "postgres"]).await?;
+                Ok("postgres".into())
+            }
+            Fault::Redis => {
+                let down = pause(rng, 3000, 8000);
+                self.stack(&["stop", "redis"]).await?;
+                tokio::time::sleep(down).await;
+                self.stack(&["start", "redis"]).await?;
+                Ok("redis".into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_by_name_and_the_later_ones_say_why_not_yet() {
+        for f in Fault::ALL {
+            assert_eq!(f.name().parse::<Fault>(), Ok(f));
+        }
+        assert!("broker".parse::<Fault>().unwrap_err().contains("three-broker"));
+        assert!("registry".parse::<Fault>().unwrap_err().contains("keeps its schemas"));
+        assert!("disk".parse::<Fault>().unwrap_err().contains("one of: workers, relay, kafka, postgres, redis"));
+    }
+}
