@@ -761,6 +761,12 @@ struct KafkaState {
     behind: Vec<(String, String, i64)>,
 }
 
+/// Messages the groups (`(worker, group)` pairs) have not committed on the event topics
+/// their workers consume (blocking): zero once every group caught up.
+pub fn groups_behind(bootstrap: &str, topics: &TopicNames, groups: &[(String, String)]) -> Result<i64> {
+    Ok(kafka_state(bootstrap, topics, groups)?.behind.iter().map(|(_, _, n)| n).sum())
+}
+
 /// Reads the dead-letter topics and the committed offsets of every group of `g.groups`.
 async fn read_kafka_state(g: &Ground) -> Result<KafkaState> {
     let bootstrap = g.bootstrap.clone();

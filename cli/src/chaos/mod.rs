@@ -21,8 +21,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
@@ -310,7 +308,6 @@ async fn drain(
     procs: &Arc<Mutex<Procs>>,
 ) -> Result<()> {
     let deadline = Instant::now() + within;
-    let event_topics = topics.all_events();
     let mut quiet = 0;
     loop {
         procs.lock().await.revive()?;
@@ -319,12 +316,13 @@ async fn drain(
             Ok(mut conn) => ltf_domain::automations::store::running_runs(&mut conn).await.unwrap_or(-1),
             Err(_) => -1,
         };
-        let mut behind = 0;
-        for (worker, g) in groups {
-            // Each group reads its worker's topics only (the cache worker: the table topic).
-            let read = ltf_workers::WorkerKind::parse(worker).map_or_else(|| event_topics.clone(), |k| k.topics(topics));
-            behind += group_behind(bootstrap, g, &read).unwrap_or(1);
-        }
+        let pairs: Vec<(String, String)> = groups.iter().map(|(w, g)| (w.clone(), g.clone())).collect();
+        let (bootstrap, topics) = (bootstrap.to_owned(), topics.clone());
+        let behind = tokio::task::spawn_blocking(move || check::groups_behind(&bootstrap, &topics, &pairs))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(-1);
         quiet = if unsent == 0 && running == 0 && behind == 0 { quiet + 1 } else { 0 };
         if quiet >= 3 {
             return Ok(());
@@ -334,27 +332,6 @@ async fn drain(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-/// Messages of `topics` the group has not committed.
-fn group_behind(bootstrap: &str, group: &str, topics: &[String]) -> Result<i64> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create()?;
-    let mut behind = 0;
-    for topic in topics {
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        for p in md.topics().iter().flat_map(|t| t.partitions()) {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(topic, p.id());
-            let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
-            let at = match committed.elements().first().map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o,
-                _ => low,
-            };
-            behind += (high - at).max(0);
-        }
-    }
-    Ok(behind)
 }
 
 fn report(v: &Verdict, injected: &Injected, accepted: usize, drain_secs: f64) {
