@@ -110,16 +110,22 @@ impl Api {
         Ok(m)
     }
 
-    /// Drives the load with `concurrency` clients until `until`; client `i` draws its
+    /// Drives the load with `concurrency` clients until `until`, at most `rate` requests
+    /// per second in all (each client paced to its share); client `i` draws its
     /// operations from `seed + i`.
-    pub async fn drive(&self, m: &Model, concurrency: usize, seed: u64, until: Instant) -> Tally {
+    pub async fn drive(&self, m: &Model, concurrency: usize, rate: f64, seed: u64, until: Instant) -> Tally {
         let tally = Mutex::new(Tally::default());
         let live: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
-        let clients = (0..concurrency.max(1)).map(|i| {
+        let clients = concurrency.max(1);
+        let every = Duration::from_secs_f64(clients as f64 / rate.max(0.1));
+        let clients = (0..clients).map(|i| {
             let (tally, live) = (&tally, &live);
             async move {
                 let mut rng = StdRng::seed_from_u64(seed.wrapping_add(i as u64));
+                let mut pace = tokio::time::interval(every);
+                pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 while Instant::now() < until {
+                    pace.tick().await;
                     let op = rng.random_range(0..100);
                     let outcome = self.step(m, op, &mut rng, live).await;
                     let mut t = tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -54,6 +54,11 @@ pub struct ChaosArgs {
     /// Clients driving the API at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Most API requests per second, all clients together: a rate the pipeline sustains
+    /// on the machine, so the run measures faults, not a backlog (every request writes one
+    /// to three events, and the automations write more).
+    #[arg(long, default_value_t = 40.0)]
+    rate: f64,
     /// Ports: the api on +0, the relay on +1, the workers on +2..+5, the receiver on +9.
     #[arg(long, default_value_t = 18500)]
     port_base: u16,
@@ -81,6 +86,9 @@ pub async fn run(common: &Common, args: ChaosArgs) -> Result<()> {
     if !(args.minutes > 0.0 && args.minutes <= 240.0) {
         bail!("--minutes must be above 0 and at most 240");
     }
+    if !(args.rate > 0.0 && args.rate.is_finite()) {
+        bail!("--rate must be above 0");
+    }
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     let run_id = format!("{stamp}{}", seed % 1000);
@@ -88,8 +96,9 @@ pub async fn run(common: &Common, args: ChaosArgs) -> Result<()> {
     let db_name = format!("ltf_chaos_{run_id}");
     let faults: BTreeSet<Fault> = args.faults.iter().copied().collect();
     println!(
-        "chaos run {run_id}: seed {seed}, {} min of load, faults: {}{}",
+        "chaos run {run_id}: seed {seed}, {} min of load at {} requests/s, faults: {}{}",
         args.minutes,
+        args.rate,
         faults.iter().map(|f| f.name()).collect::<Vec<_>>().join(","),
         if args.flaky_receiver { ", flaky receiver" } else { "" }
     );
@@ -237,7 +246,7 @@ async fn run_on(
             injected
         }
     };
-    let (tally, injected) = tokio::join!(api.drive(&model, args.concurrency, seed, until), fault_task);
+    let (tally, injected) = tokio::join!(api.drive(&model, args.concurrency, args.rate, seed, until), fault_task);
     let load_secs = started.elapsed().as_secs_f64();
     println!(
         "load: {} requests in {load_secs:.0} s, by answer: {}",
