@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use axum::http::StatusCode;
 use axum::routing::get;
 use clap::Args;
-use ltf_consumers::middleware::RetryPolicy;
+use ltf_consumers::middleware::{BreakerConfig, RetryPolicy};
 use ltf_consumers::{DedupStore, Health, Runner, WorkerBuilder, WorkerConfig};
 use ltf_kafka::ConsumerConfig;
 use ltf_workers::automation::AutomationConfig;
@@ -60,7 +60,55 @@ pub struct WorkerArgs {
     #[arg(long, env = "LTF_WORKER_DEDUP_RETENTION_DAYS", default_value_t = 7)]
     dedup_retention_days: u64,
     #[command(flatten)]
+    breaker: BreakerArgs,
+    #[command(flatten)]
     automation: AutomationArgs,
+}
+
+/// The circuit breakers' settings, the same for every dependency of the worker.
+#[derive(Debug, Args)]
+struct BreakerArgs {
+    /// Sliding window over which a dependency's call outcomes are counted, in milliseconds.
+    #[arg(long, env = "LTF_BREAKER_WINDOW_MS", default_value_t = 10_000)]
+    breaker_window_ms: u64,
+    /// Fewest outcomes in the window before the failure rate may open a breaker.
+    #[arg(long, env = "LTF_BREAKER_MIN_CALLS", default_value_t = 10)]
+    breaker_min_calls: u32,
+    /// Share of failed calls in the window that opens a breaker (above 0, at most 1).
+    #[arg(long, env = "LTF_BREAKER_FAILURE_RATE", default_value_t = 0.5)]
+    breaker_failure_rate: f64,
+    /// How long an open breaker waits before it lets probes through, in milliseconds.
+    #[arg(long, env = "LTF_BREAKER_COOLDOWN_MS", default_value_t = 10_000)]
+    breaker_cooldown_ms: u64,
+    /// Probes a half-open breaker lets through at once; as many successes close it.
+    #[arg(long, env = "LTF_BREAKER_HALF_OPEN_PROBES", default_value_t = 2)]
+    breaker_half_open_probes: u32,
+    /// Most calls to one dependency at once (webhook hosts, SMTP); after a recovery the
+    /// limit starts at the half-open probes and grows by one per success.
+    #[arg(long, env = "LTF_BREAKER_MAX_CONCURRENCY", default_value_t = 16)]
+    breaker_max_concurrency: u32,
+    /// Most breakers kept (dependency names come from user-defined automations).
+    #[arg(long, env = "LTF_BREAKER_MAX_DEPENDENCIES", default_value_t = 1024)]
+    breaker_max_dependencies: usize,
+}
+
+impl BreakerArgs {
+    /// The settings, validated; an error names the flag.
+    fn config(&self) -> Result<BreakerConfig> {
+        let config = BreakerConfig {
+            window: Duration::from_millis(self.breaker_window_ms),
+            min_calls: self.breaker_min_calls,
+            failure_rate: self.breaker_failure_rate,
+            cooldown: Duration::from_millis(self.breaker_cooldown_ms),
+            half_open_probes: self.breaker_half_open_probes,
+            max_concurrency: self.breaker_max_concurrency,
+            max_dependencies: self.breaker_max_dependencies,
+        };
+        if let Err(ltf_consumers::ConsumeError::Config { key, reason }) = config.validate() {
+            bail!("--breaker-{}: {reason}", key.replace('_', "-"));
+        }
+        Ok(config)
+    }
 }
 
 /// The automation worker's settings.
@@ -157,6 +205,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     };
     let retry = RetryPolicy { max_attempts: args.max_attempts, ..RetryPolicy::default() };
     retry.validate()?;
+    let breaker = args.breaker.config()?;
 
     let dedup = if kind.uses_dedup_store() {
         let Some(database_url) = args.database_url.clone() else {
@@ -181,6 +230,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     let pipeline = WorkerBuilder::new(&group, codec, kind.router(&deps)?, publisher)
         .dedup_opt(dedup.clone())
         .retry(retry)
+        .breaker_config(breaker)
         .max_park(max_park)
         .build();
     let runner = Runner::new(config, kind.topics(&topics), Arc::new(pipeline))?;
@@ -242,5 +292,37 @@ fn ready(health: &Health) -> (StatusCode, &'static str) {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "no partitions assigned\n")
+    }
+}
+
+#[cfg(test)]
+mod breaker_tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        breaker: BreakerArgs,
+    }
+
+    #[test]
+    fn breaker_flags_default_to_the_runtime_defaults_and_a_bad_one_is_named() {
+        let defaults = Cli::try_parse_from(["ltf"]).expect("parse");
+        assert_eq!(defaults.breaker.config().expect("valid"), BreakerConfig::default());
+        let set = Cli::try_parse_from(["ltf", "--breaker-min-calls", "20", "--breaker-window-ms", "30000"]).expect("parse");
+        let config = set.breaker.config().expect("valid");
+        assert_eq!((config.min_calls, config.window), (20, Duration::from_secs(30)));
+        for (flag, value) in [
+            ("--breaker-failure-rate", "1.5"),
+            ("--breaker-min-calls", "0"),
+            ("--breaker-window-ms", "0"),
+            ("--breaker-max-concurrency", "1"),
+        ] {
+            let bad = Cli::try_parse_from(["ltf", flag, value]).expect("parse");
+            let e = bad.breaker.config().expect_err("refused").to_string();
+            assert!(e.starts_with(&format!("{flag}:")), "{flag} {value}: {e}");
+        }
     }
 }
