@@ -418,3 +418,85 @@ async fn a_row_too_large_for_its_topic_never_lets_a_later_row_of_its_aggregate_o
     assert_eq!(highest, n as i64, "every row reached the topic: {log:?}");
     s.db.drop_database().await
 }
+
+/// The order of one aggregate's rows holds across a refusal the relay cannot foresee: the
+/// relay read the topic's `max.message.bytes` before an operator lowered it, so the big
+/// row passes the relay's own size check and Kafka refuses it while the later rows of its
+/// aggregate are in flight in produce requests of their own. None of them may reach a
+/// reader before the big row does, also once the big row is retried after the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_kafka_refuses_unforeseen_never_lets_a_later_row_of_its_aggregate_overtake() -> Result<()> {
+    use ltf_domain::outbox;
+
+    let s = setup("relay-unforeseen", 1).await?;
+    let mut config = PublisherConfig::with_bootstrap(bootstrap());
+    // One message per produce request, several requests in flight.
+    config.extra.insert("batch.num.messages".into(), "1".into());
+    let publisher = EventPublisher::new(&config, s.codec.clone())?;
+    // The relay's publisher knows the topic's limit from before the change.
+    let before = publisher.message_limit(&s.topic).await;
+    assert!(before > 500_000, "the topic's default limit: {before}");
+    limit_topic(&s.topic, "50000").await?;
+    let ctx = ChangeContext::default();
+    let n = 20;
+    let incompressible: String = (0..10_000).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
+    for i in 0..n {
+        let title = if i == 0 { incompressible.clone() } else { format!("task {i}") };
+        let input = CreateRecordInput {
+            table_id: "tbl_0".into(),
+            fields: json!({"title": title}).as_object().cloned().unwrap_or_default(),
+        };
+        CreateRecord.run(&s.db.pool, &s.codec, &ctx, input).await?;
+    }
+    let relay = Relay::new(s.db.pool.clone(), publisher, RelayConfig::default())?;
+    let drain = || async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match relay.relay_once().await {
+                Ok(r) if r.published == 0 && r.parked == 0 => return anyhow::Ok(()),
+                Ok(_) => {}
+                Err(e) => eprintln!("batch failed: {e}"),
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "the relay did not settle");
+        }
+    };
+    drain().await?;
+    let parked = outbox::parked(&s.db.pool).await?;
+    assert_eq!(parked.iter().map(|p| p.aggregate_sequence).collect::<Vec<_>>(), vec![1], "the big row is parked");
+    assert_eq!(count_rows(&s.db.pool, "ltf_outbox WHERE sent_at IS NOT NULL").await?, 0, "the rows behind it wait");
+    // Fixed: the topic takes it; retried, then everything is published.
+    limit_topic(&s.topic, "2000000").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    outbox::retry(&s.db.pool, parked[0].id).await?;
+    drain().await?;
+    assert_eq!(count_rows(&s.db.pool, "ltf_outbox WHERE sent_at IS NULL").await?, 0, "all published");
+    assert_sequence_order_on_the_topic(&s, n).await?;
+    s.db.drop_database().await
+}
+
+/// Reads the table topic (as a reader of committed messages) until every outbox row was
+/// seen and checks that no row of `tbl_0` appeared before the rows ahead of it in its
+/// sequence; duplicates of rows already seen are fine (consumers drop them).
+async fn assert_sequence_order_on_the_topic(s: &Setup, n: usize) -> Result<()> {
+    let sequence_of: std::collections::HashMap<String, i64> =
+        sqlx::query_as::<_, (uuid::Uuid, i64)>("SELECT event_id, aggregate_sequence FROM ltf_outbox")
+            .fetch_all(&s.db.pool)
+            .await?
+            .into_iter()
+            .map(|(id, seq)| (id.to_string(), seq))
+            .collect();
+    let expected: HashSet<uuid::Uuid> = sequence_of.keys().filter_map(|k| k.parse().ok()).collect();
+    let messages =
+        read_until_seen(std::slice::from_ref(&s.topic), &expected, Duration::from_secs(30), Duration::from_millis(500))?;
+    let log: Vec<i64> = messages
+        .iter()
+        .filter_map(|m| headers(m).into_iter().find(|(k, _)| k == "event-id").and_then(|(_, v)| sequence_of.get(&v).copied()))
+        .collect();
+    let mut highest = 0;
+    for seq in &log {
+        assert!(*seq <= highest + 1, "sequence {seq} reached the topic before {}: {log:?}", highest + 1);
+        highest = highest.max(*seq);
+    }
+    assert_eq!(highest, n as i64, "every row reached the topic: {log:?}");
+    Ok(())
+}
