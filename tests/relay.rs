@@ -426,9 +426,23 @@ async fn a_row_too_large_for_its_topic_never_lets_a_later_row_of_its_aggregate_o
 /// reader before the big row does, also once the big row is retried after the fix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_kafka_refuses_unforeseen_never_lets_a_later_row_of_its_aggregate_overtake() -> Result<()> {
+    unforeseen_refusal("relay-unforeseen", 0).await
+}
+
+/// As above, with rows of the aggregate before the refused one in the same batch: they
+/// are published without it, then it is parked, and the rows behind it wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_before_a_row_kafka_refuses_unforeseen_are_published_and_the_later_ones_wait() -> Result<()> {
+    unforeseen_refusal("relay-unforeseen-mid", 3).await
+}
+
+/// Writes 20 rows of one aggregate, the one at `big_at` too large for the topic's new
+/// limit that the relay does not know yet; the relay publishes the rows before it, parks
+/// it, keeps the later ones back; after the fix and a retry, the topic holds them in order.
+async fn unforeseen_refusal(test: &str, big_at: usize) -> Result<()> {
     use ltf_domain::outbox;
 
-    let s = setup("relay-unforeseen", 1).await?;
+    let s = setup(test, 1).await?;
     let mut config = PublisherConfig::with_bootstrap(bootstrap());
     // One message per produce request, several requests in flight.
     config.extra.insert("batch.num.messages".into(), "1".into());
@@ -441,7 +455,7 @@ async fn a_row_kafka_refuses_unforeseen_never_lets_a_later_row_of_its_aggregate_
     let n = 20;
     let incompressible: String = (0..10_000).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
     for i in 0..n {
-        let title = if i == 0 { incompressible.clone() } else { format!("task {i}") };
+        let title = if i == big_at { incompressible.clone() } else { format!("task {i}") };
         let input = CreateRecordInput {
             table_id: "tbl_0".into(),
             fields: json!({"title": title}).as_object().cloned().unwrap_or_default(),
@@ -462,8 +476,12 @@ async fn a_row_kafka_refuses_unforeseen_never_lets_a_later_row_of_its_aggregate_
     };
     drain().await?;
     let parked = outbox::parked(&s.db.pool).await?;
-    assert_eq!(parked.iter().map(|p| p.aggregate_sequence).collect::<Vec<_>>(), vec![1], "the big row is parked");
-    assert_eq!(count_rows(&s.db.pool, "ltf_outbox WHERE sent_at IS NOT NULL").await?, 0, "the rows behind it wait");
+    let big = big_at as i64 + 1;
+    assert_eq!(parked.iter().map(|p| p.aggregate_sequence).collect::<Vec<_>>(), vec![big], "the big row is parked");
+    let sent: Vec<i64> = sqlx::query_scalar("SELECT aggregate_sequence FROM ltf_outbox WHERE sent_at IS NOT NULL ORDER BY 1")
+        .fetch_all(&s.db.pool)
+        .await?;
+    assert_eq!(sent, (1..big).collect::<Vec<_>>(), "the rows before it are sent, the rows behind it wait");
     // Fixed: the topic takes it; retried, then everything is published.
     limit_topic(&s.topic, "2000000").await?;
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -31,6 +31,10 @@ pub struct RelayArgs {
     /// Most aggregates claimed per batch.
     #[arg(long, env = "LTF_RELAY_MAX_AGGREGATES", default_value_t = RelayConfig::default().max_aggregates)]
     max_aggregates: u32,
+    /// Most relays running at once against one database; each takes a slot and writes its
+    /// Kafka transactions as `<topic prefix>.relay-<slot>`.
+    #[arg(long, env = "LTF_RELAY_MAX_RELAYS", default_value_t = RelayConfig::default().max_relays)]
+    max_relays: u32,
     /// Poll interval in milliseconds when no notification arrives.
     #[arg(long, env = "LTF_RELAY_POLL_INTERVAL_MS", default_value_t = 1000)]
     poll_interval_ms: u64,
@@ -54,6 +58,7 @@ impl RelayArgs {
         RelayConfig {
             batch_size: self.batch_size,
             max_aggregates: self.max_aggregates,
+            max_relays: self.max_relays,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             retention: Duration::from_secs(self.retention_secs),
             backlog_interval: Duration::from_millis(self.backlog_interval_ms),

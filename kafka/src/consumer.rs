@@ -81,6 +81,8 @@ impl ConsumerConfig {
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
+            // The relay writes in transactions: an aborted message is never handled.
+            .set("isolation.level", "read_committed")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set("queued.max.messages.kbytes", self.prefetch_kbytes.to_string())
             .set("fetch.queue.backoff.ms", "10")
@@ -99,6 +101,7 @@ mod tests {
     #[test]
     fn offsets_are_stored_manually() {
         let c = ConsumerConfig::new("127.0.0.1:9092", "g").client_config().unwrap();
+        assert_eq!(c.get("isolation.level"), Some("read_committed"));
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(c.get("queued.max.messages.kbytes"), Some("8192"));
         assert_eq!(c.get("fetch.queue.backoff.ms"), Some("10"));

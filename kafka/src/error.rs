@@ -44,6 +44,16 @@ pub enum PublishError {
         source: KafkaError,
     },
 
+    /// A step of a Kafka transaction failed (the transaction wrote nothing readers see).
+    #[error("the Kafka transaction failed to {stage}: {source}")]
+    Transaction {
+        /// What was being done: `initialize`, `begin`, `commit` or `abort`.
+        stage: &'static str,
+        /// librdkafka's error.
+        #[source]
+        source: KafkaError,
+    },
+
     /// Creating or describing topics failed.
     #[error("topic {topic}: {reason}")]
     Topic {
@@ -83,7 +93,10 @@ impl PublishError {
                 )
             ),
             PublishError::Encode { source, .. } => !source.is_retryable(),
-            PublishError::Config { .. } | PublishError::Create(_) | PublishError::Topic { .. } => false,
+            PublishError::Config { .. }
+            | PublishError::Create(_)
+            | PublishError::Topic { .. }
+            | PublishError::Transaction { .. } => false,
         }
     }
 }

@@ -45,6 +45,8 @@ pub fn reader_from_beginning(topics: &[String]) -> Result<BaseConsumer> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", format!("test-reader-{}", uuid::Uuid::new_v4()))
+        // What the pipeline's readers see: messages of committed (relay) transactions only.
+        .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .create()
         .context("creating the test consumer")?;

@@ -170,8 +170,13 @@ impl Runner {
         let resume_at_free = (self.config.max_in_flight as usize / 4).max(1);
         let lanes = Lanes::new(self.shared.clone(), self.process.clone());
         let tick = Duration::from_secs(1);
+        let mut next_positions = Instant::now() + tick;
         loop {
             self.shared.beat();
+            if Instant::now() >= next_positions {
+                next_positions = Instant::now() + tick;
+                store_idle_positions(&consumer, &self.shared);
+            }
             if self.shared.is_stopped() {
                 // The fuse tripped: stop consuming, stay up (unready) until shutdown.
                 if let Ok(tpl) = consumer.assignment() {
@@ -241,6 +246,21 @@ impl Runner {
         info!(abandoned, "worker stopped");
         Ok(RunReport { abandoned })
     }
+}
+
+/// Stores the positions of idle partitions past transaction markers (see
+/// [`PartitionStates::store_idle_positions`]).
+fn store_idle_positions(consumer: &StreamConsumer<RunnerContext>, shared: &PartitionStates) {
+    let Ok(tpl) = consumer.position() else { return };
+    let positions: Vec<(state::Tp, i64)> = tpl
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+            _ => None,
+        })
+        .collect();
+    shared.store_idle_positions(&positions);
 }
 
 /// Shutdown: stops fetching and lets in-flight work finish, for at most `deadline`;

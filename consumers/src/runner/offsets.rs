@@ -32,6 +32,19 @@ impl PartitionOffsets {
         Some(candidate)
     }
 
+    /// Moves the offset to commit to `position` (the consumer's position, past records
+    /// never delivered: transaction markers) when nothing is in flight and it is ahead of
+    /// everything dispatched and committed; returns whether it moved.
+    pub fn advance_to(&mut self, position: i64) -> bool {
+        if !self.in_flight.is_empty() || self.next.is_some_and(|n| n > position) || self.committed.is_some_and(|c| c >= position)
+        {
+            return false;
+        }
+        self.next = Some(position);
+        self.committed = Some(position);
+        true
+    }
+
     /// Events dispatched and not finished.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()

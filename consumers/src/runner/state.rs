@@ -237,6 +237,35 @@ impl PartitionStates {
         }
     }
 
+    /// Stores the consumer's position of each idle partition (nothing in flight, nothing
+    /// held) that is past the offset stored. The position steps over transaction markers
+    /// (the relay writes in transactions), which are never delivered: without this, a
+    /// partition whose last record is a marker would show a lag of 1 for ever. Every record
+    /// below such a position was finished or was a marker, because a message the poll
+    /// returned is either dispatched (in flight until finished) or held (its partition held
+    /// until the seek back, which resets the position). Call it from the poll loop, between
+    /// polls, like [`hold`](Self::hold) and [`release_held`](Self::release_held).
+    pub fn store_idle_positions(&self, positions: &[(Tp, i64)]) {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let store: Vec<(Tp, i64)> = {
+            let mut parts = self.lock();
+            positions
+                .iter()
+                .filter(|(tp, position)| {
+                    let p = parts.entry(tp.clone()).or_insert_with(|| PartitionState { generation, ..Default::default() });
+                    p.resume_at.is_none() && p.offsets.advance_to(*position)
+                })
+                .cloned()
+                .collect()
+        };
+        let Some(consumer) = self.consumer() else { return };
+        for (tp, position) in store {
+            if let Err(e) = consumer.store_offset(&tp, position) {
+                debug!(topic = %tp.0, partition = tp.1, error = %e, "position not stored");
+            }
+        }
+    }
+
     /// The partitions were revoked: work still running for them will not store offsets.
     pub fn revoke(&self, tpl: &TopicPartitionList) {
         self.generation.fetch_add(1, Ordering::SeqCst);

@@ -118,6 +118,32 @@ fn back_pressure_pauses_a_partition_once_and_resumes_it_at_the_first_message_not
     assert!(states.start(&tp(), 3, None).is_some(), "after the resume the offset is dispatched");
 }
 
+/// The relay writes in transactions: a commit marker after the last message of a
+/// partition is never delivered, and only the consumer's position steps over it.
+#[test]
+fn an_idle_partition_stores_the_position_past_a_transaction_marker_and_a_busy_or_held_one_does_not() {
+    let (states, rec) = states();
+    let g = states.start(&tp(), 0, None).expect("not paused");
+    states.store_idle_positions(&[(tp(), 2)]);
+    assert_eq!(rec.calls(), vec![], "offset 0 is in flight");
+    states.finish(&tp(), g, 0);
+    states.store_idle_positions(&[(tp(), 2)]);
+    states.store_idle_positions(&[(tp(), 2)]);
+    assert_eq!(rec.calls(), vec![Call::Store(1), Call::Store(2)], "past the marker at 1, once");
+    states.store_idle_positions(&[(tp(), 1)]);
+    assert_eq!(rec.calls().len(), 2, "never backwards");
+    states.hold(&tp(), 3);
+    states.store_idle_positions(&[(tp(), 6)]);
+    assert_eq!(rec.calls().last(), Some(&Call::Pause), "3.. were fetched but held: not stored past");
+    states.release_held();
+    let g = states.start(&tp(), 3, None).expect("dispatched after the seek");
+    states.finish(&tp(), g, 3);
+    assert_eq!(rec.calls().last(), Some(&Call::Store(4)));
+    let other = ("t".to_owned(), 1);
+    states.store_idle_positions(&[(other, 7)]);
+    assert_eq!(rec.calls().last(), Some(&Call::Store(7)), "a partition that delivered only markers");
+}
+
 /// A process that records when each message of which key started and ended.
 #[derive(Debug, Default)]
 struct Timeline {

@@ -90,3 +90,25 @@ pub async fn mark_sent(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx:
     sqlx::query("UPDATE ltf_outbox SET sent_at = now() WHERE id = ANY($1)").bind(ids).execute(conn).await?;
     Ok(())
 }
+
+/// First key of the relays' slot locks ("ltfs" as an i32), apart from the aggregate locks.
+const SLOT_SPACE: i32 = 0x6c74_6673;
+
+/// Takes the lowest relay slot in `0..slots` no other live relay holds: a session-level
+/// advisory lock that `conn` holds until it closes (a relay that dies frees its slot with
+/// its connection). A relay names its Kafka transactions after its slot, so a restarted
+/// relay takes the slot, and the transactional id, its predecessor had. `None`: every
+/// slot is taken.
+pub async fn claim_relay_slot(conn: &mut PgConnection, slots: u32) -> Result<Option<u32>, sqlx::Error> {
+    for slot in 0..slots {
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(SLOT_SPACE)
+            .bind(slot as i32)
+            .fetch_one(&mut *conn)
+            .await?;
+        if taken {
+            return Ok(Some(slot));
+        }
+    }
+    Ok(None)
+}

@@ -16,7 +16,7 @@ mod parking;
 mod wait;
 
 pub use backlog::{backlog, prune, Backlog};
-pub use claim::{claim_aggregates, mark_sent, unsent_rows, AggregateKey, UnsentRow};
+pub use claim::{claim_aggregates, claim_relay_slot, mark_sent, unsent_rows, AggregateKey, UnsentRow};
 pub use inventory::{inventory, values, InventoryRow};
 pub use parking::{park, parked, retry, skip, skipped, ParkedRow};
 pub use wait::wait_published;

@@ -26,8 +26,12 @@ pub struct PublisherConfig {
     /// (`message.timeout.ms`). Default 30000.
     pub message_timeout_ms: u32,
     /// Extra librdkafka properties, applied last (e.g. `security.protocol`). The
-    /// idempotence settings cannot be overridden here.
+    /// idempotence and transaction settings cannot be overridden here.
     pub extra: BTreeMap<String, String>,
+    /// Set by [`EventPublisher::transactional`](crate::EventPublisher::transactional) only:
+    /// the producer's `transactional.id`.
+    #[serde(skip)]
+    pub(crate) transactional_id: Option<String>,
 }
 
 impl Default for PublisherConfig {
@@ -41,12 +45,20 @@ impl Default for PublisherConfig {
             queue_max_messages: 100_000,
             message_timeout_ms: 30_000,
             extra: BTreeMap::new(),
+            transactional_id: None,
         }
     }
 }
 
-const GUARDED: [&str; 5] =
-    ["acks", "enable.idempotence", "enable.gapless.guarantee", "max.in.flight.requests.per.connection", "retries"];
+const GUARDED: [&str; 7] = [
+    "acks",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "max.in.flight.requests.per.connection",
+    "retries",
+    "transactional.id",
+    "transaction.timeout.ms",
+];
 
 impl PublisherConfig {
     /// The defaults, with `bootstrap_servers` (`host:port,…`).
@@ -76,7 +88,7 @@ impl PublisherConfig {
             return bad("message_timeout_ms", "must be positive");
         }
         if let Some(k) = self.extra.keys().find(|k| GUARDED.contains(&k.as_str())) {
-            return bad(&format!("extra.{k}"), "idempotence settings are fixed by the publisher");
+            return bad(&format!("extra.{k}"), "idempotence and transaction settings are fixed by the publisher");
         }
         Ok(())
     }
@@ -100,6 +112,11 @@ impl PublisherConfig {
             .set("socket.nagle.disable", "true");
         for (k, v) in &self.extra {
             c.set(k, v);
+        }
+        if let Some(id) = &self.transactional_id {
+            // A transaction left open by a producer that died is aborted by the broker after
+            // this long, or at once when a producer of the same id starts.
+            c.set("transactional.id", id).set("transaction.timeout.ms", self.message_timeout_ms.max(10_000).to_string());
         }
         Ok(c)
     }

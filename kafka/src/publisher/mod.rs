@@ -1,6 +1,7 @@
 //! The idempotent [`EventPublisher`] and its settings ([`PublisherConfig`]).
 
 mod config;
+mod transaction;
 
 pub use config::PublisherConfig;
 
@@ -41,6 +42,9 @@ pub struct EventPublisher {
     codec: Arc<EventCodec>,
     /// Per topic: its `max.message.bytes` and when it was read.
     topic_limits: Arc<Mutex<HashMap<String, TopicLimit>>>,
+    /// A transactional publisher: the producer whose transactions are initialized (its
+    /// native handle's address; 0 for none yet). See [`EventPublisher::transactional`].
+    txn_ready: Arc<Mutex<usize>>,
 }
 
 /// A topic's `max.message.bytes` (`None`: Kafka did not say) and when it was read.
@@ -69,6 +73,7 @@ impl EventPublisher {
             config: config.clone(),
             codec,
             topic_limits: Arc::default(),
+            txn_ready: Arc::default(),
         })
     }
 
@@ -117,11 +122,25 @@ impl EventPublisher {
     /// Replaces `failed` (a producer that refused a message with a fatal error) with a new
     /// one of the same settings, unless another caller replaced it already.
     fn replace(&self, failed: &FutureProducer) -> Result<(), PublishError> {
+        self.rebuild_if(failed, |p| {
+            let (code, reason) = p.client().fatal_error()?;
+            Some(format!("the producer raised a fatal error ({code}: {reason})"))
+        })
+    }
+
+    /// Replaces `failed` with a new producer of the same settings when it is still the
+    /// current one and `why` gives a reason (logged).
+    fn rebuild_if(
+        &self,
+        failed: &FutureProducer,
+        why: impl FnOnce(&FutureProducer) -> Option<String>,
+    ) -> Result<(), PublishError> {
         let mut slot = self.producer.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((code, reason)) =
-            slot.client().fatal_error().filter(|_| slot.client().native_ptr() == failed.client().native_ptr())
-        {
-            warn!(%code, %reason, "the producer raised a fatal error; replacing it with a new one");
+        if slot.client().native_ptr() != failed.client().native_ptr() {
+            return Ok(());
+        }
+        if let Some(reason) = why(&slot) {
+            warn!(%reason, "replacing the producer with a new one");
             counter!(PRODUCER_REBUILDS_TOTAL).increment(1);
             *slot = self.config.client_config()?.create().map_err(PublishError::Create)?;
         }
@@ -174,9 +193,13 @@ impl EventPublisher {
     }
 
     /// Publishes already-encoded values; one result per message, in order.
-    pub async fn publish_encoded_batch(&self, msgs: &[EncodedEvent]) -> Vec<Result<Delivery, PublishError>> {
+    pub async fn publish_encoded_batch<'m>(
+        &self,
+        msgs: impl IntoIterator<Item = &'m EncodedEvent>,
+    ) -> Vec<Result<Delivery, PublishError>> {
+        let msgs: Vec<&EncodedEvent> = msgs.into_iter().collect();
         let mut pending = Vec::with_capacity(msgs.len());
-        for m in msgs {
+        for m in &msgs {
             pending.push(self.enqueue(m).await);
         }
         join_all(msgs.iter().zip(pending).map(|(m, p)| async move {

@@ -1,11 +1,13 @@
 //! One relay batch: claim aggregates, read their lowest unsent rows, publish, mark sent —
 //! all inside one transaction whose advisory locks keep other relays off the aggregates.
 //!
-//! Per aggregate, in sequence order, the rows Kafka acknowledged are marked sent up to
-//! the first that failed: a row Kafka refuses for good is parked (its later rows wait
-//! behind it, other aggregates go on); after a failure that a retry may heal, the row and
-//! the later rows of its aggregate stay unsent for the next batch, and the batch reports
-//! the error once what was published is committed.
+//! The rows go to Kafka in one Kafka transaction: all of them become visible to readers
+//! at once, or none. When Kafka refuses a row, the transaction is aborted, so no later row
+//! of its aggregate that Kafka took is seen before it. Then, per aggregate: the rows before
+//! the refused one are published again without it; the refused row, once it is the
+//! aggregate's first unsent row, is tried alone, and parked if refused again (its later
+//! rows wait behind it, other aggregates go on). After a failure that a retry may heal,
+//! the batch reports the error once what was committed is marked sent.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
@@ -50,7 +52,7 @@ pub(crate) async fn run_batch(
     let messages = rows.iter().map(message).collect::<Result<Vec<_>, _>>()?;
     // Rows come by sequence, so each aggregate's rows are in order here.
     let mut stopped: HashSet<(&str, &str)> = HashSet::new();
-    let (mut sent, mut parked, mut retry_later) = (Vec::new(), Vec::new(), None);
+    let (mut sent, mut parked, mut retry_later): (Vec<&UnsentRow>, _, _) = (Vec::new(), Vec::new(), None);
     // A row larger than its topic takes is parked before anything is sent: once sent, the
     // later rows of its aggregate, in flight with it, could be written before it.
     let (mut send_rows, mut batch) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
@@ -83,35 +85,7 @@ pub(crate) async fn run_batch(
         send_rows.push(row);
         batch.push(msg);
     }
-    let results = publisher.publish_encoded_batch(&batch).await;
-    for ((row, msg), result) in send_rows.into_iter().zip(&batch).zip(results) {
-        let aggregate = (row.aggregate_type.as_str(), row.aggregate_id.as_str());
-        if stopped.contains(&aggregate) {
-            continue;
-        }
-        // Kafka refuses a whole produce batch for one bad message in it: a row refused
-        // in the batch is tried alone before it is parked.
-        let result = match result {
-            Err(e) if e.is_permanent() => {
-                publisher.forget_limit(&msg.topic);
-                publisher.publish_encoded(msg).await
-            }
-            other => other,
-        };
-        match result {
-            Ok(_) => sent.push(row),
-            Err(e) => {
-                stopped.insert(aggregate);
-                if e.is_permanent() {
-                    warn!(event_id = %row.event_id, aggregate_id = %row.aggregate_id, sequence = row.aggregate_sequence,
-                        topic = %row.topic, error = %e, "outbox row refused by Kafka for good: parked");
-                    parked.push((row, e.to_string()));
-                } else {
-                    retry_later.get_or_insert(e);
-                }
-            }
-        }
-    }
+    publish_in_transactions(publisher, &send_rows, &batch, &mut sent, &mut parked, &mut retry_later).await;
     outbox::mark_sent(&mut tx, &sent.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
     for (row, reason) in &parked {
         outbox::park(&mut tx, row.id, reason).await?;
@@ -134,6 +108,109 @@ pub(crate) async fn run_batch(
         return Err(e.into());
     }
     Ok(BatchReport { published: sent.len(), aggregates: claimed.len(), parked: parked.len() })
+}
+
+/// How many transactions one batch tries before it leaves the rest to the next batch:
+/// each failed one takes at least one row out, so a few suffice for isolated refusals.
+const MAX_TRANSACTIONS: usize = 8;
+
+/// Publishes `msgs` (the rows `rows`, each aggregate's in sequence order) in Kafka
+/// transactions, adding to `sent` the rows committed, to `parked` the rows Kafka refused
+/// alone, and to `retry_later` a failure a retry may heal (which ends the batch).
+async fn publish_in_transactions<'r>(
+    publisher: &EventPublisher,
+    rows: &[&'r UnsentRow],
+    msgs: &[EncodedEvent],
+    sent: &mut Vec<&'r UnsentRow>,
+    parked: &mut Vec<(&'r UnsentRow, String)>,
+    retry_later: &mut Option<ltf_kafka::PublishError>,
+) {
+    let aggregate = |i: usize| (rows[i].aggregate_type.as_str(), rows[i].aggregate_id.as_str());
+    let mut pending: Vec<usize> = (0..rows.len()).collect();
+    for _ in 0..MAX_TRANSACTIONS {
+        if pending.is_empty() {
+            return;
+        }
+        let refused = match transaction(publisher, pending.iter().map(|&i| &msgs[i])).await {
+            Ok(()) => {
+                sent.extend(pending.iter().map(|&i| rows[i]));
+                return;
+            }
+            Err(Outcome::Failed(e)) => {
+                retry_later.get_or_insert(e);
+                return;
+            }
+            Err(Outcome::Refused(refused)) => refused,
+        };
+        // Per aggregate, the first refused row: the rows before it go again without it; a
+        // refused row that comes first of its aggregate is tried alone.
+        let mut cut: HashMap<(&str, &str), usize> = HashMap::new();
+        for (at, e) in refused {
+            let i = pending[at];
+            if cut.contains_key(&aggregate(i)) {
+                continue;
+            }
+            cut.insert(aggregate(i), i);
+            let first = pending.iter().find(|&&j| aggregate(j) == aggregate(i)) == Some(&i);
+            if !first {
+                continue;
+            }
+            publisher.forget_limit(&msgs[i].topic);
+            match transaction(publisher, std::iter::once(&msgs[i])).await {
+                Ok(()) => sent.push(rows[i]),
+                Err(Outcome::Refused(mut again)) => {
+                    let reason = again.pop().map_or(e.to_string(), |(_, e)| e.to_string());
+                    warn!(event_id = %rows[i].event_id, aggregate_id = %rows[i].aggregate_id,
+                        sequence = rows[i].aggregate_sequence, topic = %rows[i].topic, error = %reason,
+                        "outbox row refused by Kafka for good: parked");
+                    parked.push((rows[i], reason));
+                }
+                Err(Outcome::Failed(e)) => {
+                    retry_later.get_or_insert(e);
+                    return;
+                }
+            }
+        }
+        // Rows from each aggregate's refused row on wait for a later transaction or batch
+        // (a row tried alone and committed is sent; its later rows follow next batch).
+        pending.retain(|&j| cut.get(&aggregate(j)).is_none_or(|&i| j < i));
+    }
+}
+
+/// Why a transaction wrote nothing.
+enum Outcome {
+    /// Kafka refused these messages (index in the transaction, error) for good.
+    Refused(Vec<(usize, ltf_kafka::PublishError)>),
+    /// A failure a retry may heal (a lost broker, a timeout, a failed commit).
+    Failed(ltf_kafka::PublishError),
+}
+
+/// Publishes `msgs` in one transaction and commits it when Kafka took every one;
+/// otherwise aborts it, so none is visible to readers.
+async fn transaction<'m>(publisher: &EventPublisher, msgs: impl Iterator<Item = &'m EncodedEvent>) -> Result<(), Outcome> {
+    publisher.begin_transaction().await.map_err(Outcome::Failed)?;
+    let results = publisher.publish_encoded_batch(msgs).await;
+    let mut refused = Vec::new();
+    let mut failed = None;
+    for (at, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(_) => {}
+            Err(e) if e.is_permanent() => refused.push((at, e)),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if refused.is_empty() && failed.is_none() {
+        return publisher.commit_transaction().await.map_err(Outcome::Failed);
+    }
+    if let Err(e) = publisher.abort_transaction().await {
+        tracing::debug!(error = %e, "aborting a refused transaction failed; the producer was replaced");
+    }
+    match failed {
+        Some(e) => Err(Outcome::Failed(e)),
+        None => Err(Outcome::Refused(refused)),
+    }
 }
 
 fn message(r: &UnsentRow) -> Result<EncodedEvent, RelayError> {

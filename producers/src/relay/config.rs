@@ -12,6 +12,10 @@ pub struct RelayConfig {
     pub batch_size: u32,
     /// Most aggregates claimed per batch. Default 256.
     pub max_aggregates: u32,
+    /// Most relays running at once against one database. Each takes the lowest free slot
+    /// (`0..max_relays`) and names its Kafka transactions `<topic prefix>.relay-<slot>`;
+    /// a relay finding every slot taken fails its batches until one is free. Default 64.
+    pub max_relays: u32,
     /// How long the relay waits for a notification before it looks for rows anyway.
     /// Default 1 s.
     #[serde(with = "ltf_kafka::config::millis", rename = "poll_interval_ms")]
@@ -40,6 +44,7 @@ impl Default for RelayConfig {
         RelayConfig {
             batch_size: 1000,
             max_aggregates: 256,
+            max_relays: 64,
             poll_interval: Duration::from_secs(1),
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
@@ -56,6 +61,9 @@ impl RelayConfig {
         let bad = |key: &str, reason: &str| Err(RelayError::Config { key: key.into(), reason: reason.into() });
         if self.batch_size == 0 || self.batch_size > 100_000 {
             return bad("batch_size", "must be between 1 and 100000");
+        }
+        if self.max_relays == 0 || self.max_relays > 10_000 {
+            return bad("max_relays", "must be between 1 and 10000");
         }
         if self.max_aggregates == 0 {
             return bad("max_aggregates", "must be at least 1");

@@ -23,6 +23,13 @@ pub enum RelayError {
     #[error("relay publish: {0}")]
     Publish(#[from] PublishError),
 
+    /// Every relay slot is taken by a live relay (see `RelayConfig::max_relays`).
+    #[error("all {max_relays} relay slots are taken by running relays (raise max_relays)")]
+    NoSlot {
+        /// The number of slots.
+        max_relays: u32,
+    },
+
     /// A stored row is not a publishable message (its headers are not a JSON object of
     /// strings); it stays unsent and blocks its aggregate until repaired.
     #[error("outbox row {id} ({event_id}) is malformed: {reason}")]
@@ -44,6 +51,7 @@ impl RelayError {
             RelayError::Db(_) => "database",
             RelayError::Publish(_) => "kafka",
             RelayError::MalformedRow { .. } => "malformed_row",
+            RelayError::NoSlot { .. } => "no_slot",
         }
     }
 }

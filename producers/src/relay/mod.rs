@@ -11,12 +11,18 @@
 //!   "ids above a watermark", which skips rows of transactions that commit out of id
 //!   order), takes the lowest sequences of each aggregate it claims, and publishes them
 //!   through the idempotent producer with key = aggregateId (one partition, in order);
+//! * a batch is one Kafka transaction, so readers of committed messages never see a later
+//!   row of an aggregate without the earlier ones: a row Kafka refuses aborts the
+//!   transaction, the rows before it go again without it, and it is parked once it is
+//!   the first unsent row of its aggregate and refused alone (see `batch`). Each relay
+//!   writes as `<topic prefix>.relay-<slot>`, the lowest slot free (a PostgreSQL session
+//!   lock), so a restarted relay aborts at once what its predecessor left open;
 //! * several relays may run at once: an aggregate is claimed with a transaction-scoped
 //!   PostgreSQL advisory lock (`pg_try_advisory_xact_lock`), so at most one relay
 //!   publishes a given aggregate at a time and the next one sees its rows as sent;
 //!   relays never wait for each other, they take other aggregates;
 //! * a failed batch (Kafka or PostgreSQL) is rolled back as a whole and retried with
-//!   exponential backoff; nothing is marked sent that was not acknowledged;
+//!   exponential backoff; nothing is marked sent that was not committed to Kafka;
 //! * sent rows are deleted after [`RelayConfig::retention`]; unsent rows never are;
 //! * the backlog (unsent rows) and the age of its oldest row are exported as metrics
 //!   ([`crate::metrics::OUTBOX_BACKLOG`], [`crate::metrics::OUTBOX_OLDEST_AGE_SECONDS`]).

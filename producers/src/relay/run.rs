@@ -1,44 +1,91 @@
 //! The relay loop: batches while there is work, then waits for a notification.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics::counter;
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::metrics::{labels, RELAY_FAILURES_TOTAL};
 use crate::relay::batch::{run_batch, BatchReport};
 use crate::relay::housekeeping::{prune, sample_backlog};
 use crate::relay::{Backlog, RelayConfig, RelayError};
-use ltf_domain::outbox::NOTIFY_CHANNEL as CHANNEL;
+use ltf_domain::outbox::{self, NOTIFY_CHANNEL as CHANNEL};
 use ltf_kafka::EventPublisher;
 
 /// The outbox relay. See the [module documentation](crate::relay) for its guarantees.
+/// Clones share one slot and publish their batches one at a time.
 #[derive(Debug, Clone)]
 pub struct Relay {
     pool: PgPool,
     publisher: EventPublisher,
     config: RelayConfig,
+    slot: Arc<Mutex<Option<Slot>>>,
+}
+
+/// The relay's slot: the connection holding its slot lock, and the transactional
+/// publisher named after the slot.
+struct Slot {
+    lock: PgConnection,
+    publisher: EventPublisher,
+    id: String,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("transactional_id", &self.id).finish_non_exhaustive()
+    }
 }
 
 impl Relay {
     /// A relay publishing the outbox of `pool` through `publisher`.
     pub fn new(pool: PgPool, publisher: EventPublisher, config: RelayConfig) -> Result<Relay, RelayError> {
         config.validate()?;
-        Ok(Relay { pool, publisher, config })
+        Ok(Relay { pool, publisher, config, slot: Arc::default() })
+    }
+
+    /// Takes the lowest free relay slot and a transactional publisher named after it.
+    async fn claim_slot(&self) -> Result<Slot, RelayError> {
+        let mut lock = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let slot = outbox::claim_relay_slot(&mut lock, self.config.max_relays)
+            .await?
+            .ok_or(RelayError::NoSlot { max_relays: self.config.max_relays })?;
+        let id = format!("{}.relay-{slot}", self.publisher.codec().topics().prefix());
+        let publisher = self.publisher.transactional(&id)?;
+        info!(transactional_id = %id, "relay slot taken");
+        Ok(Slot { lock, publisher, id })
     }
 
     /// Publishes one batch: claims up to `max_aggregates` aggregates no other relay holds
     /// and publishes up to `batch_size` of their lowest unsent rows.
     pub async fn relay_once(&self) -> Result<BatchReport, RelayError> {
-        let mut conn = self.pool.acquire().await?;
-        let result = run_batch(&mut conn, &self.publisher, &self.config).await;
+        let mut held = self.slot.lock().await;
+        let result = self.batch(&mut held).await;
         if let Err(e) = &result {
             counter!(RELAY_FAILURES_TOTAL, labels::REASON => e.reason()).increment(1);
+            // A lost slot connection freed the slot: another relay may take it (and fence
+            // this relay's transactions). Take a slot again before the next batch.
+            if let Some(slot) = held.as_mut() {
+                if slot.lock.ping().await.is_err() {
+                    warn!(transactional_id = %slot.id, "the relay slot's connection is gone; taking a slot again");
+                    *held = None;
+                }
+            }
         }
         result
+    }
+
+    async fn batch(&self, held: &mut Option<Slot>) -> Result<BatchReport, RelayError> {
+        let slot = match held {
+            Some(slot) => slot,
+            None => held.insert(self.claim_slot().await?),
+        };
+        let mut conn = self.pool.acquire().await?;
+        run_batch(&mut conn, &slot.publisher, &self.config).await
     }
 
     /// Publishes batches until one finds nothing to do; returns the rows published.

@@ -165,6 +165,8 @@ fn plain_consumer(bootstrap: &str) -> Result<BaseConsumer> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("ltf-chaos-check-{}", Uuid::new_v4().simple()))
+        // What the workers read: messages of committed relay transactions.
+        .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .create()

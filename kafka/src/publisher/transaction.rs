@@ -1,0 +1,102 @@
+//! Kafka transactions: a batch of messages becomes visible to readers (`read_committed`,
+//! librdkafka's default) all at once when committed, or never when aborted.
+//!
+//! The outbox relay writes each batch in a transaction, so a message Kafka refuses cannot
+//! be overtaken by a later message of its key that Kafka took: both are aborted, and the
+//! later one is written again after the refused one is dealt with.
+//!
+//! A transactional publisher heals itself: after any failure of a transaction step that
+//! leaves the producer in doubt (a timeout, a fenced or fatal producer), the producer is
+//! replaced by a new one of the same `transactional.id`, whose initialization aborts what
+//! the old one left open.
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use tracing::debug;
+
+use super::EventPublisher;
+use crate::PublishError;
+
+/// How long initializing, committing or aborting a transaction may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl EventPublisher {
+    /// A publisher of the same settings and codec whose producer writes in transactions
+    /// under `transactional_id`. At most one producer of an id is live: starting one fences
+    /// (stops) the previous one and aborts its open transaction, so each concurrent writer
+    /// needs its own id, and a restarted writer should take its old one.
+    pub fn transactional(&self, transactional_id: &str) -> Result<EventPublisher, PublishError> {
+        if transactional_id.trim().is_empty() {
+            return Err(PublishError::Config { key: "transactional_id".into(), reason: "must not be empty".into() });
+        }
+        let mut config = self.config.clone();
+        config.transactional_id = Some(transactional_id.to_owned());
+        EventPublisher::new(&config, self.codec.clone())
+    }
+
+    /// Whether this publisher writes in transactions.
+    pub fn is_transactional(&self) -> bool {
+        self.config.transactional_id.is_some()
+    }
+
+    /// Starts a transaction (initializing the producer's transactions first, once per
+    /// producer). Messages published until [`commit_transaction`](Self::commit_transaction)
+    /// or [`abort_transaction`](Self::abort_transaction) belong to it.
+    pub async fn begin_transaction(&self) -> Result<(), PublishError> {
+        let producer = self.producer();
+        let handle = producer.client().native_ptr() as usize;
+        let ready = *self.txn_ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner) == handle;
+        if !ready {
+            self.step(&producer, "initialize", |p| p.init_transactions(TXN_TIMEOUT)).await?;
+            *self.txn_ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = handle;
+        }
+        self.step(&producer, "begin", |p| p.begin_transaction()).await
+    }
+
+    /// Commits the open transaction: every message published in it was acknowledged and
+    /// is now visible. On failure the transaction is aborted (or the producer replaced),
+    /// and none of its messages is visible to readers of committed messages.
+    pub async fn commit_transaction(&self) -> Result<(), PublishError> {
+        let producer = self.producer();
+        match self.step(&producer, "commit", |p| p.commit_transaction(TXN_TIMEOUT)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if let Err(abort) = self.abort_transaction().await {
+                    debug!(error = %abort, "aborting after a failed commit failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Aborts the open transaction: none of its messages becomes visible to readers of
+    /// committed messages. A producer that cannot abort is replaced.
+    pub async fn abort_transaction(&self) -> Result<(), PublishError> {
+        let producer = self.producer();
+        self.step(&producer, "abort", |p| p.abort_transaction(TXN_TIMEOUT)).await
+    }
+
+    /// Runs a blocking transaction call off the async threads; after a failure that does
+    /// not leave the producer ready for the next step (anything but an abortable error of
+    /// a commit), the producer is replaced.
+    async fn step(
+        &self,
+        producer: &FutureProducer,
+        stage: &'static str,
+        call: impl FnOnce(&FutureProducer) -> Result<(), KafkaError> + Send + 'static,
+    ) -> Result<(), PublishError> {
+        let p = producer.clone();
+        let result = tokio::task::spawn_blocking(move || call(&p)).await.unwrap_or_else(|join| {
+            debug!(error = %join, "a transaction call did not finish");
+            Err(KafkaError::Canceled)
+        });
+        let Err(source) = result else { return Ok(()) };
+        let abortable = matches!(&source, KafkaError::Transaction(e) if e.txn_requires_abort() && !e.is_fatal());
+        if !(stage == "commit" && abortable) {
+            self.rebuild_if(producer, |_| Some(format!("a transaction failed to {stage}: {source}")))?;
+        }
+        Err(PublishError::Transaction { stage, source })
+    }
+}
