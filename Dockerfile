@@ -9,10 +9,12 @@ ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 # librdkafka (bundled, built by rdkafka-sys) and aws-lc-sys need a C toolchain and cmake;
-# zlib is linked dynamically, zstd statically.
+# zlib is linked dynamically, zstd statically, and OpenSSL (librdkafka's TLS and SASL
+# SCRAM: rdkafka's `ssl-vendored`) is built from source by openssl-src (perl, make) and
+# linked statically, so the runtime image needs no libssl.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config zlib1g-dev libzstd-dev \
+      build-essential cmake perl pkg-config zlib1g-dev libzstd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -25,7 +25,7 @@ mod telemetry;
 mod topics;
 mod worker;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use settings::Common;
@@ -85,6 +85,14 @@ enum Command {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let _telemetry = cli.common.init_tracing(&service_name(&cli.command));
+    cli.common.kafka_security.install()?;
+    if uses_kafka(&cli.command) {
+        // Settings the brokers refuse (login, certificates, protocol) end the command now,
+        // naming the setting; brokers not reachable yet are retried by the clients.
+        ltf_kafka::security::check(&cli.common.bootstrap, std::time::Duration::from_secs(10))
+            .await
+            .context("Kafka refused the connection settings")?;
+    }
     match cli.command {
         Command::Schemas(c) => schemas::run(&cli.common, c).await,
         Command::Topics(c) => topics::run(&cli.common, c).await,
@@ -102,6 +110,14 @@ async fn main() -> Result<()> {
         Command::Outbox(c) => outbox::run(c).await,
         Command::Status(a) => status::run(&cli.common, a).await,
     }
+}
+
+/// Whether the command talks to Kafka (its connection settings are checked at start).
+fn uses_kafka(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Migrate(_) | Command::Audit(_) | Command::Outbox(_) | Command::DemoFlows(_) | Command::Automations(_)
+    )
 }
 
 /// The service name of a command's traces: `ltf-api`, `ltf-relay`, `ltf-worker-<name>`, ….

@@ -74,9 +74,8 @@ impl ConsumerConfig {
     /// The librdkafka configuration: manual offset store, auto-commit of stored offsets.
     pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
         self.validate()?;
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap_servers)
-            .set("group.id", &self.group_id)
+        let mut c = crate::security::client_config(&self.bootstrap_servers);
+        c.set("group.id", &self.group_id)
             .set("auto.offset.reset", &self.auto_offset_reset)
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")

@@ -9,6 +9,7 @@
 //! | [`trace`] | W3C trace context (`traceparent`) from span to header and back |
 //! | [`metrics`] | [`Metric`](metrics::Metric) and [`Kind`](metrics::Kind): the catalogue types |
 //! | [`config`] | [`ConfigError`] (names the bad key) and durations in milliseconds |
+//! | [`security`] | [`KafkaSecurity`](security::KafkaSecurity): SASL/TLS settings of every client ([`security::client_config`]) |
 //! | [`PublishError`] | this crate's one error enum |
 //!
 //! Guarantees of [`EventPublisher`]:
@@ -37,6 +38,7 @@ pub mod consumer;
 mod error;
 pub mod metrics;
 pub mod publisher;
+pub mod security;
 pub mod topics;
 pub mod trace;
 

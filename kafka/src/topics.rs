@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
 
 use crate::PublishError;
 
@@ -52,7 +51,7 @@ pub async fn ensure_topics(bootstrap_servers: &str, specs: &[TopicSpec]) -> Resu
 }
 
 fn admin(bootstrap_servers: &str) -> Result<AdminClient<DefaultClientContext>, PublishError> {
-    ClientConfig::new().set("bootstrap.servers", bootstrap_servers).create().map_err(PublishError::Create)
+    crate::security::client_config(bootstrap_servers).create().map_err(PublishError::Create)
 }
 
 /// Creates `new` (existing topics are left as they are) and waits for their leaders.

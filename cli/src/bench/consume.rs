@@ -34,7 +34,6 @@ use ltf_schemas::{AggregateType, EventCodec, EventType, TopicNames};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::ClientConfig;
 use rdkafka::Message;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
@@ -317,8 +316,7 @@ async fn held(bootstrap: &str, topic: &str) -> Result<u64> {
     let bootstrap = bootstrap.to_owned();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || -> Result<u64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
+        let consumer: BaseConsumer = ltf_kafka::security::client_config(&bootstrap)
             .set("group.id", "ltfbench-consume-watermarks")
             .create()
             .context("creating a Kafka client")?;
@@ -372,7 +370,7 @@ async fn fill(common: &Common, a: &ConsumeArgs, topic: &str, publisher: &EventPu
 
 /// Deletes the group's retry and dead-letter topics the runner created (best effort).
 async fn delete_side_topics(bootstrap: &str, topic: &str, group: &str) {
-    let admin: AdminClient<DefaultClientContext> = match ClientConfig::new().set("bootstrap.servers", bootstrap).create() {
+    let admin: AdminClient<DefaultClientContext> = match ltf_kafka::security::client_config(bootstrap).create() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("could not delete the bench group's side topics: {e}");

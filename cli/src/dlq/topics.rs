@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use ltf_schemas::TopicNames;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 
 /// Metadata and watermark requests give up after this long.
 pub const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,8 +51,7 @@ impl Selection {
 
 /// A consumer that joins no group and commits nothing: for metadata and reading.
 pub fn plain_consumer(bootstrap: &str) -> Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    ltf_kafka::security::client_config(bootstrap)
         .set("group.id", format!("ltf-cli-reader-{}", uuid::Uuid::new_v4().simple()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -11,7 +11,7 @@ use ltf_schemas::TopicNames;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::dlq::{plain_consumer, KAFKA_TIMEOUT};
@@ -104,8 +104,7 @@ fn lag_of(
     }
     // A consumer with the group's id only to read its committed offsets: it never
     // subscribes, so it does not join the group.
-    let offsets: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let offsets: BaseConsumer = ltf_kafka::security::client_config(bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()

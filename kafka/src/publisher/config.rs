@@ -96,9 +96,8 @@ impl PublisherConfig {
     /// The librdkafka configuration of an idempotent producer.
     pub fn client_config(&self) -> Result<ClientConfig, PublishError> {
         self.validate()?;
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap_servers)
-            .set("acks", "all")
+        let mut c = crate::security::client_config(&self.bootstrap_servers);
+        c.set("acks", "all")
             .set("enable.idempotence", "true")
             // A failure that would leave a gap in a partition's sequence is a fatal error
             // instead; the publisher then replaces the producer and its caller retries.

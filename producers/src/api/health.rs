@@ -16,7 +16,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -42,8 +41,7 @@ impl Readiness {
     /// Probes of the brokers `bootstrap_servers` and the Confluent-compatible registry API
     /// at `registry_url`. Creating the Kafka client does not connect yet.
     pub fn new(bootstrap_servers: &str, registry_url: &str) -> Result<Readiness, PublishError> {
-        let kafka: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap_servers)
+        let kafka: BaseConsumer = ltf_kafka::security::client_config(bootstrap_servers)
             .set("socket.nagle.disable", "true")
             .create()
             .map_err(PublishError::Create)?;

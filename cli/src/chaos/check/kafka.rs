@@ -44,8 +44,7 @@ fn kafka_state(bootstrap: &str, topics: &TopicNames, groups: &[(String, String)]
         let consumed = WorkerKind::parse(worker).map_or_else(|| events.clone(), |w| w.topics(topics));
         // A consumer with the group's id, only to read its committed offsets: it never
         // subscribes, so it does not join the group.
-        let offsets: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let offsets: BaseConsumer = ltf_kafka::security::client_config(bootstrap)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .create()

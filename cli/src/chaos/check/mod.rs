@@ -29,7 +29,7 @@ use ltf_workers::cache::{CacheConfig, CacheEntry, RecordCache};
 use ltf_workers::{analytics, audit, WorkerKind};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers as _, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -162,8 +162,7 @@ struct RawMessage {
 /// A consumer that joins no group (a unique `group.id`, used only for assignment) and
 /// commits nothing.
 fn plain_consumer(bootstrap: &str) -> Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    ltf_kafka::security::client_config(bootstrap)
         .set("group.id", format!("ltf-chaos-check-{}", Uuid::new_v4().simple()))
         // What the workers read: messages of committed relay transactions.
         .set("isolation.level", "read_committed")
