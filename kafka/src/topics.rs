@@ -66,6 +66,11 @@ async fn create(admin: &AdminClient<DefaultClientContext>, new: &[NewTopic<'_>])
         .map(|r| match r {
             Ok(name) => Ok((name, Ensured::Created)),
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => Ok((name, Ensured::AlreadyExisted)),
+            // A principal that may not create topics (least privilege: only the admin
+            // does) still ensures topics that exist.
+            Err((name, RDKafkaErrorCode::TopicAuthorizationFailed)) if exists(admin, &name) => {
+                Ok((name, Ensured::AlreadyExisted))
+            }
             Err((name, code)) => Err(PublishError::Topic { topic: name, reason: code.to_string() }),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -73,6 +78,14 @@ async fn create(admin: &AdminClient<DefaultClientContext>, new: &[NewTopic<'_>])
         wait_for_leaders(admin, t.name).await?;
     }
     Ok(outcome)
+}
+
+/// Whether `topic` exists (as far as this principal may see).
+fn exists(admin: &AdminClient<DefaultClientContext>, topic: &str) -> bool {
+    admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .is_ok_and(|md| md.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
 }
 
 /// A topic that holds copies of another topic's messages (a consumer group's retry and
