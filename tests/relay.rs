@@ -372,50 +372,11 @@ async fn a_row_too_large_for_its_topic_never_lets_a_later_row_of_its_aggregate_o
     // One message per produce request, several requests in flight.
     config.extra.insert("batch.num.messages".into(), "1".into());
     let relay = Relay::new(s.db.pool.clone(), EventPublisher::new(&config, s.codec.clone())?, RelayConfig::default())?;
-    let drain = || async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            match relay.relay_once().await {
-                Ok(r) if r.published == 0 && r.parked == 0 => return anyhow::Ok(()),
-                Ok(_) => {}
-                Err(e) => eprintln!("batch failed: {e}"),
-            }
-            anyhow::ensure!(std::time::Instant::now() < deadline, "the relay did not settle");
-        }
-    };
-    drain().await?;
+    settle(&relay).await?;
     let parked = outbox::parked(&s.db.pool).await?;
     assert_eq!(parked.iter().map(|p| p.aggregate_sequence).collect::<Vec<_>>(), vec![1], "the big row is parked");
     assert_eq!(count_rows(&s.db.pool, "ltf_outbox WHERE sent_at IS NOT NULL").await?, 0, "the rows behind it wait");
-    // Fixed: the topic takes it; retried, then everything is published.
-    limit_topic(&s.topic, "2000000").await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    outbox::retry(&s.db.pool, parked[0].id).await?;
-    drain().await?;
-    assert_eq!(count_rows(&s.db.pool, "ltf_outbox WHERE sent_at IS NULL").await?, 0, "all published");
-
-    let sequence_of: std::collections::HashMap<String, i64> =
-        sqlx::query_as::<_, (uuid::Uuid, i64)>("SELECT event_id, aggregate_sequence FROM ltf_outbox")
-            .fetch_all(&s.db.pool)
-            .await?
-            .into_iter()
-            .map(|(id, seq)| (id.to_string(), seq))
-            .collect();
-    let expected: HashSet<uuid::Uuid> = sequence_of.keys().filter_map(|k| k.parse().ok()).collect();
-    let messages =
-        read_until_seen(std::slice::from_ref(&s.topic), &expected, Duration::from_secs(30), Duration::from_millis(500))?;
-    let log: Vec<i64> = messages
-        .iter()
-        .filter_map(|m| headers(m).into_iter().find(|(k, _)| k == "event-id").and_then(|(_, v)| sequence_of.get(&v).copied()))
-        .collect();
-    // Duplicates of rows already in the log are fine (consumers drop them); a row ahead
-    // of one that first appears later is not.
-    let mut highest = 0;
-    for seq in &log {
-        assert!(*seq <= highest + 1, "sequence {seq} reached the topic before {}: {log:?}", highest + 1);
-        highest = highest.max(*seq);
-    }
-    assert_eq!(highest, n as i64, "every row reached the topic: {log:?}");
+    fix_retry_and_check_order(&s, &relay, parked[0].id, n).await?;
     s.db.drop_database().await
 }
 
@@ -463,18 +424,7 @@ async fn unforeseen_refusal(test: &str, big_at: usize) -> Result<()> {
         CreateRecord.run(&s.db.pool, &s.codec, &ctx, input).await?;
     }
     let relay = Relay::new(s.db.pool.clone(), publisher, RelayConfig::default())?;
-    let drain = || async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            match relay.relay_once().await {
-                Ok(r) if r.published == 0 && r.parked == 0 => return anyhow::Ok(()),
-                Ok(_) => {}
-                Err(e) => eprintln!("batch failed: {e}"),
-            }
-            anyhow::ensure!(std::time::Instant::now() < deadline, "the relay did not settle");
-        }
-    };
-    drain().await?;
+    settle(&relay).await?;
     let parked = outbox::parked(&s.db.pool).await?;
     let big = big_at as i64 + 1;
     assert_eq!(parked.iter().map(|p| p.aggregate_sequence).collect::<Vec<_>>(), vec![big], "the big row is parked");
@@ -482,14 +432,33 @@ async fn unforeseen_refusal(test: &str, big_at: usize) -> Result<()> {
         .fetch_all(&s.db.pool)
         .await?;
     assert_eq!(sent, (1..big).collect::<Vec<_>>(), "the rows before it are sent, the rows behind it wait");
-    // Fixed: the topic takes it; retried, then everything is published.
+    fix_retry_and_check_order(&s, &relay, parked[0].id, n).await?;
+    s.db.drop_database().await
+}
+
+/// Runs relay batches until one publishes and parks nothing (at most 60 s); failed
+/// batches are printed and retried.
+async fn settle(relay: &Relay) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match relay.relay_once().await {
+            Ok(r) if r.published == 0 && r.parked == 0 => return Ok(()),
+            Ok(_) => {}
+            Err(e) => eprintln!("batch failed: {e}"),
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the relay did not settle");
+    }
+}
+
+/// The fix: the topic takes the big row; the parked row `parked` is retried, then every
+/// row is published, the `n` rows of `tbl_0` in sequence order.
+async fn fix_retry_and_check_order(s: &Setup, relay: &Relay, parked: i64, n: usize) -> Result<()> {
     limit_topic(&s.topic, "2000000").await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    outbox::retry(&s.db.pool, parked[0].id).await?;
-    drain().await?;
+    ltf_domain::outbox::retry(&s.db.pool, parked).await?;
+    settle(relay).await?;
     assert_eq!(count_rows(&s.db.pool, "ltf_outbox WHERE sent_at IS NULL").await?, 0, "all published");
-    assert_sequence_order_on_the_topic(&s, n).await?;
-    s.db.drop_database().await
+    assert_sequence_order_on_the_topic(s, n).await
 }
 
 /// Reads the table topic (as a reader of committed messages) until every outbox row was

@@ -85,8 +85,8 @@ enum Command {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let _telemetry = cli.common.init_tracing(&service_name(&cli.command));
-    cli.common.kafka_security.install()?;
     if uses_kafka(&cli.command) {
+        cli.common.kafka_security.install()?;
         // Settings the brokers refuse (login, certificates, protocol) end the command now,
         // naming the setting; brokers not reachable yet are retried by the clients.
         ltf_kafka::security::check(&cli.common.bootstrap, std::time::Duration::from_secs(10))

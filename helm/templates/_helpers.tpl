@@ -213,12 +213,18 @@ spec:
         {{- with .volumeMounts }}
         {{- . | nindent 8 }}
         {{- end }}
+        {{- with include "latechforce.kafkaMounts" $root }}
+        {{- . | nindent 8 }}
+        {{- end }}
   volumes:
     # The root filesystem is read-only; a small writable /tmp for libraries that want one.
     - name: tmp
       emptyDir:
         sizeLimit: 16Mi
     {{- with .volumes }}
+    {{- . | nindent 4 }}
+    {{- end }}
+    {{- with include "latechforce.kafkaVolumes" $root }}
     {{- . | nindent 4 }}
     {{- end }}
   {{- $affinity := include "latechforce.affinity" (dict "root" $root "component" .component "affinity" .c.affinity) }}
@@ -326,4 +332,74 @@ spec:
         target:
           type: Utilization
           averageUtilization: {{ .a.targetCPUUtilizationPercentage }}
+{{- end -}}
+
+{{/* Kafka security settings of every container (ConfigMap entries), checked: a SASL
+     protocol needs a mechanism, a user and the Secret with the password. */}}
+{{- define "latechforce.kafkaConfig" -}}
+{{- $k := .Values.kafka -}}
+{{- $sasl := hasPrefix "SASL_" $k.securityProtocol -}}
+{{- if and $sasl (not $k.sasl.mechanism) }}{{ fail "kafka.sasl.mechanism is required with a SASL securityProtocol" }}{{ end -}}
+{{- if and $sasl (not $k.sasl.username) }}{{ fail "kafka.sasl.username is required with a SASL securityProtocol" }}{{ end -}}
+{{- if and $sasl (not $k.sasl.existingSecret) }}{{ fail "kafka.sasl.existingSecret (the Secret with the password) is required with a SASL securityProtocol" }}{{ end -}}
+{{- if ne (empty $k.tls.certKey) (empty $k.tls.keyKey) }}{{ fail "kafka.tls.certKey and kafka.tls.keyKey: mTLS needs both" }}{{ end -}}
+{{- if and $k.tls.certKey (not $k.tls.existingSecret) }}{{ fail "kafka.tls.existingSecret is required with kafka.tls.certKey" }}{{ end -}}
+LTF_KAFKA_SECURITY_PROTOCOL: {{ $k.securityProtocol | quote }}
+{{- if $sasl }}
+LTF_KAFKA_SASL_MECHANISM: {{ $k.sasl.mechanism | quote }}
+LTF_KAFKA_SASL_USERNAME: {{ $k.sasl.username | quote }}
+LTF_KAFKA_SASL_PASSWORD_FILE: {{ printf "/etc/ltf/kafka-sasl/%s" $k.sasl.passwordKey | quote }}
+{{- end }}
+{{- if and $k.tls.existingSecret $k.tls.caKey }}
+LTF_KAFKA_SSL_CA_LOCATION: {{ printf "/etc/ltf/kafka-tls/%s" $k.tls.caKey | quote }}
+{{- end }}
+{{- if $k.tls.certKey }}
+LTF_KAFKA_SSL_CERTIFICATE_LOCATION: {{ printf "/etc/ltf/kafka-tls/%s" $k.tls.certKey | quote }}
+LTF_KAFKA_SSL_KEY_LOCATION: {{ printf "/etc/ltf/kafka-tls/%s" $k.tls.keyKey | quote }}
+{{- end }}
+{{- if $k.properties }}
+LTF_KAFKA_PROPERTIES_FILE: "/etc/ltf/kafka-properties/client.properties"
+{{- end }}
+{{- end -}}
+
+{{/* The volumes with Kafka's SASL password, TLS material and properties. */}}
+{{- define "latechforce.kafkaVolumes" -}}
+{{- $k := .Values.kafka -}}
+{{- if and (hasPrefix "SASL_" $k.securityProtocol) $k.sasl.existingSecret }}
+- name: kafka-sasl
+  secret:
+    secretName: {{ $k.sasl.existingSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- if $k.tls.existingSecret }}
+- name: kafka-tls
+  secret:
+    secretName: {{ $k.tls.existingSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- if $k.properties }}
+- name: kafka-properties
+  configMap:
+    name: {{ include "latechforce.fullname" . }}-kafka
+{{- end }}
+{{- end -}}
+
+{{/* Where those volumes are mounted (read-only). */}}
+{{- define "latechforce.kafkaMounts" -}}
+{{- $k := .Values.kafka -}}
+{{- if and (hasPrefix "SASL_" $k.securityProtocol) $k.sasl.existingSecret }}
+- name: kafka-sasl
+  mountPath: /etc/ltf/kafka-sasl
+  readOnly: true
+{{- end }}
+{{- if $k.tls.existingSecret }}
+- name: kafka-tls
+  mountPath: /etc/ltf/kafka-tls
+  readOnly: true
+{{- end }}
+{{- if $k.properties }}
+- name: kafka-properties
+  mountPath: /etc/ltf/kafka-properties
+  readOnly: true
+{{- end }}
 {{- end -}}
