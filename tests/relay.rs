@@ -428,6 +428,9 @@ async fn unforeseen_refusal(test: &str, big_at: usize) -> Result<()> {
     let parked = outbox::parked(&s.db.pool).await?;
     let big = big_at as i64 + 1;
     assert_eq!(parked.iter().map(|p| p.aggregate_sequence).collect::<Vec<_>>(), vec![big], "the big row is parked");
+    let reason: String =
+        sqlx::query_scalar("SELECT park_reason FROM ltf_outbox WHERE parked_at IS NOT NULL").fetch_one(&s.db.pool).await?;
+    assert!(reason.contains("Broker"), "Kafka refused it (the relay's own check did not see it coming): {reason}");
     let sent: Vec<i64> = sqlx::query_scalar("SELECT aggregate_sequence FROM ltf_outbox WHERE sent_at IS NOT NULL ORDER BY 1")
         .fetch_all(&s.db.pool)
         .await?;

@@ -45,4 +45,4 @@ pub mod trace;
 pub use config::ConfigError;
 pub use consumer::ConsumerConfig;
 pub use error::PublishError;
-pub use publisher::{Delivery, EventPublisher, PublisherConfig};
+pub use publisher::{Delivery, EventPublisher, PublisherConfig, TransactionOutcome};

@@ -18,8 +18,8 @@ use super::procs::Procs;
 /// The workers the `workers` fault picks from.
 pub const WORKERS: [&str; 4] = ["audit", "cache", "analytics", "automation"];
 
-/// A kind of fault. `broker` (one node of a three-broker cluster) comes with the
-/// production-Kafka work; `registry` once the registry keeps its schemas across a restart.
+/// A kind of fault. `broker` and `broker-stall` need the three-broker stack
+/// (`--brokers 3`); `registry` comes once the registry keeps its schemas across a restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
     /// A worker (one of the four, at random) SIGKILLed, restarted 0.5 to 3 s later.
@@ -32,11 +32,18 @@ pub enum Fault {
     Postgres,
     /// Redis stopped for 3 to 8 s.
     Redis,
+    /// One of three Kafka nodes (at random) SIGKILLed, started again 1 to 3 s later.
+    Broker,
+    /// One of three Kafka nodes (at random) stopped with SIGSTOP for 10 to 14 s, longer
+    /// than `broker.session.timeout.ms` (9 s): the cluster fences it and moves its
+    /// leaders; then SIGCONT.
+    BrokerStall,
 }
 
 impl Fault {
     /// Every fault, in the order of `--faults`.
-    pub const ALL: [Fault; 5] = [Fault::Workers, Fault::Relay, Fault::Kafka, Fault::Postgres, Fault::Redis];
+    pub const ALL: [Fault; 7] =
+        [Fault::Workers, Fault::Relay, Fault::Kafka, Fault::Postgres, Fault::Redis, Fault::Broker, Fault::BrokerStall];
 
     /// Its name in `--faults` and the report.
     pub fn name(self) -> &'static str {
@@ -46,7 +53,14 @@ impl Fault {
             Fault::Kafka => "kafka",
             Fault::Postgres => "postgres",
             Fault::Redis => "redis",
+            Fault::Broker => "broker",
+            Fault::BrokerStall => "broker-stall",
         }
+    }
+
+    /// Whether the fault needs the three-broker stack.
+    pub fn needs_three_brokers(self) -> bool {
+        matches!(self, Fault::Broker | Fault::BrokerStall)
     }
 }
 
@@ -55,7 +69,6 @@ impl FromStr for Fault {
 
     fn from_str(s: &str) -> Result<Fault, String> {
         match s.trim() {
-            "broker" => Err("`broker` comes with the three-broker stack (the production Kafka work); not yet".into()),
             "registry" => Err("`registry` needs a registry that keeps its schemas across a restart; not yet".into()),
             other => Fault::ALL.into_iter().find(|f| f.name() == other).ok_or_else(|| {
                 let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
@@ -70,6 +83,9 @@ impl FromStr for Fault {
 pub struct Injector {
     stack: PathBuf,
 }
+
+/// The nodes of the three-broker stack.
+const NODES: [&str; 3] = ["kafka-1", "kafka-2", "kafka-3"];
 
 impl Injector {
     /// Faults of the stack instance `stack` (the `scripts/stack` script) names.
@@ -124,6 +140,22 @@ impl Injector {
                 self.stack(&["start", "redis"]).await?;
                 Ok("redis".into())
             }
+            Fault::Broker => {
+                let node = NODES[rng.random_range(0..NODES.len())];
+                let down = pause(rng, 1000, 3000);
+                self.stack(&["kill", node]).await?;
+                tokio::time::sleep(down).await;
+                self.stack(&["start", node]).await?;
+                Ok(node.into())
+            }
+            Fault::BrokerStall => {
+                let node = NODES[rng.random_range(0..NODES.len())];
+                let stalled = pause(rng, 10_000, 14_000);
+                self.stack(&["pause", node]).await?;
+                tokio::time::sleep(stalled).await;
+                self.stack(&["resume", node]).await?;
+                Ok(node.into())
+            }
         }
     }
 }
@@ -137,8 +169,11 @@ mod tests {
         for f in Fault::ALL {
             assert_eq!(f.name().parse::<Fault>(), Ok(f));
         }
-        assert!("broker".parse::<Fault>().unwrap_err().contains("three-broker"));
         assert!("registry".parse::<Fault>().unwrap_err().contains("keeps its schemas"));
-        assert!("disk".parse::<Fault>().unwrap_err().contains("one of: workers, relay, kafka, postgres, redis"));
+        assert!("disk"
+            .parse::<Fault>()
+            .unwrap_err()
+            .contains("one of: workers, relay, kafka, postgres, redis, broker, broker-stall"));
+        assert!(Fault::Broker.needs_three_brokers() && !Fault::Kafka.needs_three_brokers());
     }
 }

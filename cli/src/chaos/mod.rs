@@ -35,9 +35,14 @@ pub struct ChaosArgs {
     /// Minutes of load (fractions allowed: 0.5 is 30 s).
     #[arg(long, default_value_t = 3.0)]
     minutes: f64,
-    /// Faults to inject, comma-separated: workers, relay, kafka, postgres, redis.
+    /// Faults to inject, comma-separated: workers, relay, kafka, postgres, redis, and with
+    /// `--brokers 3` broker and broker-stall (there `kafka` means `broker`).
     #[arg(long, value_delimiter = ',', default_value = "workers,relay,kafka,postgres,redis")]
     faults: Vec<Fault>,
+    /// Kafka nodes of the stack (`scripts/stack up --brokers N`): 1 or 3. With 3, event
+    /// topics are replicated three times (min.insync.replicas 2).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+    brokers: u8,
     /// Seconds between faults: each gap is drawn between this and twice it.
     #[arg(long, default_value_t = 8)]
     fault_every_secs: u64,
@@ -94,7 +99,14 @@ pub async fn run(common: &Common, args: ChaosArgs) -> Result<()> {
     let run_id = format!("{stamp}{}", seed % 1000);
     let prefix = format!("ltfchaos-{run_id}");
     let db_name = format!("ltf_chaos_{run_id}");
-    let faults: BTreeSet<Fault> = args.faults.iter().copied().collect();
+    if args.brokers == 2 {
+        bail!("--brokers takes 1 or 3");
+    }
+    let faults: BTreeSet<Fault> =
+        args.faults.iter().map(|f| if args.brokers == 3 && *f == Fault::Kafka { Fault::Broker } else { *f }).collect();
+    if let Some(f) = faults.iter().find(|f| f.needs_three_brokers() && args.brokers != 3) {
+        bail!("the fault `{}` needs the three-broker stack (--brokers 3)", f.name());
+    }
     println!(
         "chaos run {run_id}: seed {seed}, {} min of load at {} requests/s, faults: {}{}",
         args.minutes,
@@ -162,6 +174,8 @@ async fn run_on(
         ("LTF_KAFKA_BOOTSTRAP".into(), common.bootstrap.clone()),
         ("LTF_REGISTRY_URL".into(), common.registry.clone()),
         ("REDIS_URL".into(), args.redis_url.clone()),
+        // Event topics (and the side topics that follow them) on every node.
+        ("LTF_TOPIC_REPLICATION".into(), args.brokers.to_string()),
     ];
     ltf(&["schemas", "register"], &env).await?;
     ltf(&["topics", "ensure"], &env).await?;

@@ -116,6 +116,10 @@ impl PublisherConfig {
             // A transaction left open by a producer that died is aborted by the broker after
             // this long, or at once when a producer of the same id starts.
             c.set("transactional.id", id).set("transaction.timeout.ms", self.message_timeout_ms.max(10_000).to_string());
+            // One produce request in flight per broker: after Kafka refuses a message, no
+            // later request of the transaction is still out, so the abort that follows
+            // returns at once instead of waiting for those to time out.
+            c.set("max.in.flight.requests.per.connection", "1");
         }
         Ok(c)
     }

@@ -4,6 +4,7 @@ mod config;
 mod transaction;
 
 pub use config::PublisherConfig;
+pub use transaction::TransactionOutcome;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -12,12 +12,34 @@
 
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
+use ltf_schemas::EncodedEvent;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use tracing::debug;
 
-use super::EventPublisher;
+use super::{delivered, EventPublisher};
 use crate::PublishError;
+
+/// How [`EventPublisher::publish_transaction`] ended.
+#[derive(Debug)]
+pub enum TransactionOutcome {
+    /// Every message was acknowledged and the transaction committed: all are visible.
+    Committed,
+    /// Kafka refused these messages for good (their index in the transaction and why); the
+    /// transaction was aborted, none of its messages is visible.
+    Refused(Vec<(usize, PublishError)>),
+    /// A failure a retry may heal (a lost broker, a timeout, a failed commit); nothing of
+    /// the transaction is visible.
+    Failed(PublishError),
+}
+
+/// Whether the message was taken back unsent by an abort (not refused, not failed).
+fn purged(e: &PublishError) -> bool {
+    matches!(e, PublishError::Kafka { source, .. }
+        if matches!(source.rdkafka_error_code(), Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)))
+}
 
 /// How long initializing, committing or aborting a transaction may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,7 +55,86 @@ impl EventPublisher {
         }
         let mut config = self.config.clone();
         config.transactional_id = Some(transactional_id.to_owned());
-        EventPublisher::new(&config, self.codec.clone())
+        let mut publisher = EventPublisher::new(&config, self.codec.clone())?;
+        // Same cluster: what one read of the topics' limits, the other knows.
+        publisher.topic_limits = self.topic_limits.clone();
+        Ok(publisher)
+    }
+
+    /// Publishes `msgs` in one transaction: committed when Kafka took every one; aborted
+    /// at the first failure (librdkafka then takes back what it has not sent, rather than
+    /// holding it until it times out), so none is visible to readers of committed messages.
+    pub async fn publish_transaction(&self, msgs: &[&EncodedEvent]) -> TransactionOutcome {
+        if let Err(e) = self.begin_transaction().await {
+            return TransactionOutcome::Failed(e);
+        }
+        let mut deliveries = FuturesUnordered::new();
+        let mut failed = None;
+        for (at, &msg) in msgs.iter().enumerate() {
+            match self.enqueue(msg).await {
+                Ok(fut) => deliveries.push(async move { (at, delivered(msg, fut).await) }),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut refused = Vec::new();
+        let mut aborted = false;
+        if failed.is_some() {
+            self.abort_quietly().await;
+            aborted = true;
+        }
+        while let Some((at, result)) = deliveries.next().await {
+            match result {
+                Ok(_) => {}
+                Err(e) if purged(&e) => {}
+                Err(e) => {
+                    if e.is_permanent() {
+                        refused.push((at, e));
+                    } else {
+                        failed.get_or_insert(e);
+                    }
+                    if !aborted {
+                        aborted = true;
+                        self.abort_quietly().await;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return TransactionOutcome::Failed(e);
+        }
+        if !refused.is_empty() {
+            refused.sort_by_key(|(at, _)| *at);
+            return TransactionOutcome::Refused(refused);
+        }
+        match self.commit_transaction().await {
+            Ok(()) => TransactionOutcome::Committed,
+            Err(e) => {
+                // Aborted already (commit_transaction does it).
+                self.renew();
+                TransactionOutcome::Failed(e)
+            }
+        }
+    }
+
+    /// Aborts the open transaction after a failure and replaces the producer: the failed
+    /// message left a gap in the producer's sequence numbers that librdkafka does not
+    /// repair across transactions; a new producer of the same id starts a new epoch.
+    async fn abort_quietly(&self) {
+        if let Err(e) = self.abort_transaction().await {
+            debug!(error = %e, "aborting a failed transaction failed");
+        }
+        self.renew();
+    }
+
+    /// Replaces the producer by a new one of the same id (a new epoch) after a failure.
+    fn renew(&self) {
+        let producer = self.producer();
+        if let Err(e) = self.rebuild_if(&producer, |_| Some("a transaction failed; the next starts a new epoch".into())) {
+            debug!(error = %e, "replacing the producer failed");
+        }
     }
 
     /// Whether this publisher writes in transactions.

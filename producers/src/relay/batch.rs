@@ -21,7 +21,7 @@ use tracing::warn;
 
 use crate::metrics::{labels, RELAY_BATCH_DURATION_SECONDS, RELAY_PARKED_TOTAL, RELAY_PUBLISHED_TOTAL};
 use crate::relay::{RelayConfig, RelayError};
-use ltf_kafka::EventPublisher;
+use ltf_kafka::{EventPublisher, TransactionOutcome};
 
 /// What one batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,16 +131,17 @@ async fn publish_in_transactions<'r>(
         if pending.is_empty() {
             return;
         }
-        let refused = match transaction(publisher, pending.iter().map(|&i| &msgs[i])).await {
-            Ok(()) => {
+        let batch: Vec<&EncodedEvent> = pending.iter().map(|&i| &msgs[i]).collect();
+        let refused = match publisher.publish_transaction(&batch).await {
+            TransactionOutcome::Committed => {
                 sent.extend(pending.iter().map(|&i| rows[i]));
                 return;
             }
-            Err(Outcome::Failed(e)) => {
+            TransactionOutcome::Failed(e) => {
                 retry_later.get_or_insert(e);
                 return;
             }
-            Err(Outcome::Refused(refused)) => refused,
+            TransactionOutcome::Refused(refused) => refused,
         };
         // Per aggregate, the first refused row: the rows before it go again without it; a
         // refused row that comes first of its aggregate is tried alone.
@@ -156,16 +157,16 @@ async fn publish_in_transactions<'r>(
                 continue;
             }
             publisher.forget_limit(&msgs[i].topic);
-            match transaction(publisher, std::iter::once(&msgs[i])).await {
-                Ok(()) => sent.push(rows[i]),
-                Err(Outcome::Refused(mut again)) => {
+            match publisher.publish_transaction(&[&msgs[i]]).await {
+                TransactionOutcome::Committed => sent.push(rows[i]),
+                TransactionOutcome::Refused(mut again) => {
                     let reason = again.pop().map_or(e.to_string(), |(_, e)| e.to_string());
                     warn!(event_id = %rows[i].event_id, aggregate_id = %rows[i].aggregate_id,
                         sequence = rows[i].aggregate_sequence, topic = %rows[i].topic, error = %reason,
                         "outbox row refused by Kafka for good: parked");
                     parked.push((rows[i], reason));
                 }
-                Err(Outcome::Failed(e)) => {
+                TransactionOutcome::Failed(e) => {
                     retry_later.get_or_insert(e);
                     return;
                 }
@@ -174,42 +175,6 @@ async fn publish_in_transactions<'r>(
         // Rows from each aggregate's refused row on wait for a later transaction or batch
         // (a row tried alone and committed is sent; its later rows follow next batch).
         pending.retain(|&j| cut.get(&aggregate(j)).is_none_or(|&i| j < i));
-    }
-}
-
-/// Why a transaction wrote nothing.
-enum Outcome {
-    /// Kafka refused these messages (index in the transaction, error) for good.
-    Refused(Vec<(usize, ltf_kafka::PublishError)>),
-    /// A failure a retry may heal (a lost broker, a timeout, a failed commit).
-    Failed(ltf_kafka::PublishError),
-}
-
-/// Publishes `msgs` in one transaction and commits it when Kafka took every one;
-/// otherwise aborts it, so none is visible to readers.
-async fn transaction<'m>(publisher: &EventPublisher, msgs: impl Iterator<Item = &'m EncodedEvent>) -> Result<(), Outcome> {
-    publisher.begin_transaction().await.map_err(Outcome::Failed)?;
-    let results = publisher.publish_encoded_batch(msgs).await;
-    let mut refused = Vec::new();
-    let mut failed = None;
-    for (at, result) in results.into_iter().enumerate() {
-        match result {
-            Ok(_) => {}
-            Err(e) if e.is_permanent() => refused.push((at, e)),
-            Err(e) => {
-                failed.get_or_insert(e);
-            }
-        }
-    }
-    if refused.is_empty() && failed.is_none() {
-        return publisher.commit_transaction().await.map_err(Outcome::Failed);
-    }
-    if let Err(e) = publisher.abort_transaction().await {
-        tracing::debug!(error = %e, "aborting a refused transaction failed; the producer was replaced");
-    }
-    match failed {
-        Some(e) => Err(Outcome::Failed(e)),
-        None => Err(Outcome::Refused(refused)),
     }
 }
 
