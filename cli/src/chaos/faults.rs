@@ -110,6 +110,15 @@ impl Injector {
         Ok(())
     }
 
+    /// `scripts/stack <down> <service>`, a wait of `down_for`, `scripts/stack <up> <service>`;
+    /// returns the service.
+    async fn down_then_up(&self, (down, up): (&str, &str), service: &str, down_for: Duration) -> Result<String> {
+        self.stack(&[down, service]).await?;
+        tokio::time::sleep(down_for).await;
+        self.stack(&[up, service]).await?;
+        Ok(service.to_owned())
+    }
+
     /// Injects `fault` and repairs it (restarts what it stopped), returning what it hit.
     pub async fn inject(&self, fault: Fault, procs: &Arc<Mutex<Procs>>, rng: &mut StdRng) -> Result<String> {
         let pause = |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.random_range(lo..=hi));
@@ -122,39 +131,19 @@ impl Injector {
                 procs.lock().await.start(name)?;
                 Ok(name.to_owned())
             }
-            Fault::Kafka => {
-                let down = pause(rng, 1000, 3000);
-                self.stack(&["kill", "kafka"]).await?;
-                tokio::time::sleep(down).await;
-                self.stack(&["start", "kafka"]).await?;
-                Ok("kafka".into())
-            }
+            Fault::Kafka => self.down_then_up(("kill", "start"), "kafka", pause(rng, 1000, 3000)).await,
             Fault::Postgres => {
                 self.stack(&["restart", "postgres"]).await?;
                 Ok("postgres".into())
             }
-            Fault::Redis => {
-                let down = pause(rng, 3000, 8000);
-                self.stack(&["stop", "redis"]).await?;
-                tokio::time::sleep(down).await;
-                self.stack(&["start", "redis"]).await?;
-                Ok("redis".into())
-            }
+            Fault::Redis => self.down_then_up(("stop", "start"), "redis", pause(rng, 3000, 8000)).await,
             Fault::Broker => {
                 let node = NODES[rng.random_range(0..NODES.len())];
-                let down = pause(rng, 1000, 3000);
-                self.stack(&["kill", node]).await?;
-                tokio::time::sleep(down).await;
-                self.stack(&["start", node]).await?;
-                Ok(node.into())
+                self.down_then_up(("kill", "start"), node, pause(rng, 1000, 3000)).await
             }
             Fault::BrokerStall => {
                 let node = NODES[rng.random_range(0..NODES.len())];
-                let stalled = pause(rng, 10_000, 14_000);
-                self.stack(&["pause", node]).await?;
-                tokio::time::sleep(stalled).await;
-                self.stack(&["resume", node]).await?;
-                Ok(node.into())
+                self.down_then_up(("pause", "resume"), node, pause(rng, 10_000, 14_000)).await
             }
         }
     }
