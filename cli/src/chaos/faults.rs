@@ -32,11 +32,12 @@ pub enum Fault {
     Postgres,
     /// Redis stopped for 3 to 8 s.
     Redis,
-    /// One of three Kafka nodes (at random) SIGKILLed, started again 1 to 3 s later.
+    /// The Kafka node leading the most partitions of the busiest topic (the table
+    /// events) SIGKILLed, started again 1 to 3 s later.
     Broker,
-    /// One of three Kafka nodes (at random) stopped with SIGSTOP for 10 to 14 s, longer
-    /// than `broker.session.timeout.ms` (9 s): the cluster fences it and moves its
-    /// leaders; then SIGCONT.
+    /// That node stopped with SIGSTOP for 10 to 14 s, longer than
+    /// `broker.session.timeout.ms` (9 s): the cluster fences it and moves its leaders;
+    /// then SIGCONT.
     BrokerStall,
 }
 
@@ -82,6 +83,8 @@ impl FromStr for Fault {
 #[derive(Debug)]
 pub struct Injector {
     stack: PathBuf,
+    /// Bootstrap servers and the busiest topic, whose leading node the broker faults hit.
+    busiest: Option<(String, String)>,
 }
 
 /// The nodes of the three-broker stack.
@@ -90,7 +93,34 @@ const NODES: [&str; 3] = ["kafka-1", "kafka-2", "kafka-3"];
 impl Injector {
     /// Faults of the stack instance `stack` (the `scripts/stack` script) names.
     pub fn new(stack: PathBuf) -> Injector {
-        Injector { stack }
+        Injector { stack, busiest: None }
+    }
+
+    /// The broker faults hit the node leading the most partitions of `topic`.
+    pub fn aiming_at(mut self, bootstrap: &str, topic: &str) -> Injector {
+        self.busiest = Some((bootstrap.to_owned(), topic.to_owned()));
+        self
+    }
+
+    /// The node leading the most partitions of the busiest topic (Kafka's node ids 1..3
+    /// are the stack's kafka-1..3); a node at random when Kafka does not say.
+    async fn leading_node(&self, rng: &mut StdRng) -> String {
+        let random = NODES[rng.random_range(0..NODES.len())].to_owned();
+        let Some((bootstrap, topic)) = self.busiest.clone() else { return random };
+        let leader = tokio::task::spawn_blocking(move || {
+            use rdkafka::consumer::{BaseConsumer, Consumer};
+            let consumer: BaseConsumer = ltf_kafka::security::client_config(&bootstrap).create().ok()?;
+            let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(5)).ok()?;
+            let mut led = std::collections::BTreeMap::new();
+            for p in md.topics().first()?.partitions() {
+                *led.entry(p.leader()).or_insert(0) += 1;
+            }
+            led.into_iter().filter(|(node, _)| (1..=3).contains(node)).max_by_key(|(_, n)| *n).map(|(node, _)| node)
+        })
+        .await
+        .ok()
+        .flatten();
+        leader.map_or(random, |node| format!("kafka-{node}"))
     }
 
     async fn stack(&self, args: &[&str]) -> Result<()> {
@@ -138,12 +168,12 @@ impl Injector {
             }
             Fault::Redis => self.down_then_up(("stop", "start"), "redis", pause(rng, 3000, 8000)).await,
             Fault::Broker => {
-                let node = NODES[rng.random_range(0..NODES.len())];
-                self.down_then_up(("kill", "start"), node, pause(rng, 1000, 3000)).await
+                let node = self.leading_node(rng).await;
+                self.down_then_up(("kill", "start"), &node, pause(rng, 1000, 3000)).await
             }
             Fault::BrokerStall => {
-                let node = NODES[rng.random_range(0..NODES.len())];
-                self.down_then_up(("pause", "resume"), node, pause(rng, 10_000, 14_000)).await
+                let node = self.leading_node(rng).await;
+                self.down_then_up(("pause", "resume"), &node, pause(rng, 10_000, 14_000)).await
             }
         }
     }

@@ -226,7 +226,8 @@ async fn run_on(
     let until = started + Duration::from_secs_f64(args.minutes * 60.0);
 
     // Faults, while the load runs.
-    let injector = Injector::new(args.stack.clone());
+    let injector = Injector::new(args.stack.clone())
+        .aiming_at(&common.bootstrap, &ltf_schemas::TopicNames::new(prefix).events(ltf_schemas::AggregateType::Table));
     let fault_list: Vec<Fault> = faults.iter().copied().collect();
     let fault_task = {
         let procs = procs.clone();
