@@ -200,11 +200,6 @@ impl KafkaSecurity {
         Ok(())
     }
 
-    /// Whether any setting is given (otherwise clients use librdkafka's defaults).
-    pub fn is_empty(&self) -> bool {
-        *self == KafkaSecurity::default()
-    }
-
     /// Sets these settings on `config`: the properties file first, then each variable.
     pub fn apply(&self, config: &mut ClientConfig) {
         for (k, v) in &self.properties {
@@ -397,7 +392,7 @@ mod tests {
     #[test]
     fn nothing_set_is_plaintext_with_librdkafka_defaults() {
         let s = from(&[]).unwrap();
-        assert!(s.is_empty());
+        assert_eq!(s, KafkaSecurity::default());
         let c = {
             let mut c = ClientConfig::new();
             s.apply(&mut c);

@@ -194,13 +194,9 @@ impl EventPublisher {
     }
 
     /// Publishes already-encoded values; one result per message, in order.
-    pub async fn publish_encoded_batch<'m>(
-        &self,
-        msgs: impl IntoIterator<Item = &'m EncodedEvent>,
-    ) -> Vec<Result<Delivery, PublishError>> {
-        let msgs: Vec<&EncodedEvent> = msgs.into_iter().collect();
+    pub async fn publish_encoded_batch(&self, msgs: &[EncodedEvent]) -> Vec<Result<Delivery, PublishError>> {
         let mut pending = Vec::with_capacity(msgs.len());
-        for m in &msgs {
+        for m in msgs {
             pending.push(self.enqueue(m).await);
         }
         join_all(msgs.iter().zip(pending).map(|(m, p)| async move {

@@ -137,15 +137,10 @@ impl EventPublisher {
         }
     }
 
-    /// Whether this publisher writes in transactions.
-    pub fn is_transactional(&self) -> bool {
-        self.config.transactional_id.is_some()
-    }
-
     /// Starts a transaction (initializing the producer's transactions first, once per
     /// producer). Messages published until [`commit_transaction`](Self::commit_transaction)
     /// or [`abort_transaction`](Self::abort_transaction) belong to it.
-    pub async fn begin_transaction(&self) -> Result<(), PublishError> {
+    async fn begin_transaction(&self) -> Result<(), PublishError> {
         let producer = self.producer();
         let handle = producer.client().native_ptr() as usize;
         let ready = *self.txn_ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner) == handle;
@@ -159,7 +154,7 @@ impl EventPublisher {
     /// Commits the open transaction: every message published in it was acknowledged and
     /// is now visible. On failure the transaction is aborted (or the producer replaced),
     /// and none of its messages is visible to readers of committed messages.
-    pub async fn commit_transaction(&self) -> Result<(), PublishError> {
+    async fn commit_transaction(&self) -> Result<(), PublishError> {
         let producer = self.producer();
         match self.step(&producer, "commit", |p| p.commit_transaction(TXN_TIMEOUT)).await {
             Ok(()) => Ok(()),
@@ -174,7 +169,7 @@ impl EventPublisher {
 
     /// Aborts the open transaction: none of its messages becomes visible to readers of
     /// committed messages. A producer that cannot abort is replaced.
-    pub async fn abort_transaction(&self) -> Result<(), PublishError> {
+    async fn abort_transaction(&self) -> Result<(), PublishError> {
         let producer = self.producer();
         self.step(&producer, "abort", |p| p.abort_transaction(TXN_TIMEOUT)).await
     }
