@@ -24,6 +24,7 @@ use ltf_domain::usecases::CreateMultipleRecordsInput;
 use ltf_domain::{ChangeContext, CreateMultipleRecords, RecordLimits, UseCase};
 use ltf_schemas::{EventCodec, TopicNames};
 use ltf_tests::{fresh_database, registry_url, TestDb};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::json;
@@ -252,5 +253,42 @@ async fn a_workers_principal_cannot_write_to_an_event_topic() -> Result<()> {
         e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed),
         "refused for lack of rights, got: {e}"
     );
+    Ok(())
+}
+
+/// A SASL_SSL client of `principal` for reading metadata.
+fn metadata_client(principal: &str) -> Result<BaseConsumer> {
+    let vars = settings(principal, "sasl")?;
+    let password = std::fs::read_to_string(&vars["LTF_KAFKA_SASL_PASSWORD_FILE"])?;
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &vars["LTF_KAFKA_BOOTSTRAP"])
+        .set("security.protocol", "SASL_SSL")
+        .set("sasl.mechanism", "SCRAM-SHA-512")
+        .set("sasl.username", principal)
+        .set("sasl.password", password.trim())
+        .set("ssl.ca.location", &vars["LTF_KAFKA_SSL_CA_LOCATION"])
+        .create()?)
+}
+
+#[test]
+fn event_topics_ensured_without_a_replication_factor_take_the_clusters_default() -> Result<()> {
+    let admin = settings("admin", "sasl")?;
+    run_ok(ltf(&admin).args(["topics", "ensure", "--partitions", "3"]))?;
+    let client = metadata_client("admin")?;
+    let topic = format!("{PREFIX}.table.events");
+    let md = client.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+    // The secured stack's default.replication.factor: 1 on one node, 3 on three.
+    let want = md.brokers().len().min(3);
+    let t = md.topics().first().context("no metadata for the topic")?;
+    ensure!(!t.partitions().is_empty(), "{topic} has no partitions");
+    for p in t.partitions() {
+        ensure!(
+            p.replicas().len() == want,
+            "{topic} partition {} has {} replicas on a cluster of {} brokers whose default is {want}",
+            p.id(),
+            p.replicas().len(),
+            md.brokers().len()
+        );
+    }
     Ok(())
 }
