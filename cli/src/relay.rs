@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use axum::routing::get;
 use clap::Args;
-use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_topics, TopicSpec, CLUSTER_DEFAULT_REPLICATION};
 use ltf_producers::relay::{Relay, RelayConfig};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -48,9 +48,10 @@ pub struct RelayArgs {
     /// Partitions of the event topics the relay creates when they are missing.
     #[arg(long, env = "LTF_TOPIC_PARTITIONS", default_value_t = 6)]
     partitions: i32,
-    /// Replication factor of the event topics the relay creates.
-    #[arg(long, env = "LTF_TOPIC_REPLICATION", default_value_t = 1)]
-    replication_factor: i32,
+    /// Replication factor of the event topics the relay creates (default: the cluster's
+    /// `default.replication.factor`).
+    #[arg(long, env = "LTF_TOPIC_REPLICATION")]
+    replication_factor: Option<i32>,
 }
 
 impl RelayArgs {
@@ -84,7 +85,11 @@ pub async fn run(common: &Common, args: RelayArgs) -> Result<()> {
         .topics()
         .all_events()
         .into_iter()
-        .map(|name| TopicSpec { name, partitions: args.partitions, replication_factor: args.replication_factor })
+        .map(|name| TopicSpec {
+            name,
+            partitions: args.partitions,
+            replication_factor: args.replication_factor.unwrap_or(CLUSTER_DEFAULT_REPLICATION),
+        })
         .collect();
     ensure_topics(&common.bootstrap, &specs).await.context("ensuring the event topics")?;
 

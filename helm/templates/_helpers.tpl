@@ -128,6 +128,7 @@ podAntiAffinity:
      volumes/volumeMounts (YAML list text, optional), preStopSleep (seconds, optional). */}}
 {{- define "latechforce.podTemplate" -}}
 {{- $root := .root -}}
+{{- $kafka := fromYaml (include "latechforce.kafkaOf" (dict "root" $root "c" .c)) -}}
 metadata:
   labels:
     {{- include "latechforce.componentLabels" . | nindent 4 }}
@@ -170,7 +171,8 @@ spec:
         {{- with .c.extraEnvFrom }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
-      {{- $env := trim (printf "%s\n%s" (.env | default "") (include "latechforce.envMap" .c.extraEnv)) }}
+      {{- $kafkaEnv := include "latechforce.kafkaEnv" (dict "k" $kafka "component" .component) }}
+      {{- $env := trim (printf "%s\n%s\n%s" (.env | default "") $kafkaEnv (include "latechforce.envMap" .c.extraEnv)) }}
       {{- with $env }}
       env:
         {{- . | nindent 8 }}
@@ -213,7 +215,7 @@ spec:
         {{- with .volumeMounts }}
         {{- . | nindent 8 }}
         {{- end }}
-        {{- with include "latechforce.kafkaMounts" $root }}
+        {{- with include "latechforce.kafkaMounts" (dict "k" $kafka) }}
         {{- . | nindent 8 }}
         {{- end }}
   volumes:
@@ -224,7 +226,7 @@ spec:
     {{- with .volumes }}
     {{- . | nindent 4 }}
     {{- end }}
-    {{- with include "latechforce.kafkaVolumes" $root }}
+    {{- with include "latechforce.kafkaVolumes" (dict "root" $root "k" $kafka) }}
     {{- . | nindent 4 }}
     {{- end }}
   {{- $affinity := include "latechforce.affinity" (dict "root" $root "component" .component "affinity" .c.affinity) }}
@@ -334,37 +336,50 @@ spec:
           averageUtilization: {{ .a.targetCPUUtilizationPercentage }}
 {{- end -}}
 
-{{/* Kafka security settings of every container (ConfigMap entries), checked: a SASL
-     protocol needs a mechanism, a user and the Secret with the password. */}}
-{{- define "latechforce.kafkaConfig" -}}
-{{- $k := .Values.kafka -}}
-{{- $sasl := hasPrefix "SASL_" $k.securityProtocol -}}
-{{- if and $sasl (not $k.sasl.mechanism) }}{{ fail "kafka.sasl.mechanism is required with a SASL securityProtocol" }}{{ end -}}
-{{- if and $sasl (not $k.sasl.username) }}{{ fail "kafka.sasl.username is required with a SASL securityProtocol" }}{{ end -}}
-{{- if and $sasl (not $k.sasl.existingSecret) }}{{ fail "kafka.sasl.existingSecret (the Secret with the password) is required with a SASL securityProtocol" }}{{ end -}}
-{{- if ne (empty $k.tls.certKey) (empty $k.tls.keyKey) }}{{ fail "kafka.tls.certKey and kafka.tls.keyKey: mTLS needs both" }}{{ end -}}
-{{- if and $k.tls.certKey (not $k.tls.existingSecret) }}{{ fail "kafka.tls.existingSecret is required with kafka.tls.certKey" }}{{ end -}}
-LTF_KAFKA_SECURITY_PROTOCOL: {{ $k.securityProtocol | quote }}
-{{- if $sasl }}
-LTF_KAFKA_SASL_MECHANISM: {{ $k.sasl.mechanism | quote }}
-LTF_KAFKA_SASL_USERNAME: {{ $k.sasl.username | quote }}
-LTF_KAFKA_SASL_PASSWORD_FILE: {{ printf "/etc/ltf/kafka-sasl/%s" $k.sasl.passwordKey | quote }}
-{{- end }}
-{{- if and $k.tls.existingSecret $k.tls.caKey }}
-LTF_KAFKA_SSL_CA_LOCATION: {{ printf "/etc/ltf/kafka-tls/%s" $k.tls.caKey | quote }}
-{{- end }}
-{{- if $k.tls.certKey }}
-LTF_KAFKA_SSL_CERTIFICATE_LOCATION: {{ printf "/etc/ltf/kafka-tls/%s" $k.tls.certKey | quote }}
-LTF_KAFKA_SSL_KEY_LOCATION: {{ printf "/etc/ltf/kafka-tls/%s" $k.tls.keyKey | quote }}
-{{- end }}
-{{- if $k.properties }}
-LTF_KAFKA_PROPERTIES_FILE: "/etc/ltf/kafka-properties/client.properties"
-{{- end }}
+{{/* The Kafka settings of one component: `kafka` overridden by the component's own
+     `kafka` (its principal: a SASL user and its password Secret, or a TLS client
+     certificate), as YAML. Arguments: root, c (the component's values). */}}
+{{- define "latechforce.kafkaOf" -}}
+{{- $k := deepCopy .root.Values.kafka -}}
+{{- with .c.kafka }}{{ $k = mergeOverwrite $k (deepCopy .) }}{{ end -}}
+{{- toYaml $k -}}
 {{- end -}}
 
-{{/* The volumes with Kafka's SASL password, TLS material and properties. */}}
+{{/* A component's Kafka security settings (container env), checked: a SASL protocol
+     needs a mechanism, a user and the Secret with the password. Arguments: k (from
+     latechforce.kafkaOf), component. */}}
+{{- define "latechforce.kafkaEnv" -}}
+{{- $k := .k -}}
+{{- $where := printf "kafka (for %s)" .component -}}
+{{- $sasl := hasPrefix "SASL_" $k.securityProtocol -}}
+{{- if and $sasl (not $k.sasl.mechanism) }}{{ fail (printf "%s: sasl.mechanism is required with a SASL securityProtocol" $where) }}{{ end -}}
+{{- if and $sasl (not $k.sasl.username) }}{{ fail (printf "%s: sasl.username is required with a SASL securityProtocol" $where) }}{{ end -}}
+{{- if and $sasl (not $k.sasl.existingSecret) }}{{ fail (printf "%s: sasl.existingSecret (the Secret with the password) is required with a SASL securityProtocol" $where) }}{{ end -}}
+{{- if ne (empty $k.tls.certKey) (empty $k.tls.keyKey) }}{{ fail (printf "%s: tls.certKey and tls.keyKey: mTLS needs both" $where) }}{{ end -}}
+{{- if and $k.tls.certKey (not $k.tls.existingSecret) }}{{ fail (printf "%s: tls.existingSecret is required with tls.certKey" $where) }}{{ end -}}
+{{- $vars := dict "LTF_KAFKA_SECURITY_PROTOCOL" $k.securityProtocol -}}
+{{- if $sasl }}
+{{- $_ := set $vars "LTF_KAFKA_SASL_MECHANISM" $k.sasl.mechanism }}
+{{- $_ := set $vars "LTF_KAFKA_SASL_USERNAME" $k.sasl.username }}
+{{- $_ := set $vars "LTF_KAFKA_SASL_PASSWORD_FILE" (printf "/etc/ltf/kafka-sasl/%s" $k.sasl.passwordKey) }}
+{{- end }}
+{{- if and $k.tls.existingSecret $k.tls.caKey }}
+{{- $_ := set $vars "LTF_KAFKA_SSL_CA_LOCATION" (printf "/etc/ltf/kafka-tls/%s" $k.tls.caKey) }}
+{{- end }}
+{{- if $k.tls.certKey }}
+{{- $_ := set $vars "LTF_KAFKA_SSL_CERTIFICATE_LOCATION" (printf "/etc/ltf/kafka-tls/%s" $k.tls.certKey) }}
+{{- $_ := set $vars "LTF_KAFKA_SSL_KEY_LOCATION" (printf "/etc/ltf/kafka-tls/%s" $k.tls.keyKey) }}
+{{- end }}
+{{- if $k.properties }}
+{{- $_ := set $vars "LTF_KAFKA_PROPERTIES_FILE" "/etc/ltf/kafka-properties/client.properties" }}
+{{- end }}
+{{- include "latechforce.envMap" $vars }}
+{{- end -}}
+
+{{/* The volumes with a component's Kafka SASL password, TLS material and properties.
+     Arguments: root, k (from latechforce.kafkaOf). */}}
 {{- define "latechforce.kafkaVolumes" -}}
-{{- $k := .Values.kafka -}}
+{{- $k := .k -}}
 {{- if and (hasPrefix "SASL_" $k.securityProtocol) $k.sasl.existingSecret }}
 - name: kafka-sasl
   secret:
@@ -380,13 +395,13 @@ LTF_KAFKA_PROPERTIES_FILE: "/etc/ltf/kafka-properties/client.properties"
 {{- if $k.properties }}
 - name: kafka-properties
   configMap:
-    name: {{ include "latechforce.fullname" . }}-kafka
+    name: {{ include "latechforce.fullname" .root }}-kafka
 {{- end }}
 {{- end -}}
 
-{{/* Where those volumes are mounted (read-only). */}}
+{{/* Where those volumes are mounted (read-only). Arguments: k. */}}
 {{- define "latechforce.kafkaMounts" -}}
-{{- $k := .Values.kafka -}}
+{{- $k := .k -}}
 {{- if and (hasPrefix "SASL_" $k.securityProtocol) $k.sasl.existingSecret }}
 - name: kafka-sasl
   mountPath: /etc/ltf/kafka-sasl

@@ -8,6 +8,15 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::PublishError;
 
+/// A replication factor that lets the cluster choose: its `default.replication.factor`.
+pub const CLUSTER_DEFAULT_REPLICATION: i32 = -1;
+
+/// Is `rf` a replication factor a topic can be created with: at least 1, or
+/// [`CLUSTER_DEFAULT_REPLICATION`]?
+fn valid_replication(rf: i32) -> bool {
+    rf >= 1 || rf == CLUSTER_DEFAULT_REPLICATION
+}
+
 /// What to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -15,7 +24,8 @@ pub struct TopicSpec {
     pub name: String,
     /// Number of partitions; at least 1.
     pub partitions: i32,
-    /// Copies of each partition; at least 1 and at most the number of brokers.
+    /// Copies of each partition: at least 1 and at most the number of brokers, or
+    /// [`CLUSTER_DEFAULT_REPLICATION`].
     pub replication_factor: i32,
 }
 
@@ -37,10 +47,10 @@ pub async fn ensure_topics(bootstrap_servers: &str, specs: &[TopicSpec]) -> Resu
                 reason: format!("{} for {}: must be at least 1", s.partitions, s.name),
             });
         }
-        if s.replication_factor < 1 {
+        if !valid_replication(s.replication_factor) {
             return Err(PublishError::Config {
                 key: "replication_factor".into(),
-                reason: format!("{} for {}: must be at least 1", s.replication_factor, s.name),
+                reason: format!("{} for {}: must be at least 1 (or -1, the cluster's default)", s.replication_factor, s.name),
             });
         }
     }
@@ -98,7 +108,8 @@ pub struct SideTopic {
     pub source: String,
     /// Number of partitions; at least 1.
     pub partitions: i32,
-    /// The replication factor when the source topic does not exist yet.
+    /// The replication factor when the source topic does not exist yet (at least 1, or
+    /// [`CLUSTER_DEFAULT_REPLICATION`]).
     pub fallback_replication: i32,
 }
 
@@ -148,10 +159,10 @@ pub async fn ensure_side_topics(bootstrap_servers: &str, topics: &[SideTopic]) -
     let admin = admin(bootstrap_servers)?;
     let mut durabilities = Vec::with_capacity(topics.len());
     for t in topics {
-        if t.partitions < 1 || t.fallback_replication < 1 {
+        if t.partitions < 1 || !valid_replication(t.fallback_replication) {
             return Err(PublishError::Config {
                 key: if t.partitions < 1 { "partitions" } else { "replication_factor" }.into(),
-                reason: format!("{}: must be at least 1", t.name),
+                reason: format!("{}: must be at least 1 (a replication factor may be -1, the cluster's default)", t.name),
             });
         }
         durabilities.push(durability_with(&admin, &t.source).await?);

@@ -31,7 +31,7 @@ pub struct WorkerConfig {
     pub side_topic_partitions: i32,
     /// Replication factor of a retry or dead-letter topic created while its event topic
     /// does not exist yet; otherwise it takes the event topic's replication factor and
-    /// `min.insync.replicas`. Default 1.
+    /// `min.insync.replicas`. Default -1: the cluster's `default.replication.factor`.
     pub side_topic_replication: i32,
 }
 
@@ -44,7 +44,7 @@ impl Default for WorkerConfig {
             stats_interval: Duration::from_secs(5),
             consume_retry_topics: true,
             side_topic_partitions: 6,
-            side_topic_replication: 1,
+            side_topic_replication: ltf_kafka::topics::CLUSTER_DEFAULT_REPLICATION,
         }
     }
 }
@@ -63,8 +63,8 @@ impl WorkerConfig {
         if self.side_topic_partitions < 1 {
             return bad("side_topic_partitions", "must be at least 1");
         }
-        if self.side_topic_replication < 1 {
-            return bad("side_topic_replication", "must be at least 1");
+        if self.side_topic_replication < 1 && self.side_topic_replication != ltf_kafka::topics::CLUSTER_DEFAULT_REPLICATION {
+            return bad("side_topic_replication", "must be at least 1, or -1 for the cluster's default");
         }
         if self.stats_interval < Duration::from_millis(100) {
             return bad("stats_interval_ms", "must be at least 100");
