@@ -2,9 +2,11 @@
 //! mTLS listeners only, StandardAuthorizer, least-privilege ACLs on the topic prefix
 //! `latechforce`), each process with its own principal's settings
 //! (`<secure stack dir>/clients/<principal>-{sasl,mtls}.env`):
-//! * the relay publishes over SASL_SSL and over mTLS, the audit worker reads over mTLS and
-//!   the analytics worker over SASL_SSL, and the CLI (`topics`, `status`, `dlq`) works as
-//!   the admin over both;
+//! * the relay and every worker (audit, analytics, cache, automation) do their work over
+//!   SASL_SSL and then over mTLS, and the CLI (`topics`, `status`, `dlq`) works as the
+//!   admin over both;
+//! * `ltf topics ensure` without a replication factor takes the cluster's default (3 on
+//!   the three nodes `scripts/test` starts);
 //! * a wrong password, an untrusted CA, a client without a certificate and a plaintext
 //!   client each fail within 15 s naming the setting, and no secret is printed;
 //! * a worker's principal cannot write to an event topic.
@@ -12,18 +14,18 @@
 //! The ACLs name the topic prefix, so these tests share `latechforce`'s topics: each one
 //! writes its own table and checks its own events.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use ltf_domain::automations::Automation;
 use ltf_domain::store::tables::{self, FieldDef, FieldType, TableDef};
-use ltf_domain::usecases::CreateMultipleRecordsInput;
+use ltf_domain::usecases::{CreateAutomation, CreateMultipleRecordsInput};
 use ltf_domain::{ChangeContext, CreateMultipleRecords, RecordLimits, UseCase};
 use ltf_schemas::{EventCodec, TopicNames};
-use ltf_tests::{fresh_database, registry_url, TestDb};
+use ltf_tests::{fresh_database, redis_key_count, registry_url, TestDb};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -83,106 +85,139 @@ fn spawn(mut cmd: Command, db: &TestDb, args: &[&str]) -> Result<Running> {
     Ok(Running(cmd.spawn().context("starting ltf")?))
 }
 
-/// Table `tbl_sec` in `db`.
-async fn table(db: &TestDb) -> Result<()> {
-    let t = TableDef { id: "tbl_sec".into(), name: "Sec".into(), fields: vec![FieldDef::new("title", FieldType::Text)] };
-    tables::insert(&mut *db.pool.acquire().await?, &t).await?;
-    Ok(())
+/// One run's tables: records written to `source` trigger an automation that writes one
+/// record to `log` each. Unique names: the secured stack's topics are shared.
+struct Tables {
+    source: String,
+    log: String,
 }
 
-/// `n` records created in `tbl_sec`: their events are in the outbox.
-async fn records(db: &TestDb, n: usize) -> Result<()> {
-    let codec = Arc::new(EventCodec::new(&registry_url(), TopicNames::new(PREFIX))?);
-    let input = CreateMultipleRecordsInput {
-        table_id: "tbl_sec".into(),
-        records: (0..n).map(|i| json!({"title": format!("secured {i}")}).as_object().cloned().unwrap_or_default()).collect(),
-    };
-    CreateMultipleRecords::new(RecordLimits::default()).run(&db.pool, &codec, &ChangeContext::user("sec"), input).await?;
-    Ok(())
-}
-
-async fn count(pool: &PgPool, sql: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(sql).fetch_one(pool).await?)
-}
-
-/// Waits (at most `secs`) until `sql` counts at least `n`, the child still running.
-async fn wait_count(pool: &PgPool, sql: &str, n: i64, secs: u64, child: &mut Running, what: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let got = count(pool, sql).await?;
-        if got >= n {
-            return Ok(());
+impl Tables {
+    async fn create(db: &TestDb) -> Result<Tables> {
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let t = Tables { source: format!("sec_{tag}"), log: format!("sec_log_{tag}") };
+        for (id, field) in [(&t.source, "title"), (&t.log, "src")] {
+            let def = TableDef { id: id.clone(), name: id.clone(), fields: vec![FieldDef::new(field, FieldType::Text)] };
+            tables::insert(&mut *db.pool.acquire().await?, &def).await?;
         }
-        if let Some(status) = child.0.try_wait()? {
-            bail!("{what} exited ({status}) with {got} of {n}");
-        }
-        ensure!(Instant::now() < deadline, "{what}: {got} of {n} after {secs} s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let automation: Automation = serde_json::from_value(json!({
+            "id": format!("log-{}", t.source), "name": "Log each record",
+            "trigger": {"event": "record-created", "tableId": t.source},
+            "actions": [{"id": "log", "type": "create_record", "tableId": t.log, "fields": {"src": "{{recordId}}"}}]
+        }))?;
+        CreateAutomation.run(&db.pool, &codec()?, &ChangeContext::user("sec"), automation).await?;
+        Ok(t)
+    }
+
+    /// `n` records created in the source table: their events are in the outbox.
+    async fn records(&self, db: &TestDb, n: usize) -> Result<()> {
+        let input = CreateMultipleRecordsInput {
+            table_id: self.source.clone(),
+            records: (0..n).map(|i| json!({"title": format!("secured {i}")}).as_object().cloned().unwrap_or_default()).collect(),
+        };
+        CreateMultipleRecords::new(RecordLimits::default()).run(&db.pool, &codec()?, &ChangeContext::user("sec"), input).await?;
+        Ok(())
+    }
+}
+
+fn codec() -> Result<EventCodec> {
+    Ok(EventCodec::new(&registry_url(), TopicNames::new(PREFIX))?)
+}
+
+/// `sql` with `$1` bound to `arg`, a count.
+async fn count(pool: &PgPool, sql: &str, arg: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(sql).bind(arg).fetch_one(pool).await?)
+}
+
+/// What each process has done so far, read from its own store.
+#[derive(Debug)]
+struct Progress {
+    /// The relay: outbox rows marked sent, of all rows.
+    sent: i64,
+    rows: i64,
+    /// The audit worker: outbox rows whose event it logged.
+    audited: i64,
+    /// The analytics worker: records counted as created in the source table.
+    counted: i64,
+    /// The cache worker: source records in Redis.
+    cached: i64,
+    /// The automation worker: records its runs wrote to the log table.
+    logged: i64,
+}
+
+impl Progress {
+    async fn read(db: &TestDb, t: &Tables, cache_prefix: &str) -> Result<Progress> {
+        let p = &db.pool;
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM ltf_outbox").fetch_one(p).await?;
+        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM ltf_outbox WHERE sent_at IS NOT NULL").fetch_one(p).await?;
+        let audited: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM ltf_outbox o WHERE EXISTS (SELECT 1 FROM ltf_event_log l WHERE l.event_id = o.event_id)",
+        )
+        .fetch_one(p)
+        .await?;
+        let counted = count(
+            p,
+            "SELECT coalesce(sum(value), 0)::bigint FROM ltf_analytics_rollups
+             WHERE dimension = 'table' AND key = $1 AND metric = 'records_created'",
+            &t.source,
+        )
+        .await?;
+        let cached = redis_key_count(&format!("{cache_prefix}:record:{}:*", t.source)).await? as i64;
+        let logged = count(p, "SELECT count(*) FROM ltf_records WHERE table_id = $1", &t.log).await?;
+        Ok(Progress { sent, rows, audited, counted, cached, logged })
+    }
+
+    /// Every stage has done all of `written` source records (and the relay and the audit
+    /// worker every outbox row, the automation's own events included).
+    fn done(&self, written: i64) -> bool {
+        self.sent == self.rows && self.audited == self.rows && [self.counted, self.cached, self.logged] == [written; 3]
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_relay_workers_and_cli_work_over_sasl_ssl_and_over_mtls_each_as_its_own_principal() -> Result<()> {
+async fn the_relay_every_worker_and_the_cli_work_over_sasl_ssl_and_over_mtls_each_as_its_own_principal() -> Result<()> {
     let admin_sasl = settings("admin", "sasl")?;
     let admin_mtls = settings("admin", "mtls")?;
     let out = run_ok(ltf(&admin_sasl).args(["topics", "ensure", "--partitions", "3"]))?;
     ensure!(out.contains(&format!("{PREFIX}.table.events")), "topics ensure as the admin over SASL_SSL: {out}");
 
     let db = fresh_database().await?;
-    table(&db).await?;
-    records(&db, 10).await?;
-    let ours = "SELECT count(*) FROM ltf_outbox WHERE sent_at IS NOT NULL";
-    let total = count(&db.pool, "SELECT count(*) FROM ltf_outbox").await?;
-
-    // The relay over SASL_SSL, then over mTLS, as the principal `relay`.
+    let t = Tables::create(&db).await?;
+    let cache_prefix = format!("ltf-sec-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut written = 0;
+    // Each round: new records, then the relay and the four workers over one listener,
+    // each as its own principal, until every stage has done every record.
     for listener in ["sasl", "mtls"] {
-        let mut relay =
-            spawn(ltf(&settings("relay", listener)?), &db, &["relay", "--listen", "127.0.0.1:0", "--partitions", "3"])?;
-        let before = count(&db.pool, ours).await?;
-        if before == total {
-            records(&db, 5).await?;
+        t.records(&db, 5).await?;
+        written += 5;
+        let relay = spawn(ltf(&settings("relay", listener)?), &db, &["relay", "--listen", "127.0.0.1:0", "--partitions", "3"])?;
+        let mut procs = vec![("relay", relay)];
+        for w in ["audit", "analytics", "cache", "automation"] {
+            let mut cmd = ltf(&settings(w, listener)?);
+            cmd.env("LTF_CACHE_KEY_PREFIX", &cache_prefix);
+            let args = ["worker", w, "--listen", "127.0.0.1:0", "--session-timeout-ms", "6000"];
+            procs.push((w, spawn(cmd, &db, &args)?));
         }
-        let want = count(&db.pool, "SELECT count(*) FROM ltf_outbox").await?;
-        wait_count(&db.pool, ours, want, 60, &mut relay, &format!("the relay over {listener}")).await?;
-    }
-    let ids: HashSet<uuid::Uuid> = sqlx::query_scalar("SELECT event_id FROM ltf_outbox WHERE topic LIKE '%.table.events'")
-        .fetch_all(&db.pool)
-        .await?
-        .into_iter()
-        .collect();
-
-    // The audit worker over mTLS and the analytics worker over SASL_SSL, each as itself.
-    let mut audit = spawn(ltf(&settings("audit", "mtls")?), &db, &["worker", "audit", "--listen", "127.0.0.1:0"])?;
-    let mut analytics = spawn(ltf(&settings("analytics", "sasl")?), &db, &["worker", "analytics", "--listen", "127.0.0.1:0"])?;
-    let id_list: Vec<uuid::Uuid> = ids.iter().copied().collect();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM ltf_event_log WHERE event_id = ANY($1)")
-            .bind(&id_list)
-            .fetch_one(&db.pool)
-            .await?;
-        if logged == id_list.len() as i64 {
-            break;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let progress = Progress::read(&db, &t, &cache_prefix).await?;
+            if progress.done(written) {
+                break;
+            }
+            for (name, child) in procs.iter_mut() {
+                if let Some(status) = child.0.try_wait()? {
+                    bail!("{name} over {listener} exited ({status}); {progress:?}");
+                }
+            }
+            ensure!(Instant::now() < deadline, "over {listener} after 120 s: {progress:?}, {written} source records written");
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        ensure!(audit.0.try_wait()?.is_none(), "the audit worker over mTLS exited");
-        ensure!(Instant::now() < deadline, "the audit worker over mTLS logged {logged} of {} events", id_list.len());
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    wait_count(
-        &db.pool,
-        "SELECT count(*) FROM ltf_analytics_rollups",
-        1,
-        60,
-        &mut analytics,
-        "the analytics worker over SASL_SSL",
-    )
-    .await?;
 
     // The CLI as the admin over mTLS and SASL_SSL.
     let status = run_ok(ltf(&admin_mtls).args(["status"]))?;
     ensure!(status.contains(&format!("{PREFIX}.audit")), "ltf status over mTLS shows the audit group: {status}");
     run_ok(ltf(&admin_sasl).args(["dlq", "list"]))?;
-    drop((audit, analytics));
     db.drop_database().await
 }
 

@@ -34,6 +34,14 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// How many Redis keys of the test stack match `pattern` (a glob, as `KEYS`).
+pub async fn redis_key_count(pattern: &str) -> Result<usize> {
+    let client = redis::Client::open(redis_url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(&mut conn).await?;
+    Ok(keys.len())
+}
+
 /// A topic prefix no other test uses.
 pub fn unique_prefix(test: &str) -> String {
     format!("t-{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])

@@ -27,7 +27,7 @@ use ltf_consumers::{
     DedupStore, Event, Handler, HandlerContext, HandlerError, Incoming, PartitionPause, Process, Router, Runner, WorkerBuilder,
     WorkerConfig,
 };
-use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_topics, TopicSpec, CLUSTER_DEFAULT_REPLICATION};
 use ltf_kafka::ConsumerConfig;
 use ltf_kafka::EventPublisher;
 use ltf_schemas::{AggregateType, EventCodec, EventType, TopicNames};
@@ -339,8 +339,11 @@ async fn held(bootstrap: &str, topic: &str) -> Result<u64> {
 
 /// Publishes realistic RecordUpdated events until `topic` holds `a.events`.
 async fn fill(common: &Common, a: &ConsumeArgs, topic: &str, publisher: &EventPublisher) -> Result<()> {
-    ensure_topics(&common.bootstrap, &[TopicSpec { name: topic.to_owned(), partitions: a.partitions, replication_factor: 1 }])
-        .await?;
+    ensure_topics(
+        &common.bootstrap,
+        &[TopicSpec { name: topic.to_owned(), partitions: a.partitions, replication_factor: CLUSTER_DEFAULT_REPLICATION }],
+    )
+    .await?;
     let held = held(&common.bootstrap, topic).await?;
     if held >= a.events {
         eprintln!("{topic} already holds {held} events; not filling");

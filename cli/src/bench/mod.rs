@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use clap::{Args, Subcommand};
 use futures::{StreamExt, TryStreamExt};
-use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_topics, TopicSpec, CLUSTER_DEFAULT_REPLICATION};
 use ltf_kafka::EventPublisher;
 use ltf_schemas::{AggregateType, EventCodec, TopicNames};
 use std::sync::Arc;
@@ -65,8 +65,11 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
     };
     let topics = TopicNames::new(&a.prefix);
     let topic = topics.events(AggregateType::Table);
-    ensure_topics(&common.bootstrap, &[TopicSpec { name: topic.clone(), partitions: a.partitions, replication_factor: 1 }])
-        .await?;
+    ensure_topics(
+        &common.bootstrap,
+        &[TopicSpec { name: topic.clone(), partitions: a.partitions, replication_factor: CLUSTER_DEFAULT_REPLICATION }],
+    )
+    .await?;
     let codec = Arc::new(EventCodec::new(&common.registry, topics)?);
     let mut config = common.publisher_config();
     config.compression = a.compression.clone();

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use ltf_kafka::topics::{ensure_topics, TopicSpec};
+use ltf_kafka::topics::{ensure_topics, TopicSpec, CLUSTER_DEFAULT_REPLICATION};
 use ltf_kafka::ConsumerConfig;
 
 use ltf_schemas::registry;
@@ -73,7 +73,7 @@ pub async fn run(common: &Common, args: DemoArgs) -> Result<()> {
     let specs: Vec<TopicSpec> = topics
         .all_events()
         .into_iter()
-        .map(|name| TopicSpec { name, partitions: args.partitions, replication_factor: 1 })
+        .map(|name| TopicSpec { name, partitions: args.partitions, replication_factor: CLUSTER_DEFAULT_REPLICATION })
         .collect();
     ensure_topics(&common.bootstrap, &specs).await?;
     println!("  topics: {}", topics.all_events().join(", "));

@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 use ltf_consumers::middleware::DlqHeaders;
-use ltf_kafka::topics::{ensure_side_topics, SideTopic};
+use ltf_kafka::topics::{ensure_side_topics, SideTopic, CLUSTER_DEFAULT_REPLICATION};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -259,7 +259,7 @@ async fn ensure_retry_topic(common: &Common, topic: &DlqTopic) -> Result<()> {
         name: topic.retry_topic(),
         source: topic.source.clone(),
         partitions: topic.partitions.len().max(1) as i32,
-        fallback_replication: 1,
+        fallback_replication: CLUSTER_DEFAULT_REPLICATION,
     };
     ensure_side_topics(&common.bootstrap, &[spec]).await.with_context(|| format!("creating {}", topic.retry_topic()))?;
     Ok(())
