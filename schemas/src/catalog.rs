@@ -127,11 +127,12 @@ pub struct SchemaDef {
     /// The schema text as shipped.
     pub text: &'static str,
     parsed: OnceLock<Schema>,
+    canonical: OnceLock<String>,
 }
 
 impl SchemaDef {
     const fn new(event_type: EventType, version: i32, file: &'static str, text: &'static str) -> Self {
-        SchemaDef { event_type, version, file, text, parsed: OnceLock::new() }
+        SchemaDef { event_type, version, file, text, parsed: OnceLock::new(), canonical: OnceLock::new() }
     }
 
     /// The parsed schema (parsed once; the embedded files are checked by a unit test).
@@ -139,6 +140,11 @@ impl SchemaDef {
         self.parsed.get_or_init(|| {
             Schema::parse_str(self.text).unwrap_or_else(|e| panic!("embedded schema {} is invalid: {e}", self.file))
         })
+    }
+
+    /// The schema's Parsing Canonical Form (computed once): what fixes its binary layout.
+    pub fn canonical_form(&self) -> &str {
+        self.canonical.get_or_init(|| self.schema().canonical_form())
     }
 }
 

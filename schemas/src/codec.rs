@@ -16,6 +16,7 @@ use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, p
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 
+use crate::binary_decode;
 use crate::bounds;
 use crate::catalog::{self, EventType, SchemaDef};
 use crate::contract::{subject, Headers, TopicNames, CONTENT_TYPE};
@@ -102,7 +103,7 @@ pub struct EventCodec {
     /// (topic, event type, version) -> schema id.
     ids: RwLock<HashMap<(String, EventType, i32), u32>>,
     /// schema id -> writer schema.
-    writers: RwLock<HashMap<u32, Arc<Schema>>>,
+    writers: RwLock<HashMap<u32, Writer>>,
     /// The largest Kafka message an encoded event may make.
     max_message_bytes: usize,
 }
@@ -226,11 +227,7 @@ impl EventCodec {
         let subj = subject(topic, &def.event_type.full_name());
         let registered = post_schema(&self.sr, subj.clone(), supplied(def)).await.map_err(|e| registry_error(&subj, e))?;
         self.ids.write().expect("codec cache poisoned").insert(key, registered.id);
-        self.writers
-            .write()
-            .expect("codec cache poisoned")
-            .entry(registered.id)
-            .or_insert_with(|| Arc::new(def.schema().clone()));
+        self.writers.write().expect("codec cache poisoned").entry(registered.id).or_insert_with(|| Writer::of(def));
         Ok(registered.id)
     }
 
@@ -262,13 +259,18 @@ impl EventCodec {
     /// Makes `def`'s schema the writer schema of `id` without asking the registry: for a
     /// reader that knows its schemas' ids, and for decoding in tests without a registry.
     pub fn remember_writer(&self, id: u32, def: &SchemaDef) {
-        self.writers.write().expect("codec cache poisoned").insert(id, Arc::new(def.schema().clone()));
+        self.writers.write().expect("codec cache poisoned").insert(id, Writer::of(def));
     }
 
     /// The writer schema of `id`, fetched once.
     pub async fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, SchemaError> {
-        if let Some(s) = self.writers.read().expect("codec cache poisoned").get(&id) {
-            return Ok(s.clone());
+        Ok(self.writer(id).await?.schema)
+    }
+
+    /// The writer schema of `id` and its catalog layout, fetched once.
+    async fn writer(&self, id: u32) -> Result<Writer, SchemaError> {
+        if let Some(w) = self.writers.read().expect("codec cache poisoned").get(&id) {
+            return Ok(w.clone());
         }
         let registered = get_schema_by_id(id, &self.sr).await.map_err(|e| {
             if e.retriable || is_server_error(&e.error) {
@@ -279,17 +281,35 @@ impl EventCodec {
         })?;
         let schema = Schema::parse_str(&registered.schema)
             .map_err(|e| SchemaError::UnknownSchemaId { id, reason: format!("unparsable schema: {e}") })?;
-        let schema = Arc::new(schema);
-        self.writers.write().expect("codec cache poisoned").insert(id, schema.clone());
-        Ok(schema)
+        let writer = Writer { layout: binary_decode::layout_of(&schema), schema: Arc::new(schema) };
+        self.writers.write().expect("codec cache poisoned").insert(id, writer.clone());
+        Ok(writer)
     }
 
     /// Decodes a Confluent-framed value into an event, resolving older versions to this
     /// build's newest reader schema.
     pub async fn decode(&self, bytes: &[u8]) -> Result<DomainEvent, SchemaError> {
         let (id, body) = split_frame(bytes)?;
-        let writer = self.writer_schema(id).await?;
-        decode_with(id, &writer, body)
+        let writer = self.writer(id).await?;
+        match writer.layout {
+            Some(def) => binary_decode::read_event(id, def, body),
+            None => decode_with_apache(id, &writer.schema, body),
+        }
+    }
+}
+
+/// A writer schema as the codec keeps it: the schema, and the catalog schema whose binary
+/// layout it has (decoded directly), if any.
+#[derive(Debug, Clone)]
+struct Writer {
+    schema: Arc<Schema>,
+    layout: Option<&'static SchemaDef>,
+}
+
+impl Writer {
+    /// The writer of a catalog schema: its layout is its own.
+    fn of(def: &SchemaDef) -> Writer {
+        Writer { schema: Arc::new(def.schema().clone()), layout: catalog::schema_def(def.event_type, def.version).ok() }
     }
 }
 
@@ -303,10 +323,22 @@ pub fn encode_body(event: &DomainEvent) -> Result<Vec<u8>, SchemaError> {
     Ok(body)
 }
 
-/// Decodes an Avro body written with `writer` (schema id `id`). Never panics; the body's
-/// counts and lengths are checked against its size ([`crate::bounds`]) before apache-avro
-/// allocates for them.
+/// Decodes an Avro body written with `writer` (schema id `id`), resolved to the newest
+/// version of its type. Never panics. A writer schema with a catalog schema's layout is
+/// read directly (`binary_decode`); any other goes through [`decode_with_apache`].
 pub fn decode_with(id: u32, writer: &Schema, body: &[u8]) -> Result<DomainEvent, SchemaError> {
+    match binary_decode::layout_of(writer) {
+        Some(def) => binary_decode::read_event(id, def, body),
+        None => decode_with_apache(id, writer, body),
+    }
+}
+
+/// Decodes an Avro body written with `writer` (schema id `id`) through apache-avro's
+/// `Value` and its schema resolution: any writer schema of a known event type, and the
+/// reference the direct decoder is tested against. Never panics; the body's counts and
+/// lengths are checked against its size ([`crate::bounds`]) before apache-avro allocates
+/// for them.
+pub fn decode_with_apache(id: u32, writer: &Schema, body: &[u8]) -> Result<DomainEvent, SchemaError> {
     let name = match writer {
         Schema::Record(r) => r.name.fullname(None),
         other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)),

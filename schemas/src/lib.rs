@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod binary;
+mod binary_decode;
 pub mod bounds;
 pub mod catalog;
 pub mod codec;
