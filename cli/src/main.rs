@@ -6,6 +6,11 @@
 //! and `bench` (the `demo/` and `bench/` folders), driven by `scripts/demo` and
 //! `scripts/bench`.
 
+/// mimalloc instead of glibc's malloc: a worker allocates small, short-lived values on one
+/// thread and frees them on another, where glibc's arenas cost a quarter of its CPU.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod api;
 mod audit;
 mod automations;
