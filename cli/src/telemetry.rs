@@ -49,16 +49,21 @@ pub fn init(service: &str, json: bool) -> Telemetry {
 
 type Parts<S> = (S, Telemetry, Option<opentelemetry_otlp::ExporterBuildError>);
 
-/// `targets` as a per-layer filter asked on every span and event. tracing's per-layer
+/// `targets` (none above `most`) as a per-layer filter asked on every span and event. tracing's per-layer
 /// filters pass their decision from `enabled()` to `new_span()` through a thread-local;
 /// a callsite that every filter always accepts skips `enabled()` and reads a stale
 /// decision (tokio-rs/tracing#2519: after a `log_enabled!` check, request spans were
 /// dropped). A filter that answers `sometimes` at registration makes every callsite go
 /// through `enabled()`, so the decision is always fresh.
-fn fresh<S: tracing::Subscriber>(targets: Targets) -> impl tracing_subscriber::layer::Filter<S> {
+///
+/// Its most verbose level is the hint: without one, the subscriber's level is TRACE, and
+/// so is the `log` bridge's, and librdkafka's client logs a trace record per message it
+/// drops (3 % of a worker's CPU, turned into tracing events only to be filtered out).
+fn fresh<S: tracing::Subscriber>(targets: Targets, most: Level) -> impl tracing_subscriber::layer::Filter<S> {
     DynFilterFn::new(move |meta: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>| {
         targets.would_enable(meta.target(), meta.level())
     })
+    .with_max_level_hint(most)
 }
 
 /// The subscriber of [`init`], logging to `writer` through `filter`.
@@ -92,6 +97,7 @@ where
                 .with_target("ltf", Level::INFO)
                 .with_target("ltf_producers", Level::INFO)
                 .with_target("ltf_consumers", Level::INFO),
+            Level::INFO,
         ));
     (tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans), Telemetry { provider }, exporter_error)
 }

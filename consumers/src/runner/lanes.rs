@@ -1,10 +1,21 @@
 //! Per-ordering-key lanes: events of one key run one after another, in offset order;
 //! different keys run concurrently.
+//!
+//! The fetch loop hands over what one poll returned as a batch: an event whose key has a
+//! lane already waits in that lane's queue; the events of new keys get one task for the
+//! whole batch, which runs their lanes concurrently and takes each lane's later events
+//! as they queue up. So a task is spawned per batch, not per event (every record has a
+//! key of its own when records are keyed by id), and the batches of one partition still
+//! spread over the runtime's threads.
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::error;
 
 use crate::runner::process::{Incoming, PartitionPause, Process};
 use crate::runner::state::{PartitionStates, Tp};
@@ -21,7 +32,7 @@ pub struct Job {
     pub permit: OwnedSemaphorePermit,
 }
 
-/// The running lanes. A lane exists while its task runs; its queue holds the jobs waiting
+/// The running lanes. A lane exists while it runs; its queue holds the jobs waiting
 /// behind the one being processed.
 #[derive(Debug)]
 pub struct Lanes {
@@ -35,26 +46,51 @@ impl Lanes {
         Arc::new(Lanes { queues: Mutex::new(HashMap::new()), shared, process })
     }
 
-    /// Queues `job` behind earlier jobs of its key, or starts a lane for it.
-    pub fn push(self: &Arc<Self>, key: LaneKey, job: Job) {
-        let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(q) = queues.get_mut(&key) {
-            q.push_back(job);
+    /// Queues each job behind earlier jobs of its key; the jobs of keys without a lane
+    /// start their lanes together in one task.
+    pub fn push_batch(self: &Arc<Self>, batch: Vec<(LaneKey, Job)>) {
+        let mut fresh = Vec::new();
+        {
+            let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (key, job) in batch {
+                if let Some(q) = queues.get_mut(&key) {
+                    q.push_back(job);
+                } else {
+                    queues.insert(key.clone(), VecDeque::new());
+                    fresh.push((key, job));
+                }
+            }
+        }
+        if fresh.is_empty() {
             return;
         }
-        queues.insert(key.clone(), VecDeque::new());
-        drop(queues);
         let lanes = self.clone();
-        tokio::spawn(async move { lanes.run(key, job).await });
+        tokio::spawn(async move {
+            let mut running: FuturesUnordered<_> = fresh.into_iter().map(|(key, job)| lanes.run(key, job)).collect();
+            while running.next().await.is_some() {}
+        });
     }
 
-    async fn run(self: Arc<Self>, key: LaneKey, first: Job) {
+    /// Queues `job` behind earlier jobs of its key, or starts a lane for it.
+    #[cfg(test)]
+    pub fn push(self: &Arc<Self>, key: LaneKey, job: Job) {
+        self.push_batch(vec![(key, job)]);
+    }
+
+    /// Runs the lane of `key` from `first` until its queue is empty.
+    async fn run(&self, key: LaneKey, first: Job) {
         let tp: Tp = (key.0.clone(), key.1);
         let blocker = PartitionPause::new(self.shared.clone());
         let mut job = first;
         loop {
             let offset = job.incoming.meta.offset;
-            self.process.process(&job.incoming, &blocker).await;
+            let processed = AssertUnwindSafe(self.process.process(&job.incoming, &blocker)).catch_unwind().await;
+            if processed.is_err() {
+                // The lane stays: its key's later events wait behind an event that is never
+                // finished, which is read again after a restart (at-least-once).
+                error!(topic = %tp.0, partition = tp.1, offset, "processing panicked; the event stays unfinished");
+                return;
+            }
             self.shared.finish(&tp, job.generation, offset);
             drop(job.permit);
             let next = {

@@ -37,11 +37,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use ltf_kafka::topics::{ensure_side_topics, SideTopic};
 use ltf_schemas::TopicNames;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Message;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
 pub use config::WorkerConfig;
@@ -55,7 +57,7 @@ pub(crate) fn test_pause() -> PartitionPause {
 }
 
 use crate::runner::context::RunnerContext;
-use crate::runner::lanes::{Job, Lanes};
+use crate::runner::lanes::{Job, LaneKey, Lanes};
 use crate::runner::state::PartitionStates;
 use crate::{ConsumeError, Meta};
 
@@ -226,16 +228,20 @@ impl Runner {
                     }
                 },
             };
-            let meta = Meta::of(&msg);
-            let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
+            let mut batch = Vec::with_capacity(BATCH);
+            batch.extend(self.job(tp, &msg, permit));
             drop(msg);
-            let Some(generation) = self.shared.start(&tp, meta.offset, meta.timestamp_ms) else { continue };
-            let ordering = meta
-                .header(ltf_schemas::Headers::ORDERING_KEY)
-                .map(str::to_owned)
-                .or_else(|| meta.key.clone())
-                .unwrap_or_else(|| meta.offset.to_string());
-            lanes.push((tp.0, tp.1, ordering), Job { incoming: Incoming { meta, value }, generation, permit });
+            // What else the consumer holds already, while slots are free: one batch.
+            while batch.len() < BATCH && permits.available_permits() > 0 {
+                let Some(Ok(msg)) = consumer.recv().now_or_never() else { break };
+                let tp = (msg.topic().to_owned(), msg.partition());
+                if self.shared.is_held(&tp, msg.offset()) {
+                    continue;
+                }
+                let Ok(permit) = permits.clone().try_acquire_owned() else { break };
+                batch.extend(self.job(tp, &msg, permit));
+            }
+            lanes.push_batch(batch);
         }
 
         let abandoned = drain(&self.shared, self.config.shutdown_deadline).await;
@@ -247,6 +253,27 @@ impl Runner {
         Ok(RunReport { abandoned })
     }
 }
+
+impl Runner {
+    /// A fetched message as a lane's job: its partition's bookkeeping started, its
+    /// ordering key (the `ordering-key` header, else the Kafka key, else the offset).
+    /// `None` when its partition is held (it is fetched again on resume).
+    fn job(&self, tp: state::Tp, msg: &BorrowedMessage<'_>, permit: OwnedSemaphorePermit) -> Option<(LaneKey, Job)> {
+        let meta = Meta::of(msg);
+        let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
+        let generation = self.shared.start(&tp, meta.offset, meta.timestamp_ms)?;
+        let ordering = meta
+            .header(ltf_schemas::Headers::ORDERING_KEY)
+            .map(str::to_owned)
+            .or_else(|| meta.key.clone())
+            .unwrap_or_else(|| meta.offset.to_string());
+        Some(((tp.0, tp.1, ordering), Job { incoming: Incoming { meta, value }, generation, permit }))
+    }
+}
+
+/// Most messages handed to the lanes at once: what one poll found in the consumer's
+/// queue without waiting.
+const BATCH: usize = 64;
 
 /// Stores the positions of idle partitions past transaction markers (see
 /// [`PartitionStates::store_idle_positions`]).

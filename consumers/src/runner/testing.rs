@@ -94,6 +94,19 @@ impl Feed {
         self.lanes.push((tp().0, tp().1, key), Job { incoming: msg, generation, permit });
     }
 
+    /// Hands `msgs` (of partition [`tp`], in fetch order) to the lanes as one batch, the
+    /// way the fetch loop hands over what one poll found.
+    pub(crate) async fn push_batch(&self, msgs: Vec<Incoming>) {
+        let mut batch = Vec::new();
+        for msg in msgs {
+            let generation = self.states.start(&tp(), msg.meta.offset, msg.meta.timestamp_ms).expect("not paused");
+            let permit = self.permits.clone().acquire_owned().await.expect("permit");
+            let key = msg.meta.key.clone().unwrap_or_default();
+            batch.push(((tp().0, tp().1, key), Job { incoming: msg, generation, permit }));
+        }
+        self.lanes.push_batch(batch);
+    }
+
     /// Waits (at most 5 s) until nothing is in flight.
     pub(crate) async fn settle(&self) {
         tokio::time::timeout(Duration::from_secs(5), async {

@@ -234,3 +234,60 @@ async fn shutdown_abandons_work_still_running_at_the_deadline_without_storing_it
     // Offset 0 finished, 1 did not: 1 is the commit position, whatever finished after it.
     assert_eq!(feed.recorder.calls(), vec![Call::Store(1)]);
 }
+
+/// A process that waits until it is let go.
+#[derive(Debug, Default)]
+struct Gate(tokio::sync::Notify);
+
+#[async_trait]
+impl Process for Gate {
+    async fn process(&self, msg: &Incoming, _: &PartitionPause) {
+        if msg.meta.key.as_deref() == Some("boom") {
+            panic!("a process that panics");
+        }
+        self.0.notified().await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_events_takes_one_task_not_a_task_per_event_and_later_events_of_its_keys_join_their_lanes() {
+    let gate = Arc::new(Gate::default());
+    let feed = Feed::new(gate.clone());
+    let before = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    feed.push_batch((0..12).map(|o| incoming(&format!("key-{o}"), o)).collect()).await;
+    tokio::task::yield_now().await;
+    let alive = tokio::runtime::Handle::current().metrics().num_alive_tasks() - before;
+    assert_eq!(alive, 1, "12 events of 12 keys fetched together take one task");
+    // Two more for keys that are running: they wait in their lanes, no task more.
+    feed.push_batch(vec![incoming("key-3", 12), incoming("key-7", 13)]).await;
+    tokio::task::yield_now().await;
+    assert_eq!(tokio::runtime::Handle::current().metrics().num_alive_tasks() - before, 1);
+    assert_eq!(feed.states.in_flight(), 14);
+    while feed.states.in_flight() > 0 {
+        gate.0.notify_waiters();
+        tokio::task::yield_now().await;
+    }
+    feed.settle().await;
+    assert_eq!(feed.recorder.calls().last(), Some(&Call::Store(14)));
+}
+
+#[tokio::test]
+async fn a_process_that_panics_leaves_its_event_unfinished_and_the_other_keys_of_its_partition_go_on() {
+    let gate = Arc::new(Gate::default());
+    let feed = Feed::new(gate.clone());
+    feed.push(incoming("boom", 0)).await;
+    for offset in 1..4 {
+        feed.push(incoming(&format!("key-{offset}"), offset)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while feed.states.in_flight() > 1 {
+            gate.0.notify_waiters();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the other keys finished");
+    assert_eq!(feed.states.in_flight(), 1, "the event that panicked is not finished");
+    assert!(!feed.recorder.calls().iter().any(|c| matches!(c, Call::Store(o) if *o > 0)), "nothing stored past offset 0");
+    assert_eq!(feed.permits.available_permits(), 16, "the permit of the event that panicked came back");
+}
