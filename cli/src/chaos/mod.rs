@@ -124,14 +124,39 @@ pub async fn run(common: &Common, args: ChaosArgs) -> Result<()> {
     if args.keep {
         println!("kept: database {db_name} (DATABASE_URL ending /{db_name}), topic prefix {prefix}");
     } else {
-        let server = PgPool::connect(&args.database_url).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&server).await?;
+        drop_run_database(&args.database_url, &db_name).await;
     }
     let verdict = outcome?;
     if !passed(&verdict) {
         bail!("the chaos run broke a promise (see the table and the problems above)");
     }
     Ok(())
+}
+
+/// Drops the run's database. FORCE cannot end an autovacuum worker (it runs as the
+/// superuser), which may be at work on the database right after the load: it ends on its
+/// own, so the drop is tried again for up to 10 s. A database left behind is reported;
+/// it breaks no promise of the run.
+async fn drop_run_database(database_url: &str, db_name: &str) {
+    let drop = format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)");
+    let mut attempt = 0;
+    loop {
+        let result = match PgPool::connect(database_url).await {
+            Ok(server) => sqlx::query(&drop).execute(&server).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) if attempt < 40 && e.to_string().contains("pg_signal_backend") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                eprintln!("warning: the run's database {db_name} was not dropped: {e}");
+                return;
+            }
+        }
+    }
 }
 
 fn passed(v: &Verdict) -> bool {
