@@ -209,37 +209,35 @@ impl Runner {
                     continue;
                 }
             };
-            let tp = (msg.topic().to_owned(), msg.partition());
-            if self.shared.is_held(&tp, msg.offset()) {
-                // Fetched before its partition was paused: read again on resume.
-                continue;
-            }
-            let permit = match permits.clone().try_acquire_owned() {
-                Ok(p) => p,
-                // Every slot is busy: wait a little for one (work in flight finishing);
-                // when none comes back in time, the slots are held by parked work:
-                // pause this partition at this message and keep polling.
-                Err(_) => match tokio::time::timeout(tick, permits.clone().acquire_owned()).await {
-                    Ok(Ok(p)) => p,
-                    Ok(Err(_)) => break,
-                    Err(_) => {
-                        self.shared.hold(&tp, msg.offset());
-                        continue;
-                    }
-                },
-            };
+            // The message just fetched, then what else the consumer holds already while
+            // slots are free: one batch for the lanes.
             let mut batch = Vec::with_capacity(BATCH);
-            batch.extend(self.job(tp, &msg, permit));
-            drop(msg);
-            // What else the consumer holds already, while slots are free: one batch.
-            while batch.len() < BATCH && permits.available_permits() > 0 {
-                let Some(Ok(msg)) = consumer.recv().now_or_never() else { break };
+            let mut next = Some(msg);
+            while let Some(msg) = next.take() {
                 let tp = (msg.topic().to_owned(), msg.partition());
-                if self.shared.is_held(&tp, msg.offset()) {
-                    continue;
+                // Fetched before its partition was paused: read again on resume.
+                if !self.shared.is_held(&tp, msg.offset()) {
+                    let permit = match permits.clone().try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        // Every slot is busy and the batch empty: wait a little for one
+                        // (work in flight finishing); when none comes back in time, the
+                        // slots are held by parked work.
+                        Err(_) if batch.is_empty() => {
+                            tokio::time::timeout(tick, permits.clone().acquire_owned()).await.ok().and_then(Result::ok)
+                        }
+                        Err(_) => None,
+                    };
+                    let Some(permit) = permit else {
+                        // No slot: pause this partition at this message and keep polling.
+                        self.shared.hold(&tp, msg.offset());
+                        break;
+                    };
+                    batch.extend(self.job(tp, &msg, permit));
                 }
-                let Ok(permit) = permits.clone().try_acquire_owned() else { break };
-                batch.extend(self.job(tp, &msg, permit));
+                drop(msg);
+                if batch.len() < BATCH && permits.available_permits() > 0 {
+                    next = consumer.recv().now_or_never().and_then(Result::ok);
+                }
             }
             lanes.push_batch(batch);
         }
