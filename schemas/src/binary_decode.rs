@@ -102,6 +102,11 @@ impl<'a> In<'a> {
     fn len(&mut self, min_item: usize) -> Result<usize, SchemaError> {
         let n = self.long()?;
         let n = usize::try_from(n).map_err(|_| self.bad(format!("negative length {n}")))?;
+        self.fits(n, min_item)
+    }
+
+    /// `n`, when `n` items of at least `min_item` bytes each fit in the bytes left.
+    fn fits(&self, n: usize, min_item: usize) -> Result<usize, SchemaError> {
         if n.saturating_mul(min_item) > self.buf.len() {
             return Err(self.bad(format!("{n} items cannot fit in the {} bytes left", self.buf.len())));
         }
@@ -155,16 +160,9 @@ impl<'a> In<'a> {
             let _size = self.long()?;
             let n = n.checked_neg().ok_or_else(|| self.bad("block count out of range"))?;
             let n = usize::try_from(n).map_err(|_| self.bad("block count out of range"))?;
-            if n.saturating_mul(min_item) > self.buf.len() {
-                return Err(self.bad(format!("{n} items cannot fit in the {} bytes left", self.buf.len())));
-            }
-            return Ok(n);
+            return self.fits(n, min_item);
         }
-        let n = n as usize;
-        if n.saturating_mul(min_item) > self.buf.len() {
-            return Err(self.bad(format!("{n} items cannot fit in the {} bytes left", self.buf.len())));
-        }
-        Ok(n)
+        self.fits(n as usize, min_item)
     }
 
     /// A map of field values (`fields.rs`' union), or `None` where a value has no JSON form
