@@ -270,17 +270,7 @@ fn a_wrong_password_an_untrusted_ca_a_missing_certificate_and_a_plaintext_client
 async fn a_workers_principal_cannot_write_to_an_event_topic() -> Result<()> {
     let admin = settings("admin", "sasl")?;
     run_ok(ltf(&admin).args(["topics", "ensure", "--partitions", "3"]))?;
-    let audit = settings("audit", "sasl")?;
-    let password = std::fs::read_to_string(&audit["LTF_KAFKA_SASL_PASSWORD_FILE"])?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &audit["LTF_KAFKA_BOOTSTRAP"])
-        .set("security.protocol", "SASL_SSL")
-        .set("sasl.mechanism", "SCRAM-SHA-512")
-        .set("sasl.username", "audit")
-        .set("sasl.password", password.trim())
-        .set("ssl.ca.location", &audit["LTF_KAFKA_SSL_CA_LOCATION"])
-        .set("message.timeout.ms", "10000")
-        .create()?;
+    let producer: FutureProducer = sasl_client("audit")?.set("message.timeout.ms", "10000").create()?;
     let topic = format!("{PREFIX}.table.events");
     let sent = producer.send(FutureRecord::<str, str>::to(&topic).key("k").payload("forged"), Duration::from_secs(10)).await;
     let Err((e, _)) = sent else { bail!("the audit worker's principal wrote to {topic}") };
@@ -291,25 +281,26 @@ async fn a_workers_principal_cannot_write_to_an_event_topic() -> Result<()> {
     Ok(())
 }
 
-/// A SASL_SSL client of `principal` for reading metadata.
-fn metadata_client(principal: &str) -> Result<BaseConsumer> {
+/// The settings of a plain rust-rdkafka client of `principal` over SASL_SSL.
+fn sasl_client(principal: &str) -> Result<ClientConfig> {
     let vars = settings(principal, "sasl")?;
     let password = std::fs::read_to_string(&vars["LTF_KAFKA_SASL_PASSWORD_FILE"])?;
-    Ok(ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &vars["LTF_KAFKA_BOOTSTRAP"])
         .set("security.protocol", "SASL_SSL")
         .set("sasl.mechanism", "SCRAM-SHA-512")
         .set("sasl.username", principal)
         .set("sasl.password", password.trim())
-        .set("ssl.ca.location", &vars["LTF_KAFKA_SSL_CA_LOCATION"])
-        .create()?)
+        .set("ssl.ca.location", &vars["LTF_KAFKA_SSL_CA_LOCATION"]);
+    Ok(config)
 }
 
 #[test]
 fn event_topics_ensured_without_a_replication_factor_take_the_clusters_default() -> Result<()> {
     let admin = settings("admin", "sasl")?;
     run_ok(ltf(&admin).args(["topics", "ensure", "--partitions", "3"]))?;
-    let client = metadata_client("admin")?;
+    let client: BaseConsumer = sasl_client("admin")?.create()?;
     let topic = format!("{PREFIX}.table.events");
     let md = client.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
     // The secured stack's default.replication.factor: 1 on one node, 3 on three.
