@@ -14,6 +14,8 @@
 //!   timed out (`57014`). Running the same transaction again heals it, at once;
 //! * everything else is [`PgFailure::Permanent`]: a constraint, a syntax error, a missing
 //!   table or row, a value out of range — running it again fails again.
+//!
+//! [`drop_database`] drops a database even while an autovacuum worker is at work on it.
 
 #![warn(missing_docs)]
 
@@ -64,6 +66,26 @@ pub fn classify(e: &sqlx::Error) -> PgFailure {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => PgFailure::Unavailable,
         _ => PgFailure::Permanent,
+    }
+}
+
+/// Drops the database `name` (`IF EXISTS`, `WITH (FORCE)`) over `conn`, a connection to
+/// another database of the server. FORCE ends every session but an autovacuum worker (it
+/// runs as the superuser: "must be a member of the role whose process is being
+/// terminated or member of pg_signal_backend"), which may be at work on a database
+/// right after a load; it ends on its own, so the drop is tried again for up to 10 s.
+pub async fn drop_database(conn: &mut sqlx::PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", name.replace('"', "\"\""));
+    let mut attempt = 0;
+    loop {
+        match sqlx::raw_sql(&drop).execute(&mut *conn).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < 40 && e.to_string().contains("pg_signal_backend") => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -160,19 +160,7 @@ impl TestDb {
         let closed = tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.pool.close()).await.is_ok();
         let server: sqlx::postgres::PgConnectOptions = database_url().parse()?;
         let mut admin = sqlx::PgConnection::connect_with(&server).await?;
-        // FORCE cannot end an autovacuum worker (it runs as the superuser), which may
-        // have just started on the new database: it ends on its own, so try again.
-        let mut attempt = 0;
-        loop {
-            match sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut admin).await {
-                Ok(_) => break,
-                Err(e) if attempt < 40 && e.to_string().contains("pg_signal_backend") => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        ltf_pg::drop_database(&mut admin, &self.name).await?;
         admin.close().await?;
         anyhow::ensure!(
             closed,

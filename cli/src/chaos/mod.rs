@@ -133,29 +133,16 @@ pub async fn run(common: &Common, args: ChaosArgs) -> Result<()> {
     Ok(())
 }
 
-/// Drops the run's database. FORCE cannot end an autovacuum worker (it runs as the
-/// superuser), which may be at work on the database right after the load: it ends on its
-/// own, so the drop is tried again for up to 10 s. A database left behind is reported;
-/// it breaks no promise of the run.
+/// Drops the run's database (see [`ltf_pg::drop_database`]). A database left behind is
+/// reported; it breaks no promise of the run.
 async fn drop_run_database(database_url: &str, db_name: &str) {
-    let drop = format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)");
-    let mut attempt = 0;
-    loop {
-        let result = match PgPool::connect(database_url).await {
-            Ok(server) => sqlx::query(&drop).execute(&server).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => return,
-            Err(e) if attempt < 40 && e.to_string().contains("pg_signal_backend") => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => {
-                eprintln!("warning: the run's database {db_name} was not dropped: {e}");
-                return;
-            }
-        }
+    use sqlx::Connection;
+    let dropped = match sqlx::PgConnection::connect(database_url).await {
+        Ok(mut server) => ltf_pg::drop_database(&mut server, db_name).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = dropped {
+        eprintln!("warning: the run's database {db_name} was not dropped: {e}");
     }
 }
 
