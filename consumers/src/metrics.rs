@@ -6,6 +6,12 @@
 
 pub use ltf_kafka::metrics::{Kind, Metric};
 
+use std::hash::Hash;
+use std::sync::RwLock;
+
+use foldhash::HashMap;
+use metrics::{counter, histogram, Counter, Histogram};
+
 /// Events handled, by `group`, `handler`, `event_type` and `outcome`
 /// (`success`, `retried`, `dead_lettered`, `duplicate`, `undecodable`).
 pub const EVENTS_TOTAL: &str = "latechforce_consumer_events_total";
@@ -126,4 +132,85 @@ pub const CATALOGUE: &[Metric] = &[
 /// Describes every metric on the installed recorder; call once at start.
 pub fn describe() {
     ltf_kafka::metrics::describe_all(CATALOGUE);
+}
+
+/// The handles of the per-event metrics of one consumer group, each resolved once per
+/// label set: counting an event is then an atomic add, not a lookup by name and labels
+/// with the label strings allocated anew (a twentieth of a worker's CPU per event).
+/// Handles are resolved on first use, so the recorder installed at start is the one
+/// they belong to.
+pub(crate) struct GroupMetrics {
+    group: String,
+    /// By handler, then (event type, outcome).
+    events: RwLock<HashMap<String, HashMap<(&'static str, &'static str), Counter>>>,
+    processing: RwLock<HashMap<String, Histogram>>,
+    end_to_end: RwLock<HashMap<&'static str, Histogram>>,
+}
+
+impl std::fmt::Debug for GroupMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupMetrics").field("group", &self.group).finish_non_exhaustive()
+    }
+}
+
+/// The handle of `key` in `map`, made by `make` the first time.
+fn cached<K, Q, V>(map: &RwLock<HashMap<K, V>>, key: &Q, own: impl FnOnce() -> K, make: impl FnOnce() -> V) -> V
+where
+    K: Eq + Hash + std::borrow::Borrow<Q>,
+    Q: Eq + Hash + ?Sized,
+    V: Clone,
+{
+    if let Some(v) = map.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(key) {
+        return v.clone();
+    }
+    map.write().unwrap_or_else(std::sync::PoisonError::into_inner).entry(own()).or_insert_with(make).clone()
+}
+
+impl GroupMetrics {
+    /// The metrics of consumer group `group`.
+    pub(crate) fn new(group: &str) -> GroupMetrics {
+        GroupMetrics {
+            group: group.to_owned(),
+            events: RwLock::default(),
+            processing: RwLock::default(),
+            end_to_end: RwLock::default(),
+        }
+    }
+
+    /// [`EVENTS_TOTAL`] of `handler`, `event_type` and `outcome`.
+    pub(crate) fn events(&self, handler: &str, event_type: &'static str, outcome: &'static str) -> Counter {
+        let key = (event_type, outcome);
+        let lookup = |per: &HashMap<(&'static str, &'static str), Counter>| per.get(&key).cloned();
+        if let Some(c) = self.events.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(handler).and_then(lookup) {
+            return c;
+        }
+        let mut all = self.events.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let per = all.entry(handler.to_owned()).or_default();
+        per.entry(key)
+            .or_insert_with(|| {
+                counter!(EVENTS_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => handler.to_owned(),
+                    labels::EVENT_TYPE => event_type, labels::OUTCOME => outcome)
+            })
+            .clone()
+    }
+
+    /// [`PROCESSING_SECONDS`] of `handler`.
+    pub(crate) fn processing(&self, handler: &str) -> Histogram {
+        cached(
+            &self.processing,
+            handler,
+            || handler.to_owned(),
+            || histogram!(PROCESSING_SECONDS, labels::GROUP => self.group.clone(), labels::HANDLER => handler.to_owned()),
+        )
+    }
+
+    /// [`END_TO_END_SECONDS`] of `event_type`.
+    pub(crate) fn end_to_end(&self, event_type: &'static str) -> Histogram {
+        cached(
+            &self.end_to_end,
+            event_type,
+            || event_type,
+            || histogram!(END_TO_END_SECONDS, labels::GROUP => self.group.clone(), labels::EVENT_TYPE => event_type),
+        )
+    }
 }

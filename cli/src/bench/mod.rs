@@ -4,12 +4,13 @@
 
 pub mod api;
 pub mod consume;
+pub mod produce_threaded;
 
 use std::time::Instant;
 
 use anyhow::Result;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use futures::{StreamExt, TryStreamExt};
 use ltf_kafka::topics::{ensure_topics, TopicSpec, CLUSTER_DEFAULT_REPLICATION};
 use ltf_kafka::EventPublisher;
@@ -55,6 +56,28 @@ pub struct ProduceArgs {
     /// Only encode (no Kafka): the codec's share of the cost.
     #[arg(long)]
     pub encode_only: bool,
+    /// The producer: `future` is `EventPublisher::publish_batch` (a FutureProducer, one
+    /// future per event); `threaded` a ThreadedProducer whose delivery callback counts
+    /// (`produce_threaded`), same settings and codec.
+    #[arg(long, value_enum, default_value_t = ProducerKind::Future)]
+    pub producer: ProducerKind,
+    /// `threaded` only: encode through `EventCodec::encode` (owned Strings and a new value
+    /// Vec per event, as the publisher) instead of into reused buffers.
+    #[arg(long)]
+    pub no_reuse: bool,
+    /// `threaded` only: events enqueued and not yet acknowledged at most (0: only
+    /// librdkafka's queue bounds them). Default: batch × concurrency, the future side's bound.
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+}
+
+/// The producer `ltf bench produce` publishes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProducerKind {
+    /// `EventPublisher::publish_batch` (FutureProducer).
+    Future,
+    /// A ThreadedProducer with a counting delivery callback.
+    Threaded,
 }
 
 pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
@@ -74,7 +97,7 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
     let mut config = common.publisher_config();
     config.compression = a.compression.clone();
     config.linger_ms = a.linger_ms;
-    let publisher = EventPublisher::new(&config, codec)?;
+    let publisher = EventPublisher::new(&config, codec.clone())?;
 
     let mut sampler = Sampler::new(7, 50);
     let events: Vec<_> = (0..a.events).map(|_| sampler.record_updated()).collect();
@@ -104,7 +127,27 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
     }
     let chunks: Vec<Vec<_>> = events.chunks(a.batch.max(1)).map(<[_]>::to_vec).collect();
     drop(events);
+    if a.producer == ProducerKind::Threaded {
+        drop(publisher);
+        let max_in_flight = a.max_in_flight.unwrap_or(a.batch.max(1) * a.concurrency.max(1));
+        let o = produce_threaded::run(&config, codec, chunks, !a.no_reuse, a.concurrency, max_in_flight).await?;
+        println!(
+            "RESULT side=ltf events={} seconds={:.3} events_per_sec={:.0} avg_value_bytes={} avg_record_bytes={} topic={topic} partitions={} compression={} linger_ms={} producer=threaded reuse={} max_in_flight={max_in_flight} cpu_seconds={:.2}",
+            o.delivered,
+            o.seconds,
+            o.delivered as f64 / o.seconds,
+            value_bytes / sampled,
+            bytes / sampled,
+            a.partitions,
+            a.compression,
+            a.linger_ms,
+            !a.no_reuse,
+            o.cpu_seconds
+        );
+        return Ok(());
+    }
     let started = Instant::now();
+    let cpu_started = produce_threaded::process_cpu_seconds();
     // Each batch is its own task, so encoding runs on every core.
     let published: usize = futures::stream::iter(chunks)
         .map(|chunk| {
@@ -115,9 +158,10 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
         .try_fold(0usize, |acc, n| async move { Ok(acc + n) })
         .await?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu = produce_threaded::process_cpu_seconds().zip(cpu_started).map_or(f64::NAN, |(end, start)| end - start);
     let rate = published as f64 / secs;
     println!(
-        "RESULT side=ltf events={published} seconds={secs:.3} events_per_sec={rate:.0} avg_value_bytes={} avg_record_bytes={} topic={topic} partitions={} compression={} linger_ms={}",
+        "RESULT side=ltf events={published} seconds={secs:.3} events_per_sec={rate:.0} avg_value_bytes={} avg_record_bytes={} topic={topic} partitions={} compression={} linger_ms={} producer=future cpu_seconds={cpu:.2}",
         value_bytes / sampled,
         bytes / sampled,
         a.partitions,

@@ -25,14 +25,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge};
 
 use rand::Rng;
 use serde::Deserialize;
 
 use tracing::debug;
 
-use crate::metrics::{labels, PARKED, PARKS_TOTAL, PROCESSING_SECONDS, RETRIES_TOTAL};
+use crate::metrics::{labels, GroupMetrics, PARKED, PARKS_TOTAL, RETRIES_TOTAL};
 use crate::middleware::dedup::DedupStore;
 use crate::middleware::dependency::wait_for_probe;
 use crate::middleware::Breakers;
@@ -139,6 +139,7 @@ pub(crate) struct Scope<'a> {
     pub dedup: Option<&'a Arc<DedupStore>>,
     pub dependencies: &'a [&'static str],
     pub max_park: Option<Duration>,
+    pub metrics: &'a GroupMetrics,
 }
 
 /// Counts an event in the parked gauge for as long as it lives.
@@ -173,7 +174,7 @@ where
     F: FnMut(HandlerContext) -> Fut,
     Fut: Future<Output = Result<(), HandlerError>>,
 {
-    let Scope { group, handler, policy, breakers, dedup, dependencies, max_park } = *scope;
+    let Scope { group, handler, policy, breakers, dedup, dependencies, max_park, metrics } = *scope;
     let started = Instant::now();
     let mut attempt: u32 = 1;
     let mut first_failure = None;
@@ -260,8 +261,7 @@ where
         attempt += 1;
     };
     drop(parked);
-    histogram!(PROCESSING_SECONDS, labels::GROUP => group.to_owned(), labels::HANDLER => handler.to_owned())
-        .record(started.elapsed().as_secs_f64());
+    metrics.processing(handler).record(started.elapsed().as_secs_f64());
     Attempted { result, attempts: attempt, first_failure }
 }
 
@@ -295,8 +295,10 @@ mod tests {
         Arc::new(Breakers::new("g", config))
     }
 
+    static METRICS: std::sync::LazyLock<GroupMetrics> = std::sync::LazyLock::new(|| GroupMetrics::new("g"));
+
     fn scope<'a>(policy: &'a RetryPolicy, breakers: &'a Arc<Breakers>, max_park: Option<Duration>) -> Scope<'a> {
-        Scope { group: "g", handler: "h", policy, breakers, dedup: None, dependencies: &[], max_park }
+        Scope { group: "g", handler: "h", policy, breakers, dedup: None, dependencies: &[], max_park, metrics: &METRICS }
     }
 
     /// Runs the retry loop with `fast(max)` and breakers opening after `threshold`

@@ -32,11 +32,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use ltf_schemas::{EventCodec, SchemaError};
-use metrics::{counter, histogram};
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::handler::guarded;
-use crate::metrics::{labels, outcome, END_TO_END_SECONDS, EVENTS_TOTAL};
+use crate::metrics::{outcome, GroupMetrics};
 use crate::middleware::dead_letter::UNDECODABLE_HANDLER;
 use crate::middleware::dedup::{self, DedupStore};
 use crate::middleware::dependency::wait_out;
@@ -63,6 +62,7 @@ pub struct Pipeline {
     dead_letters: Arc<dyn DeadLetterSink>,
     /// How long an event may stay parked on a failed dependency (`None`: without limit).
     pub(crate) max_park: Option<Duration>,
+    metrics: GroupMetrics,
 }
 
 impl Pipeline {
@@ -78,7 +78,9 @@ impl Pipeline {
         fuse: Arc<DlqFuse>,
         dead_letters: Arc<dyn DeadLetterSink>,
     ) -> Pipeline {
-        Pipeline { group: group.into(), codec, router, dedup, retry, breakers, fuse, dead_letters, max_park: None }
+        let group = group.into();
+        let metrics = GroupMetrics::new(&group);
+        Pipeline { group, codec, router, dedup, retry, breakers, fuse, dead_letters, max_park: None, metrics }
     }
 
     /// The retry policy's delay before attempt `attempt + 1`.
@@ -103,25 +105,23 @@ impl Pipeline {
 
     /// Runs one handler on one event to the end.
     async fn handle(&self, handler: &Arc<dyn Handler>, event: &Event, value: &[u8], blocker: &PartitionPause) {
-        let name = handler.name().to_owned();
-        if self.is_duplicate(&name, event).await {
-            self.count(&name, event.event_type().as_str(), outcome::DUPLICATE);
+        let name = handler.name();
+        if self.is_duplicate(name, event).await {
+            self.count(name, event.event_type().as_str(), outcome::DUPLICATE);
             return;
         }
         let attempted = self
-            .attempts(&name, handler.dependencies(), |ctx| {
+            .attempts(name, handler.dependencies(), |ctx| {
                 let handler = handler.clone();
                 async move { dedup::record_after(&ctx, &[event], guarded(handler.handle(&ctx, event))).await }
             })
             .await;
-        self.conclude(&name, &[(event, value)], attempted, blocker).await;
+        self.conclude(name, &[(event, value)], attempted, blocker).await;
     }
 
     /// Counts one event's outcome.
     pub(crate) fn count(&self, handler: &str, event_type: &'static str, outcome: &'static str) {
-        counter!(EVENTS_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => handler.to_owned(),
-            labels::EVENT_TYPE => event_type, labels::OUTCOME => outcome)
-        .increment(1);
+        self.metrics.events(handler, event_type, outcome).increment(1);
     }
 
     /// The retry middleware around `call` (one handler call per attempt) of a handler
@@ -139,6 +139,7 @@ impl Pipeline {
             dedup: self.dedup.as_ref(),
             dependencies,
             max_park: self.max_park,
+            metrics: &self.metrics,
         };
         retry::attempts(&scope, call).await
     }
@@ -229,17 +230,17 @@ impl Process for Pipeline {
         );
         ltf_kafka::trace::adopt(&span, traceparent);
         async {
-            let handlers = self.router.handlers_for(event.event_type());
-            for handler in &handlers {
+            let mut handlers = 0;
+            for handler in self.router.handlers().iter().filter(|h| h.can_handle(event.event_type())) {
                 self.handle(handler, &event, &msg.value, blocker).await;
+                handlers += 1;
             }
-            debug!(handlers = handlers.len(), "event handled");
+            debug!(handlers, "event handled");
         }
         .instrument(span)
         .await;
         let age_ms = (Utc::now() - event.event.envelope.occurred_on).num_milliseconds();
-        histogram!(END_TO_END_SECONDS, labels::GROUP => self.group.clone(), labels::EVENT_TYPE => event.event_type().as_str())
-            .record((age_ms.max(0) as f64) / 1000.0);
+        self.metrics.end_to_end(event.event_type().as_str()).record((age_ms.max(0) as f64) / 1000.0);
     }
 }
 

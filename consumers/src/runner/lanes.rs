@@ -8,10 +8,11 @@
 //! key of its own when records are keyed by id), and the batches of one partition still
 //! spread over the runtime's threads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
+use foldhash::HashMap;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
@@ -43,7 +44,7 @@ pub struct Lanes {
 
 impl Lanes {
     pub fn new(shared: Arc<PartitionStates>, process: Arc<dyn Process>) -> Arc<Lanes> {
-        Arc::new(Lanes { queues: Mutex::new(HashMap::new()), shared, process })
+        Arc::new(Lanes { queues: Mutex::new(HashMap::default()), shared, process })
     }
 
     /// Queues each job behind earlier jobs of its key; the jobs of keys without a lane

@@ -1,12 +1,12 @@
 //! State shared by the poll loop, the lanes and the rebalance callbacks: per-partition
 //! offsets, pauses, health.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use metrics::{counter, gauge};
+use foldhash::HashMap;
+use metrics::{counter, gauge, Gauge};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -89,6 +89,9 @@ pub struct PartitionStates {
     held: AtomicUsize,
     heartbeat_ms: AtomicU64,
     stopped: AtomicBool,
+    /// The in-flight gauge of the group, resolved on first use (set per event: no lookup
+    /// by name and labels each time).
+    in_flight_gauge: OnceLock<Gauge>,
 }
 
 impl std::fmt::Debug for PartitionStates {
@@ -106,13 +109,14 @@ impl PartitionStates {
         Arc::new(PartitionStates {
             group,
             consumer: OnceLock::new(),
-            partitions: Mutex::new(HashMap::new()),
+            partitions: Mutex::new(HashMap::default()),
             generation: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             assigned: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
             heartbeat_ms: AtomicU64::new(now_ms()),
             stopped: AtomicBool::new(false),
+            in_flight_gauge: OnceLock::new(),
         })
     }
 
@@ -139,18 +143,24 @@ impl PartitionStates {
             return None;
         }
         p.offsets.start(offset);
+        let generation_of_p = p.generation;
         if let Some(ts) = timestamp_ms {
             p.timestamps.insert(offset, ts);
         }
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        gauge!(IN_FLIGHT, labels::GROUP => self.group.clone()).set(n as f64);
-        Some(p.generation)
+        drop(parts);
+        self.in_flight_gauge().set(n as f64);
+        Some(generation_of_p)
+    }
+
+    fn in_flight_gauge(&self) -> &Gauge {
+        self.in_flight_gauge.get_or_init(|| gauge!(IN_FLIGHT, labels::GROUP => self.group.clone()))
     }
 
     /// Marks `offset` finished and stores the partition's new commit position.
     pub fn finish(&self, tp: &Tp, generation: u64, offset: i64) {
         let n = self.in_flight.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
-        gauge!(IN_FLIGHT, labels::GROUP => self.group.clone()).set(n as f64);
+        self.in_flight_gauge().set(n as f64);
         let store = {
             let mut parts = self.lock();
             match parts.get_mut(tp) {
