@@ -278,7 +278,7 @@ async fn a_cascade_skips_a_linking_record_deleted_concurrently_instead_of_failin
     let input = DeleteRecordInput { table_id: "contacts".into(), record: RecordRef::any_version(&ada) };
     let deleted = DeleteRecord.run(&db.pool, &codec, &ctx, input).await?.events.remove(0);
     let meta = Meta { topic: "t".into(), partition: 0, offset: 0, key: None, timestamp_ms: None, headers: Vec::new() };
-    let event = Event { event: deleted, meta };
+    let event = Event { event: deleted, meta: meta.into() };
     let dedup = Arc::new(DedupStore::new(db.pool.clone(), Duration::from_secs(3600)));
     let cascade = tokio::spawn(async move {
         let ctx = HandlerContext::new("g", "cascade", 1, Some(dedup));
@@ -468,7 +468,7 @@ async fn concurrent_writers_cascades_and_record_actions_never_deadlock() -> Resu
                     let meta =
                         Meta { topic: "t".into(), partition: 0, offset: 0, key: None, timestamp_ms: None, headers: Vec::new() };
                     let hctx = HandlerContext::new("g", "cascade", 1, Some(dedup.clone()));
-                    if let Err(err) = cascade.handle(&hctx, &Event { event: e, meta }).await {
+                    if let Err(err) = cascade.handle(&hctx, &Event { event: e, meta: meta.into() }).await {
                         if err.message.contains("deadlock") {
                             deadlocks.fetch_add(1, Ordering::SeqCst);
                         } else {

@@ -34,7 +34,7 @@ fn event() -> Result<Event> {
         timestamp_ms: None,
         headers: vec![],
     };
-    Ok(Event { event, meta })
+    Ok(Event { event, meta: meta.into() })
 }
 
 fn ctx() -> HandlerContext {

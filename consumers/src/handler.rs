@@ -67,7 +67,7 @@ pub struct Event {
     /// The event.
     pub event: DomainEvent,
     /// Kafka metadata.
-    pub meta: Meta,
+    pub meta: Arc<Meta>,
 }
 
 impl Event {

@@ -64,7 +64,7 @@ fn batch(handler: Arc<Collect>, sink: Arc<Sink>) -> Feed {
 async fn run(feed: &Feed, events: &[(&DomainEvent, &str)]) {
     for (offset, (event, key)) in events.iter().enumerate() {
         let mut msg = incoming_of(event, offset as i64);
-        msg.meta.key = Some((*key).to_owned());
+        Arc::make_mut(&mut msg.meta).key = Some((*key).to_owned());
         feed.push(msg).await;
     }
     feed.settle().await;
@@ -157,7 +157,7 @@ async fn a_panicking_batch_handler_dead_letters_only_its_event_and_the_batcher_l
     // The batcher is still there for the events after the panic.
     for (offset, event) in events[2..].iter().enumerate() {
         let mut msg = incoming_of(event, 2 + offset as i64);
-        msg.meta.key = Some(format!("k{offset}"));
+        Arc::make_mut(&mut msg.meta).key = Some(format!("k{offset}"));
         feed.push(msg).await;
     }
     feed.settle().await;

@@ -158,7 +158,7 @@ impl Pipeline {
             Err(err) => {
                 for (event, value) in events {
                     let dl = DeadLetter {
-                        original: event.meta.clone(),
+                        original: (*event.meta).clone(),
                         value: value.to_vec(),
                         error_class: err.class,
                         error_message: err.message.clone(),
@@ -186,7 +186,7 @@ impl Pipeline {
         };
         let now = Utc::now();
         let dl = DeadLetter {
-            original: msg.meta.clone(),
+            original: (*msg.meta).clone(),
             value: msg.value.clone(),
             error_class: ErrorClass::of_decode(&e),
             error_message: e.to_string(),

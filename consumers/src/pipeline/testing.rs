@@ -53,7 +53,7 @@ pub(crate) fn incoming_of(event: &DomainEvent, offset: i64) -> Incoming {
         timestamp_ms: Some(1),
         headers: vec![("event-id".into(), event.envelope.event_id.to_string())],
     };
-    Incoming { meta, value }
+    Incoming { meta: meta.into(), value }
 }
 
 /// Sample `i` and the message of it at `offset`.

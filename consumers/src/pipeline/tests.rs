@@ -35,7 +35,7 @@ async fn a_permanent_error_is_dead_lettered_after_one_attempt_with_its_class_and
     assert_eq!(dl.attempts, 1);
     assert_eq!((dl.group.as_str(), dl.handler.as_str()), ("g", "bad"));
     assert_eq!(dl.value, msg.value, "the value is dead-lettered byte for byte");
-    assert_eq!(dl.original, msg.meta);
+    assert_eq!(dl.original, *msg.meta);
     assert_eq!(dl.original.key.as_deref(), Some(event.aggregate_id()));
 }
 
@@ -139,7 +139,7 @@ async fn a_panicking_handler_is_retried_then_dead_lettered_as_panic_and_its_key_
     let feed = Feed::new(Arc::new(p));
     for offset in 0..3 {
         let (_, mut msg) = incoming(0, offset);
-        msg.meta.key = Some("one-key".into());
+        Arc::make_mut(&mut msg.meta).key = Some("one-key".into());
         feed.push(msg).await;
     }
     feed.settle().await;
@@ -198,7 +198,7 @@ async fn an_open_circuit_parks_only_the_keys_that_need_it_without_pausing_or_dea
     let feed = Feed::new(Arc::new(p));
     for (offset, key) in ["a", "b", "b", "b", "a", "b"].into_iter().enumerate() {
         let (_, mut msg) = incoming(0, offset as i64);
-        msg.meta.key = Some(key.into());
+        Arc::make_mut(&mut msg.meta).key = Some(key.into());
         feed.push(msg).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

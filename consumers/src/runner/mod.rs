@@ -265,7 +265,7 @@ impl Runner {
             .map(str::to_owned)
             .or_else(|| meta.key.clone())
             .unwrap_or_else(|| meta.offset.to_string());
-        Some(((tp.0, tp.1, ordering), Job { incoming: Incoming { meta, value }, generation, permit }))
+        Some(((tp.0, tp.1, ordering), Job { incoming: Incoming { meta: Arc::new(meta), value }, generation, permit }))
     }
 }
 

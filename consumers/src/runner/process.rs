@@ -11,8 +11,8 @@ use crate::Meta;
 /// undecodable value can be dead-lettered byte for byte).
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    /// Kafka metadata.
-    pub meta: Meta,
+    /// Kafka metadata (shared with the decoded [`crate::Event`], not copied).
+    pub meta: Arc<Meta>,
     /// The raw value.
     pub value: Vec<u8>,
 }

@@ -162,7 +162,7 @@ impl Process for Timeline {
 
 fn incoming(key: &str, offset: i64) -> Incoming {
     let meta = Meta { topic: "t".into(), partition: 0, offset, key: Some(key.into()), timestamp_ms: None, headers: Vec::new() };
-    Incoming { meta, value: Vec::new() }
+    Incoming { meta: meta.into(), value: Vec::new() }
 }
 
 #[tokio::test]
