@@ -277,7 +277,7 @@ async fn a_cascade_skips_a_linking_record_deleted_concurrently_instead_of_failin
     // Ada's deletion commits; its RecordDeleted goes to the cascade.
     let input = DeleteRecordInput { table_id: "contacts".into(), record: RecordRef::any_version(&ada) };
     let deleted = DeleteRecord.run(&db.pool, &codec, &ctx, input).await?.events.remove(0);
-    let meta = Meta { topic: "t".into(), partition: 0, offset: 0, key: None, timestamp_ms: None, headers: Vec::new() };
+    let meta = Meta { topic: "t".into(), partition: 0, offset: 0, key: None, timestamp_ms: None, headers: Default::default() };
     let event = Event { event: deleted, meta: meta.into() };
     let dedup = Arc::new(DedupStore::new(db.pool.clone(), Duration::from_secs(3600)));
     let cascade = tokio::spawn(async move {
@@ -465,8 +465,14 @@ async fn concurrent_writers_cascades_and_record_actions_never_deadlock() -> Resu
                     }
                 };
                 for e in deleted {
-                    let meta =
-                        Meta { topic: "t".into(), partition: 0, offset: 0, key: None, timestamp_ms: None, headers: Vec::new() };
+                    let meta = Meta {
+                        topic: "t".into(),
+                        partition: 0,
+                        offset: 0,
+                        key: None,
+                        timestamp_ms: None,
+                        headers: Default::default(),
+                    };
                     let hctx = HandlerContext::new("g", "cascade", 1, Some(dedup.clone()));
                     if let Err(err) = cascade.handle(&hctx, &Event { event: e, meta: meta.into() }).await {
                         if err.message.contains("deadlock") {

@@ -68,7 +68,7 @@ async fn a_dead_letter_keeps_the_message_and_adds_every_dlq_header() -> Result<(
             offset: 1234,
             key: Some("tbl_1".into()),
             timestamp_ms: Some(1_764_237_000_000),
-            headers: original.clone(),
+            headers: original.clone().into(),
         },
         // Not UTF-8, with zero bytes: must arrive byte for byte.
         value: vec![0, 0, 0, 0, 42, 0xff, 0xfe, 0, 1, 2],
@@ -131,7 +131,8 @@ async fn a_keyless_replayed_dead_letter_goes_to_the_same_dlq_with_its_origin() -
                 (DlqHeaders::ERROR_CLASS, "bad_avro"),
                 (DlqHeaders::ATTEMPTS, "0"),
                 (DlqHeaders::HANDLER, UNDECODABLE_HANDLER),
-            ]),
+            ])
+            .into(),
         },
         value: b"not avro at all".to_vec(),
         error_class: ErrorClass::BadAvro,

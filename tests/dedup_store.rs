@@ -32,7 +32,7 @@ fn event() -> Result<Event> {
         offset: 0,
         key: Some(event.aggregate_id().to_owned()),
         timestamp_ms: None,
-        headers: vec![],
+        headers: Default::default(),
     };
     Ok(Event { event, meta: meta.into() })
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ltf_schemas::{DomainEvent, EventType, Headers};
-use rdkafka::message::{Headers as _, Message};
+use rdkafka::message::Message;
 use uuid::Uuid;
 
 use std::sync::Mutex;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::middleware::circuit_breaker::{Admission, DependencyPermit};
 use crate::middleware::dedup::{DedupStore, Recording};
 use crate::middleware::Breakers;
-use crate::ErrorClass;
+use crate::{ErrorClass, MessageHeaders};
 
 /// Kafka metadata of the message an event came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,20 +30,13 @@ pub struct Meta {
     /// Broker or create timestamp, milliseconds since the epoch.
     pub timestamp_ms: Option<i64>,
     /// The headers, as (name, UTF-8 value).
-    pub headers: Vec<(String, String)>,
+    pub headers: MessageHeaders,
 }
 
 impl Meta {
     /// The metadata of a fetched message; header values as UTF-8 (lossy).
     pub fn of(msg: &impl Message) -> Meta {
-        let headers = msg
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|x| (x.key.to_owned(), x.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = msg.headers().map(MessageHeaders::of).unwrap_or_default();
         Meta {
             topic: msg.topic().to_owned(),
             partition: msg.partition(),
@@ -56,7 +49,7 @@ impl Meta {
 
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 }
 

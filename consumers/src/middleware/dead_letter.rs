@@ -147,8 +147,13 @@ impl DeadLetter {
     pub fn to_message(&self) -> EncodedEvent {
         let origin = self.origin();
         let rfc3339 = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
-        let mut headers: Vec<(String, String)> =
-            self.original.headers.iter().filter(|(k, _)| !k.starts_with(DlqHeaders::PREFIX)).cloned().collect();
+        let mut headers: Vec<(String, String)> = self
+            .original
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.starts_with(DlqHeaders::PREFIX))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         headers.extend(
             [
                 (DlqHeaders::ERROR_CLASS, self.error_class.as_str().to_owned()),
@@ -266,7 +271,7 @@ mod tests {
                 offset: 41,
                 key: Some("tbl_1".into()),
                 timestamp_ms: Some(1_700_000_000_123),
-                headers: headers.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+                headers: headers.into(),
             },
             value: vec![0, 0, 0, 0, 7, 1, 2, 3],
             error_class: ErrorClass::Validation,
@@ -290,7 +295,7 @@ mod tests {
         assert_eq!(m.topic, "latechforce.table.events.latechforce.automation.dlq");
         assert_eq!(m.key, "tbl_1");
         assert_eq!(m.value, dl.value);
-        assert_eq!(&m.headers[..2], &dl.original.headers[..]);
+        assert_eq!(&m.headers[..2], &dl.original.headers.to_vec()[..]);
         let expect = [
             (DlqHeaders::ERROR_CLASS, "validation"),
             (DlqHeaders::ERROR_MESSAGE, "field `age` is not a number"),

@@ -51,7 +51,7 @@ pub(crate) fn incoming_of(event: &DomainEvent, offset: i64) -> Incoming {
         offset,
         key: Some(event.aggregate_id().to_owned()),
         timestamp_ms: Some(1),
-        headers: vec![("event-id".into(), event.envelope.event_id.to_string())],
+        headers: vec![("event-id", event.envelope.event_id.to_string())].into(),
     };
     Incoming { meta: meta.into(), value }
 }

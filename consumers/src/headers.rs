@@ -1,0 +1,110 @@
+//! A message's headers as the handler sees them, read once into one buffer.
+
+/// The headers of a Kafka message as (name, UTF-8 value) pairs, in their order, kept in
+/// one buffer: reading a message's headers costs two allocations, not two per header.
+/// A value that is not UTF-8 is read lossily; a header without a value reads as `""`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct MessageHeaders {
+    text: String,
+    /// Per header: where its name starts, where its value starts, where it ends.
+    spans: Vec<(u32, u32, u32)>,
+}
+
+impl MessageHeaders {
+    /// No headers.
+    pub fn new() -> MessageHeaders {
+        MessageHeaders::default()
+    }
+
+    /// Appends a header.
+    pub fn push(&mut self, name: &str, value: &str) {
+        let start = self.text.len();
+        self.text.push_str(name);
+        let value_start = self.text.len();
+        self.text.push_str(value);
+        let at = |n: usize| u32::try_from(n).expect("headers over 4 GiB");
+        self.spans.push((at(start), at(value_start), at(self.text.len())));
+    }
+
+    /// The headers in their order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&(n, v, e)| (&self.text[n as usize..v as usize], &self.text[v as usize..e as usize]))
+    }
+
+    /// The value of the first header named `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// How many headers.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The headers as owned pairs.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    }
+
+    /// The headers of a fetched message.
+    pub(crate) fn of(headers: &impl rdkafka::message::Headers) -> MessageHeaders {
+        let mut out = MessageHeaders { text: String::with_capacity(256), spans: Vec::with_capacity(headers.count()) };
+        for h in headers.iter() {
+            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+            out.push(h.key, &value);
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for MessageHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for MessageHeaders {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> MessageHeaders {
+        let mut out = MessageHeaders::new();
+        for (k, v) in iter {
+            out.push(k.as_ref(), v.as_ref());
+        }
+        out
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> From<Vec<(K, V)>> for MessageHeaders {
+    fn from(pairs: Vec<(K, V)>) -> MessageHeaders {
+        pairs.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_keep_their_order_names_values_and_repeats() {
+        let h: MessageHeaders = vec![("event-id", "e-1"), ("empty", ""), ("ordering-key", "rec_1"), ("event-id", "e-2")].into();
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.get("event-id"), Some("e-1"), "the first of a repeated name");
+        assert_eq!(h.get("empty"), Some(""));
+        assert_eq!(h.get("missing"), None);
+        assert_eq!(
+            h.to_vec(),
+            vec![
+                ("event-id".to_owned(), "e-1".to_owned()),
+                ("empty".to_owned(), String::new()),
+                ("ordering-key".to_owned(), "rec_1".to_owned()),
+                ("event-id".to_owned(), "e-2".to_owned()),
+            ]
+        );
+        assert_eq!(format!("{h:?}"), r#"[("event-id", "e-1"), ("empty", ""), ("ordering-key", "rec_1"), ("event-id", "e-2")]"#);
+        assert!(MessageHeaders::new().is_empty());
+    }
+}
