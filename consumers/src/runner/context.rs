@@ -41,6 +41,7 @@ impl ConsumerContext for RunnerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             info!(group = %self.shared.group, partitions = tpl.count(), "partitions revoked; committing finished offsets");
+            self.shared.flush_offsets();
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) => {}
                 Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}

@@ -4,7 +4,8 @@
 //! * at-least-once: an offset is stored only after its message was processed to the end
 //!   (handled, skipped as a duplicate, or dead-lettered), and the stored offset of a
 //!   partition is the lowest one not finished, so a restart re-reads every unfinished
-//!   message and nothing finished is lost;
+//!   message and nothing finished is lost; offsets are stored once per poll round (per
+//!   batch), not per event, and always before a commit (revocation, shutdown);
 //! * per ordering key (the `ordering-key` header, else the Kafka key) messages of a
 //!   partition are processed one at a time in offset order; different keys and
 //!   partitions run concurrently, at most `max_in_flight` messages at once;
@@ -175,6 +176,7 @@ impl Runner {
         let mut next_positions = Instant::now() + tick;
         loop {
             self.shared.beat();
+            self.shared.flush_offsets();
             if Instant::now() >= next_positions {
                 next_positions = Instant::now() + tick;
                 store_idle_positions(&consumer, &self.shared);
@@ -288,14 +290,15 @@ fn store_idle_positions(consumer: &StreamConsumer<RunnerContext>, shared: &Parti
     shared.store_idle_positions(&positions);
 }
 
-/// Shutdown: stops fetching and lets in-flight work finish, for at most `deadline`;
-/// returns how many messages were still in flight (abandoned: their offsets are not
-/// stored, so they are delivered again).
+/// Shutdown: stops fetching and lets in-flight work finish, for at most `deadline`, then
+/// stores the offsets of what finished; returns how many messages were still in flight
+/// (abandoned: their offsets are not stored, so they are delivered again).
 async fn drain(shared: &PartitionStates, deadline: Duration) -> usize {
     shared.stop();
     let deadline = Instant::now() + deadline;
     while shared.in_flight() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    shared.flush_offsets();
     shared.in_flight()
 }

@@ -72,6 +72,9 @@ struct PartitionState {
     resume_at: Option<i64>,
     /// Produce timestamps (ms) of in-flight offsets, for lag in seconds.
     timestamps: std::collections::BTreeMap<i64, i64>,
+    /// The commit position finished work moved to, not stored in the consumer yet
+    /// ([`PartitionStates::flush_offsets`] stores it).
+    unstored: Option<i64>,
 }
 
 /// PartitionStates runner state. See the module documentation.
@@ -89,6 +92,8 @@ pub struct PartitionStates {
     held: AtomicUsize,
     heartbeat_ms: AtomicU64,
     stopped: AtomicBool,
+    /// Whether some partition has an unstored commit position.
+    unstored: AtomicBool,
     /// The in-flight gauge of the group, resolved on first use (set per event: no lookup
     /// by name and labels each time).
     in_flight_gauge: OnceLock<Gauge>,
@@ -116,6 +121,7 @@ impl PartitionStates {
             held: AtomicUsize::new(0),
             heartbeat_ms: AtomicU64::new(now_ms()),
             stopped: AtomicBool::new(false),
+            unstored: AtomicBool::new(false),
             in_flight_gauge: OnceLock::new(),
         })
     }
@@ -157,23 +163,36 @@ impl PartitionStates {
         self.in_flight_gauge.get_or_init(|| gauge!(IN_FLIGHT, labels::GROUP => self.group.clone()))
     }
 
-    /// Marks `offset` finished and stores the partition's new commit position.
+    /// Marks `offset` finished and moves the partition's commit position (the lowest
+    /// unfinished offset); the next [`flush_offsets`](Self::flush_offsets) stores it.
     pub fn finish(&self, tp: &Tp, generation: u64, offset: i64) {
         let n = self.in_flight.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
         self.in_flight_gauge().set(n as f64);
-        let store = {
-            let mut parts = self.lock();
-            match parts.get_mut(tp) {
-                Some(p) if p.generation == generation => {
-                    p.timestamps.remove(&offset);
-                    p.offsets.finish(offset)
-                }
-                _ => None,
+        let mut parts = self.lock();
+        if let Some(p) = parts.get_mut(tp).filter(|p| p.generation == generation) {
+            p.timestamps.remove(&offset);
+            if let Some(next) = p.offsets.finish(offset) {
+                p.unstored = Some(next);
+                self.unstored.store(true, Ordering::SeqCst);
             }
-        };
-        if let (Some(next), Some(consumer)) = (store, self.consumer()) {
+        }
+    }
+
+    /// Stores in the consumer the commit position of every partition whose finished work
+    /// moved it since the last flush: one store per partition per poll, not one per
+    /// event. The poll loop calls it on every round, before it reads the consumer's
+    /// positions, and before every commit (a revocation, the shutdown), so what finished
+    /// is what gets committed.
+    pub fn flush_offsets(&self) {
+        if !self.unstored.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let store: Vec<(Tp, i64)> =
+            self.lock().iter_mut().filter_map(|(tp, p)| p.unstored.take().map(|next| (tp.clone(), next))).collect();
+        let Some(consumer) = self.consumer() else { return };
+        for (tp, next) in store {
             // Fails harmlessly for a partition revoked meanwhile (at-least-once).
-            if let Err(e) = consumer.store_offset(tp, next) {
+            if let Err(e) = consumer.store_offset(&tp, next) {
                 debug!(topic = %tp.0, partition = tp.1, error = %e, "offset not stored");
             }
         }
@@ -256,6 +275,9 @@ impl PartitionStates {
     /// until the seek back, which resets the position). Call it from the poll loop, between
     /// polls, like [`hold`](Self::hold) and [`release_held`](Self::release_held).
     pub fn store_idle_positions(&self, positions: &[(Tp, i64)]) {
+        // What finished first, so that a position stored below is never followed by an
+        // older commit position.
+        self.flush_offsets();
         let generation = self.generation.load(Ordering::SeqCst);
         let store: Vec<(Tp, i64)> = {
             let mut parts = self.lock();

@@ -107,7 +107,8 @@ impl Feed {
         self.lanes.push_batch(batch);
     }
 
-    /// Waits (at most 5 s) until nothing is in flight.
+    /// Waits (at most 5 s) until nothing is in flight, then stores what finished, as the
+    /// poll loop does on its next round.
     pub(crate) async fn settle(&self) {
         tokio::time::timeout(Duration::from_secs(5), async {
             while self.states.in_flight() > 0 {
@@ -116,5 +117,6 @@ impl Feed {
         })
         .await
         .expect("every message finished within 5 s");
+        self.states.flush_offsets();
     }
 }

@@ -81,6 +81,7 @@ fn the_stored_offset_is_the_lowest_unfinished_one_when_events_finish_out_of_orde
     }
     for o in [12, 11, 10, 14, 13] {
         states.finish(&tp(), generation, o);
+        states.flush_offsets();
     }
     // 12 and 11 leave 10 unfinished (10 is stored once), 10 frees up to 13, 13 all of it.
     assert_eq!(rec.calls(), vec![Call::Store(10), Call::Store(13), Call::Store(15)]);
@@ -93,11 +94,41 @@ fn work_of_a_revoked_assignment_stores_no_offset_and_the_next_assignment_starts_
     let old = states.start(&tp(), 5, None).expect("not paused");
     revoke_all(&states);
     states.finish(&tp(), old, 5);
+    states.flush_offsets();
     assert_eq!(rec.calls(), vec![], "an offset of the revoked generation is never stored");
     let new = states.start(&tp(), 5, None).expect("not paused");
     assert_ne!(new, old, "a reassignment is a new generation");
     states.finish(&tp(), new, 5);
+    states.flush_offsets();
     assert_eq!(rec.calls(), vec![Call::Store(6)]);
+}
+
+#[test]
+fn offsets_finished_between_two_flushes_are_stored_once_at_the_lowest_unfinished_one() {
+    let (states, rec) = states();
+    let other = ("t".to_owned(), 1);
+    let mut g = 0;
+    for o in 0..6 {
+        g = states.start(&tp(), o, None).expect("not paused");
+    }
+    states.start(&other, 40, None).expect("not paused");
+    for o in [0, 1, 3, 4] {
+        states.finish(&tp(), g, o);
+    }
+    assert_eq!(rec.calls(), vec![], "finishing stores nothing by itself");
+    states.flush_offsets();
+    assert_eq!(rec.calls(), vec![Call::Store(2)], "one store for four events: 2 is still unfinished");
+    states.flush_offsets();
+    assert_eq!(rec.calls().len(), 1, "nothing moved: nothing stored again");
+    states.finish(&tp(), g, 2);
+    states.finish(&other, g, 40);
+    states.flush_offsets();
+    let mut calls = rec.calls();
+    calls.sort_by_key(|c| match c {
+        Call::Store(o) => *o,
+        _ => -1,
+    });
+    assert_eq!(calls, vec![Call::Store(2), Call::Store(5), Call::Store(41)], "each partition once");
 }
 
 #[test]
@@ -138,6 +169,7 @@ fn an_idle_partition_stores_the_position_past_a_transaction_marker_and_a_busy_or
     states.release_held();
     let g = states.start(&tp(), 3, None).expect("dispatched after the seek");
     states.finish(&tp(), g, 3);
+    states.flush_offsets();
     assert_eq!(rec.calls().last(), Some(&Call::Store(4)));
     let other = ("t".to_owned(), 1);
     states.store_idle_positions(&[(other, 7)]);
@@ -185,6 +217,7 @@ async fn events_of_one_key_run_in_offset_order_and_keys_run_concurrently_and_eve
     })
     .await
     .expect("every event finished");
+    states.flush_offsets();
     let spans = timeline.spans.lock().expect("timeline").clone();
     for key in ["a", "b"] {
         let mine: Vec<_> = spans.iter().filter(|s| s.0 == key).collect();
