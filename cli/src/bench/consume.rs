@@ -372,7 +372,7 @@ async fn fill(common: &Common, a: &ConsumeArgs, topic: &str, publisher: &EventPu
 }
 
 /// Deletes the group's retry and dead-letter topics the runner created (best effort).
-async fn delete_side_topics(bootstrap: &str, topic: &str, group: &str) {
+pub(crate) async fn delete_side_topics(bootstrap: &str, topic: &str, group: &str) {
     let admin: AdminClient<DefaultClientContext> = match ltf_kafka::security::client_config(bootstrap).create() {
         Ok(a) => a,
         Err(e) => {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod consume;
+pub mod latency;
 pub mod produce_threaded;
 
 use std::time::Instant;
@@ -28,6 +29,9 @@ pub enum BenchCmd {
     Api(api::ApiBenchArgs),
     /// Consume a pre-filled topic with the worker runtime (runner + pipeline).
     Consume(consume::ConsumeArgs),
+    /// Produced event → no-op worker latency at steps of the maximum sustained rate, and the
+    /// worker's RSS (a separate worker process).
+    Latency(latency::LatencyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +89,7 @@ pub async fn run(common: &Common, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Produce(a) => a,
         BenchCmd::Api(a) => return api::run(a).await,
         BenchCmd::Consume(a) => return consume::run(common, a).await,
+        BenchCmd::Latency(a) => return latency::run(common, a).await,
     };
     let topics = TopicNames::new(&a.prefix);
     let topic = topics.events(AggregateType::Table);

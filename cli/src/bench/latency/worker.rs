@@ -1,0 +1,187 @@
+//! The worker side of `ltf bench latency` (`--role worker`): the worker runtime (a
+//! [`Runner`] and the [`Pipeline`](ltf_consumers::Pipeline) of [`WorkerBuilder`], as
+//! `ltf bench consume --mode noop` builds them) with one no-op handler that reads the
+//! send time the driver stamped in a header and records `now − sent` in an HDR histogram.
+//!
+//! It runs as its own process so that its VmRSS is the worker's alone. The driver talks to
+//! it over stdin/stdout, one line each way, answers starting with [`REPLY`] (anything else
+//! on stdout is to be ignored):
+//! * `count` → `LTFLAT handled=<n> unstamped=<n>`: events the handler saw so far;
+//! * `reset` → `LTFLAT reset`: the latencies recorded so far are dropped;
+//! * `report <path>` → `LTFLAT report count=… mean_us=… p50_us=… p90_us=… p99_us=…
+//!   p999_us=… max_us=…`: the latencies since the last `reset`, their CDF written to
+//!   `<path>` (TSV: `latency_ms`, `fraction`), then dropped;
+//! * end of input: the runner stops, the group's side topics are deleted, the process ends.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use async_trait::async_trait;
+use hdrhistogram::Histogram;
+use ltf_consumers::{Event, Handler, HandlerContext, HandlerError, Router, Runner, WorkerBuilder, WorkerConfig};
+use ltf_kafka::{ConsumerConfig, EventPublisher};
+use ltf_schemas::{AggregateType, EventCodec, EventType, TopicNames};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+use super::{now_us, LatencyArgs, SENT_HEADER};
+use crate::settings::Common;
+
+/// The prefix of every answer line.
+pub const REPLY: &str = "LTFLAT ";
+
+/// What the handler records.
+#[derive(Debug)]
+struct Recorded {
+    handled: AtomicU64,
+    /// Events without a readable send time (none expected).
+    unstamped: AtomicU64,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+/// Microseconds from 1 µs to 10 minutes, 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// The no-op handler: latency = now − the send time of the header.
+#[derive(Debug)]
+struct Stamp(Arc<Recorded>);
+
+#[async_trait]
+impl Handler for Stamp {
+    fn name(&self) -> &str {
+        "bench-latency"
+    }
+
+    fn can_handle(&self, _event_type: EventType) -> bool {
+        true
+    }
+
+    async fn handle(&self, _ctx: &HandlerContext, event: &Event) -> Result<(), HandlerError> {
+        let now = now_us();
+        match event.meta.header(SENT_HEADER).and_then(|v| v.parse::<u64>().ok()) {
+            Some(sent) => {
+                let mut h = self.0.latency_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                h.saturating_record(now.saturating_sub(sent).max(1));
+            }
+            None => {
+                self.0.unstamped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.0.handled.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+pub async fn run(common: &Common, a: &LatencyArgs) -> Result<()> {
+    let group = a.group.clone().context("--role worker needs --group (the driver passes it)")?;
+    let topics = TopicNames::new(&a.prefix);
+    let topic = topics.events(AggregateType::Table);
+    let codec = Arc::new(EventCodec::new(&common.registry, topics).context("schema registry settings")?);
+    let publisher = EventPublisher::new(&common.publisher_config(), codec.clone())?;
+    // The worker's recorder, so the pipeline's metrics cost (CPU and memory) what they
+    // cost in `ltf worker`.
+    let _metrics = crate::ops::install_metrics()?;
+    ltf_consumers::metrics::describe();
+
+    let recorded =
+        Arc::new(Recorded { handled: AtomicU64::new(0), unstamped: AtomicU64::new(0), latency_us: Mutex::new(histogram()) });
+    let pipeline = WorkerBuilder::new(&group, codec, Router::new().register(Stamp(recorded.clone())), publisher).build();
+    let config = WorkerConfig {
+        consumer: ConsumerConfig::new(&common.bootstrap, &group),
+        max_in_flight: a.max_in_flight,
+        shutdown_deadline: Duration::from_secs(10),
+        // As `ltf bench consume`: only the event topic is read; the group's retry and
+        // dead-letter topics are created at start (one partition each), deleted at the end.
+        consume_retry_topics: false,
+        side_topic_partitions: 1,
+        ..WorkerConfig::default()
+    };
+    let runner = Runner::new(config, vec![topic.clone()], Arc::new(pipeline))?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let mut task = tokio::spawn(runner.run(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut out = tokio::io::stdout();
+    let outcome = loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(cmd)) => match answer(&recorded, cmd.trim()) {
+                    Ok(reply) => {
+                        out.write_all(format!("{REPLY}{reply}\n").as_bytes()).await.context("writing to the driver")?;
+                        out.flush().await.context("writing to the driver")?;
+                    }
+                    Err(e) => break Err(e),
+                },
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(anyhow::Error::from(e).context("reading the driver's commands")),
+            },
+            r = &mut task => break Err(match r {
+                Ok(Ok(_)) => anyhow!("the runner stopped on its own"),
+                Ok(Err(e)) => anyhow::Error::from(e).context("the runner failed"),
+                Err(e) => anyhow::Error::from(e).context("the runner task"),
+            }),
+        }
+    };
+    let _ = stop_tx.send(true);
+    if outcome.is_ok() {
+        task.await.context("the runner task")??;
+    } else {
+        task.abort();
+    }
+    super::super::consume::delete_side_topics(&common.bootstrap, &topic, &group).await;
+    outcome
+}
+
+/// The answer to one command of the driver.
+fn answer(recorded: &Recorded, cmd: &str) -> Result<String> {
+    let (verb, arg) = cmd.split_once(' ').unwrap_or((cmd, ""));
+    match verb {
+        "count" => Ok(format!(
+            "handled={} unstamped={}",
+            recorded.handled.load(Ordering::Relaxed),
+            recorded.unstamped.load(Ordering::Relaxed)
+        )),
+        "reset" => {
+            *recorded.latency_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = histogram();
+            Ok("reset".into())
+        }
+        "report" if !arg.is_empty() => {
+            let h = std::mem::replace(
+                &mut *recorded.latency_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                histogram(),
+            );
+            write_cdf(&h, Path::new(arg))?;
+            Ok(format!(
+                "report count={} mean_us={:.0} p50_us={} p90_us={} p99_us={} p999_us={} max_us={}",
+                h.len(),
+                h.mean(),
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max()
+            ))
+        }
+        _ => bail!("unknown command from the driver: `{cmd}` (count, reset, report <path>)"),
+    }
+}
+
+/// The histogram's CDF as `latency_ms<TAB>fraction` lines, one per recorded bucket (a
+/// header line first).
+fn write_cdf(h: &Histogram<u64>, path: &Path) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut text = String::from("latency_ms\tfraction\n");
+    if !h.is_empty() {
+        for v in h.iter_recorded() {
+            let _ = writeln!(text, "{:.3}\t{:.6}", v.value_iterated_to() as f64 / 1000.0, v.quantile_iterated_to());
+        }
+    }
+    std::fs::write(path, text).with_context(|| format!("writing the latency CDF to {}", path.display()))
+}
