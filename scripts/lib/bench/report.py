@@ -2,6 +2,8 @@
 
     report.py table <dir>   prints the Markdown table of <dir>/figures.tsv
     report.py plot <dir>    writes <dir>/ratios.png (needs matplotlib)
+    report.py latency <dir> writes <dir>/latency.png from <dir>/latency-<pct>.tsv, the CDF of
+                            each step of `ltf bench latency` (needs matplotlib)
     report.py codec         reads criterion's output on stdin, prints "name<TAB>µs" lines
 
 figures.tsv: path, ours, unit, reference, reference's figure, ratio or "", target, met.
@@ -12,6 +14,14 @@ import sys
 from pathlib import Path
 
 UNITS = {"ns": 1e-3, "µs": 1.0, "us": 1.0, "ms": 1e3, "s": 1e6}
+
+# Decimals shown per unit of figures.tsv (others: none).
+DECIMALS = {"µs": 2, "ms": 2, "MiB": 1}
+
+
+def shown(value, unit):
+    """A figure with its unit, e.g. "12.34 ms" or "81,234 events/s"."""
+    return f"{float(value):,.{DECIMALS.get(unit, 0)}f} {unit}"
 
 
 def rows(d):
@@ -25,8 +35,9 @@ def table(d):
     print("| path | ours | reference in the same run | ratio | target | met |")
     print("|---|---|---|---|---|---|")
     for path, ours, unit, ref_name, ref, ratio, target, met in rows(d):
-        ours_s = f"{float(ours):,.2f} {unit}" if unit == "µs" else (f"{float(ours):,.0f} {unit}" if ours else "not measured")
-        ref_s = f"{ref_name} {float(ref):,.0f}" if ref else ref_name
+        ours_s = shown(ours, unit) if ours else "not measured"
+        # Throughput references keep the tools' own unit (records/s) unsaid.
+        ref_s = (f"{ref_name} {float(ref):,.0f}" if unit == "events/s" else f"{ref_name} {shown(ref, unit)}") if ref else ref_name
         print(f"| {path} | {ours_s} | {ref_s} | {ratio or '–'} | {target} | {met} |")
 
 
@@ -59,6 +70,43 @@ def plot(d):
     fig.savefig(Path(d) / "ratios.png", dpi=110)
 
 
+def latency(d):
+    """The CDF of every latency step (latency-<pct>.tsv) on one plot: the 10 ms target, and
+    Kafka's EndToEndLatency p99 when figures.tsv has it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = sorted(Path(d).glob("latency-*.tsv"), key=lambda f: int(f.stem.split("-")[1]))
+    if not files:
+        sys.exit(f"no latency-<pct>.tsv in {d}: run ltf bench latency --out {d} first")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for f in files:
+        lines = f.read_text().splitlines()
+        label = lines[0].lstrip("# ") if lines and lines[0].startswith("#") else f.stem
+        points = [tuple(map(float, l.split("\t"))) for l in lines if l and l[0].isdigit()]
+        if points:
+            ax.plot([ms for ms, _ in points], [q for _, q in points], label=label)
+    ax.axvline(10, color="#c44e52", linestyle="--", label="target: p99 ≤ 10 ms at 50 %")
+    ax.axhline(0.99, color="#999999", linewidth=0.8)
+    floor = Path(d) / "figures.tsv"
+    for r in rows(d) if floor.exists() else []:
+        if r[2] == "ms" and r[4]:
+            ax.axvline(float(r[4]), color="#555555", linestyle=":", label=f"{r[3]}: {float(r[4]):g} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("produced event → no-op worker handler, ms (log scale)")
+    ax.set_ylabel("fraction of events")
+    ax.set_title("Latency CDF per rate step (percent of the maximum sustained rate)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    machine = Path(d) / "machine.txt"
+    if machine.exists():
+        fig.suptitle(machine.read_text().strip(), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(Path(d) / "latency.png", dpi=110)
+
+
 def codec():
     text = sys.stdin.read()
     pat = re.compile(r"^(\S[^\n]*?)\s*(?:\n\s*)?time:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", re.M)
@@ -67,4 +115,6 @@ def codec():
 
 
 if __name__ == "__main__":
-    {"table": lambda: table(sys.argv[2]), "plot": lambda: plot(sys.argv[2]), "codec": codec}[sys.argv[1]]()
+    {"table": lambda: table(sys.argv[2]), "plot": lambda: plot(sys.argv[2]), "latency": lambda: latency(sys.argv[2]), "codec": codec}[
+        sys.argv[1]
+    ]()
