@@ -134,6 +134,9 @@ pub fn describe() {
     ltf_kafka::metrics::describe_all(CATALOGUE);
 }
 
+/// A handler's event counters by (event type, outcome).
+type CountersByOutcome = HashMap<(&'static str, &'static str), Counter>;
+
 /// The handles of the per-event metrics of one consumer group, each resolved once per
 /// label set: counting an event is then an atomic add, not a lookup by name and labels
 /// with the label strings allocated anew (a twentieth of a worker's CPU per event).
@@ -142,7 +145,7 @@ pub fn describe() {
 pub(crate) struct GroupMetrics {
     group: String,
     /// By handler, then (event type, outcome).
-    events: RwLock<HashMap<String, HashMap<(&'static str, &'static str), Counter>>>,
+    events: RwLock<HashMap<String, CountersByOutcome>>,
     processing: RwLock<HashMap<String, Histogram>>,
     end_to_end: RwLock<HashMap<&'static str, Histogram>>,
 }
