@@ -178,7 +178,7 @@ fn created(table: &str, record: &str, version: i64, fields: Fields) -> DomainEve
         table_id: table.into(),
         record_id: record.into(),
         record_version: version,
-        fields,
+        fields: fields.into(),
         created_by: None,
     }))
 }
@@ -188,9 +188,9 @@ fn updated(table: &str, record: &str, version: i64, fields: Fields) -> DomainEve
         table_id: table.into(),
         record_id: record.into(),
         record_version: version,
-        previous_fields: Fields::new(),
+        previous_fields: Fields::new().into(),
         changed_fields: fields.keys().cloned().collect(),
-        current_fields: fields,
+        current_fields: fields.into(),
     }))
 }
 
@@ -199,7 +199,7 @@ fn deleted(table: &str, record: &str, version: i64) -> DomainEvent {
         table_id: table.into(),
         record_id: record.into(),
         record_version: version,
-        deleted_fields: Fields::new(),
+        deleted_fields: Fields::new().into(),
     }))
 }
 

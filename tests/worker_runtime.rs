@@ -102,7 +102,7 @@ fn created(table: &str, record: &str, label: &str) -> DomainEvent {
         table_id: table.into(),
         record_id: record.into(),
         record_version: 1,
-        fields,
+        fields: fields.into(),
         created_by: None,
     }))
 }

@@ -118,7 +118,7 @@ fn record_event(table: &str, record: &str) -> DomainEvent {
         table_id: table.into(),
         record_id: record.into(),
         record_version: 1,
-        fields: Fields::new(),
+        fields: Fields::new().into(),
         created_by: None,
     }))
 }

@@ -57,7 +57,7 @@ async fn a_worker_killed_mid_stream_and_restarted_logs_every_event_once() -> Res
                 table_id: format!("tbl_{}", i % TABLES),
                 record_id: format!("rec_{i}"),
                 record_version: 1,
-                fields: Fields::new(),
+                fields: Fields::new().into(),
                 created_by: None,
             }));
             e.envelope.aggregate_sequence = (i / TABLES + 1) as i64;

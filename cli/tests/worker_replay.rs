@@ -46,7 +46,7 @@ fn events() -> Vec<DomainEvent> {
             table_id: format!("tbl_{}", i % 3),
             record_id: format!("r{i}"),
             record_version: 1,
-            fields: Fields::new(),
+            fields: Fields::new().into(),
             created_by: None,
         }));
     }
@@ -55,14 +55,14 @@ fn events() -> Vec<DomainEvent> {
             table_id: "tbl_0".into(),
             record_id: format!("r{}", i * 3),
             record_version: 2,
-            deleted_fields: Fields::new(),
+            deleted_fields: Fields::new().into(),
         }));
     }
     for i in 0..8 {
         out.push(EventPayload::FormSubmitted(FormSubmitted {
             form_id: "frm_contact".into(),
             submission_id: format!("s{i}"),
-            data: Fields::new(),
+            data: Fields::new().into(),
             submitted_by: None,
         }));
     }
@@ -77,7 +77,7 @@ fn events() -> Vec<DomainEvent> {
         out.push(EventPayload::AutomationTriggered(AutomationTriggered {
             automation_id: "auto_1".into(),
             trigger_id: "t".into(),
-            trigger_data: Fields::new(),
+            trigger_data: Fields::new().into(),
             run_id: format!("run{i}"),
         }));
         out.push(EventPayload::ActionExecuted(ActionExecuted {

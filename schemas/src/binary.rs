@@ -204,7 +204,7 @@ mod tests {
         let EventPayload::FormSubmitted(p) = &mut e.payload else { panic!("sample 8 is FormSubmitted") };
         let all = serde_json::json!({"n": null, "t": true, "i": i64::MIN, "u": u64::MAX, "f": -0.5,
             "s": "\u{e9}t\u{e9}", "a": [1, [2, {"x": null}]], "o": {"k": {}}, "e": [], "big": 1e300});
-        p.data = all.as_object().cloned().unwrap();
+        p.data = all.as_object().cloned().unwrap().into();
         let schema = schema_def(e.event_type(), 1).unwrap().schema();
         let mut ours = Vec::new();
         write_event(&e, &mut ours);

@@ -17,6 +17,13 @@
 //!
 //! Every count and length is checked against the bytes left before anything is
 //! allocated, so hostile input is refused as `bad_avro` as on the apache-avro path.
+//!
+//! Field maps are validated, not built: [`In::check_fields`] walks a map with every check
+//! of [`In::fields`] (the same errors, the same "no JSON form" cases, a repeated key
+//! keeping its last value; nested JSON text is parsed by serde_json without building it,
+//! [`crate::json_check`]) and the event keeps the map's bytes ([`LazyFields`]), which
+//! [`build_checked_fields`] reads with [`In::fields`] the first time a handler reads the
+//! map. The apache-avro path builds its maps at once.
 
 use apache_avro::Schema;
 use serde_json::{Map, Number, Value as Json};
@@ -27,7 +34,8 @@ use crate::event::{
     millis_to_time, ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, Envelope,
     EventPayload, FormSubmitted, RecordCreated, RecordDeleted, RecordUpdated,
 };
-use crate::fields::Fields;
+use crate::fields::{Fields, LazyFields};
+use crate::json_check;
 use crate::SchemaError;
 
 /// The catalog schema whose binary layout `writer` has, if any: the same Parsing
@@ -58,7 +66,17 @@ impl<'a> In<'a> {
         SchemaError::BadAvro { id: self.id, reason: reason.into() }
     }
 
+    #[inline]
     fn long(&mut self) -> Result<i64, SchemaError> {
+        // One byte (-64..=63: lengths, branches, counts): most varints of a body.
+        if let [b @ 0..0x80, rest @ ..] = self.buf {
+            self.buf = rest;
+            return Ok(i64::from(b >> 1) ^ -i64::from(b & 1));
+        }
+        self.long_varint()
+    }
+
+    fn long_varint(&mut self) -> Result<i64, SchemaError> {
         let mut z: u64 = 0;
         for (i, b) in self.buf.iter().take(10).enumerate() {
             z |= u64::from(b & 0x7f) << (7 * i);
@@ -119,6 +137,18 @@ impl<'a> In<'a> {
         std::str::from_utf8(bytes).map_err(|e| self.bad(format!("invalid UTF-8: {e}")))
     }
 
+    /// A string's bytes, checked as [`In::str`] checks them (the same errors), for the
+    /// validating walk of a field map: all-ASCII bytes (most keys and values) are valid
+    /// UTF-8 without the full check.
+    fn str_bytes(&mut self) -> Result<&'a [u8], SchemaError> {
+        let n = self.len(1)?;
+        let bytes = self.take(n)?;
+        if !bytes.is_ascii() {
+            std::str::from_utf8(bytes).map_err(|e| self.bad(format!("invalid UTF-8: {e}")))?;
+        }
+        Ok(bytes)
+    }
+
     fn string(&mut self) -> Result<String, SchemaError> {
         self.str().map(str::to_owned)
     }
@@ -163,6 +193,53 @@ impl<'a> In<'a> {
             return self.fits(n, min_item);
         }
         self.fits(n as usize, min_item)
+    }
+
+    /// A map of field values, validated as [`In::fields`] builds it (the same checks, the
+    /// same errors, `None` in the same cases) without building it: its bytes, to build on
+    /// first read ([`LazyFields`]).
+    fn lazy_fields(&mut self) -> Result<Option<LazyFields>, SchemaError> {
+        let start = self.buf;
+        if !self.check_fields()? {
+            return Ok(None);
+        }
+        let raw = &start[..start.len() - self.buf.len()];
+        Ok(Some(LazyFields::from_checked_avro(raw)))
+    }
+
+    /// [`In::fields`] without the map: `Ok(false)` where it gives `None`.
+    fn check_fields(&mut self) -> Result<bool, SchemaError> {
+        // Keys whose last value has no JSON form (a repeated key keeps its last value).
+        let mut without: Vec<&'a [u8]> = Vec::new();
+        loop {
+            let n = self.block(2)?;
+            if n == 0 {
+                break;
+            }
+            for _ in 0..n {
+                let key = self.str_bytes()?;
+                if self.check_field_value()? {
+                    if !without.is_empty() {
+                        without.retain(|k| *k != key);
+                    }
+                } else {
+                    without.push(key);
+                }
+            }
+        }
+        Ok(without.is_empty())
+    }
+
+    /// [`In::field_value`] without the value: whether it has a JSON form.
+    fn check_field_value(&mut self) -> Result<bool, SchemaError> {
+        Ok(match self.branch(6)? {
+            0 => true,
+            1 => self.boolean().map(|_| true)?,
+            2 => self.long().map(|_| true)?,
+            3 => self.double()?.is_finite(),
+            4 => self.str_bytes().map(|_| true)?,
+            _ => json_check::parses(self.str()?),
+        })
     }
 
     /// A map of field values (`fields.rs`' union), or `None` where a value has no JSON form
@@ -220,6 +297,15 @@ impl<'a> In<'a> {
     }
 }
 
+/// The field map of `raw`, bytes [`In::check_fields`] has accepted: building cannot fail,
+/// since it reads the same bytes with the same checks.
+pub(crate) fn build_checked_fields(raw: &[u8]) -> Fields {
+    let mut r = In { id: 0, buf: raw };
+    let fields = r.fields().expect("a field map's bytes were validated when the event was decoded");
+    debug_assert!(r.buf.is_empty(), "a field map's bytes are the map's and no more");
+    fields.expect("a field map whose every value has a JSON form was validated when the event was decoded")
+}
+
 /// Decodes a body written with the catalog schema `writer` (schema id `id`) into the
 /// event, resolved to the newest version of its type. The caller has established that
 /// the writer schema has this layout ([`layout_of`]).
@@ -242,7 +328,7 @@ pub(crate) fn read_event(id: u32, writer: &SchemaDef, body: &[u8]) -> Result<Dom
     let payload: Result<EventPayload, SchemaError> = match ty {
         EventType::RecordCreated => {
             let (table_id, record_id) = (r.string()?, r.string()?);
-            let fields = r.fields()?;
+            let fields = r.lazy_fields()?;
             let created_by = if writer.version >= 2 { r.opt_string()? } else { None };
             fields.ok_or_else(|| malformed("fields")).map(|fields| {
                 EventPayload::RecordCreated(RecordCreated { table_id, record_id, record_version, fields, created_by })
@@ -250,8 +336,8 @@ pub(crate) fn read_event(id: u32, writer: &SchemaDef, body: &[u8]) -> Result<Dom
         }
         EventType::RecordUpdated => {
             let (table_id, record_id) = (r.string()?, r.string()?);
-            let previous = r.fields()?;
-            let current = r.fields()?;
+            let previous = r.lazy_fields()?;
+            let current = r.lazy_fields()?;
             let changed_fields = r.strings()?;
             match (previous, current) {
                 (None, _) => Err(malformed("previousFields")),
@@ -268,14 +354,14 @@ pub(crate) fn read_event(id: u32, writer: &SchemaDef, body: &[u8]) -> Result<Dom
         }
         EventType::RecordDeleted => {
             let (table_id, record_id) = (r.string()?, r.string()?);
-            let deleted = r.fields()?;
+            let deleted = r.lazy_fields()?;
             deleted.ok_or_else(|| malformed("deletedFields")).map(|deleted_fields| {
                 EventPayload::RecordDeleted(RecordDeleted { table_id, record_id, record_version, deleted_fields })
             })
         }
         EventType::AutomationTriggered => {
             let (automation_id, trigger_id) = (r.string()?, r.string()?);
-            let data = r.fields()?;
+            let data = r.lazy_fields()?;
             let run_id = r.string()?;
             data.ok_or_else(|| malformed("triggerData")).map(|trigger_data| {
                 EventPayload::AutomationTriggered(AutomationTriggered { automation_id, trigger_id, trigger_data, run_id })
@@ -290,7 +376,7 @@ pub(crate) fn read_event(id: u32, writer: &SchemaDef, body: &[u8]) -> Result<Dom
             };
             let data = match r.branch(2)? {
                 0 => Ok(None),
-                _ => r.fields()?.map(Some).ok_or_else(|| malformed("data")),
+                _ => r.lazy_fields()?.map(Some).ok_or_else(|| malformed("data")),
             };
             let error = r.opt_string()?;
             data.map(|data| {
@@ -304,7 +390,7 @@ pub(crate) fn read_event(id: u32, writer: &SchemaDef, body: &[u8]) -> Result<Dom
         })),
         EventType::FormSubmitted => {
             let (form_id, submission_id) = (r.string()?, r.string()?);
-            let data = r.fields()?;
+            let data = r.lazy_fields()?;
             let submitted_by = r.opt_string()?;
             data.ok_or_else(|| malformed("data"))
                 .map(|data| EventPayload::FormSubmitted(FormSubmitted { form_id, submission_id, data, submitted_by }))
@@ -404,7 +490,7 @@ mod tests {
             }
         }
 
-        fn fields(&mut self) -> Fields {
+        fn fields(&mut self) -> LazyFields {
             (0..self.below(12)).map(|i| (format!("f{}", i * 7 + self.below(7)), self.json(0))).collect()
         }
 
@@ -523,6 +609,108 @@ mod tests {
             files += 1;
         }
         assert!(files > 100, "{files} framed files in the corpus");
+    }
+
+    /// The field maps of a payload as they are, without reading (building) them.
+    fn lazy_maps(p: &EventPayload) -> Vec<&LazyFields> {
+        match p {
+            EventPayload::RecordCreated(p) => vec![&p.fields],
+            EventPayload::RecordUpdated(p) => vec![&p.previous_fields, &p.current_fields],
+            EventPayload::RecordDeleted(p) => vec![&p.deleted_fields],
+            EventPayload::AutomationTriggered(p) => vec![&p.trigger_data],
+            EventPayload::ActionExecuted(p) => p.data.iter().collect(),
+            EventPayload::FormSubmitted(p) => vec![&p.data],
+            EventPayload::ConnectionEstablished(_) => Vec::new(),
+        }
+    }
+
+    /// Generated events of every type, each with its body: (event, writer, body, the
+    /// event decoded lazily, the event decoded by apache-avro with its maps built).
+    fn decoded_both_ways(seed: u64, rounds: usize) -> Vec<(&'static SchemaDef, Vec<u8>, DomainEvent, DomainEvent)> {
+        let mut g = Gen(seed);
+        let mut out = Vec::new();
+        for _ in 0..rounds {
+            for e in samples() {
+                let e = generated(&mut g, e);
+                let writer = catalog_def(&e);
+                let b = body(&e);
+                let lazy = read_event(1, writer, &b).unwrap();
+                let eager = decode_with_apache(1, writer.schema(), &b).unwrap();
+                out.push((writer, b, lazy, eager));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lazily_decoded_maps_are_built_on_first_read_and_equal_the_eager_ones_field_for_field() {
+        let mut unbuilt = 0;
+        for (writer, _, lazy, eager) in decoded_both_ways(0x5851_f42d_4c95_7f2d, 100) {
+            let (maps, eager_maps) = (lazy_maps(&lazy.payload), lazy_maps(&eager.payload));
+            assert_eq!(maps.len(), eager_maps.len());
+            for (m, want) in maps.into_iter().zip(eager_maps) {
+                // Nothing is built by decoding, except an empty map (there is nothing to build).
+                assert_eq!(m.is_built(), want.is_empty(), "{} v{}", writer.event_type, writer.version);
+                unbuilt += usize::from(!m.is_built());
+                assert_eq!(m.len(), want.len());
+                assert!(m.iter().eq(want.iter()), "{} v{}: {m:?} != {want:?}", writer.event_type, writer.version);
+                for (k, v) in want.iter() {
+                    assert_eq!(m.get(k), Some(v));
+                }
+                assert!(m.is_built());
+            }
+            assert_eq!(lazy, eager);
+        }
+        assert!(unbuilt > 500, "{unbuilt} maps were left to build");
+    }
+
+    #[test]
+    fn a_clone_of_a_lazy_event_reads_the_same_fields_before_and_after_the_original_is_read() {
+        for (_, _, lazy, eager) in decoded_both_ways(0x1405_7b7e_f767_814f, 20) {
+            let clone = lazy.clone();
+            assert_eq!(clone, eager);
+            let after_clone = clone.clone();
+            assert_eq!(lazy, eager);
+            // Built in the original: a clone made now carries the built maps.
+            let built_clone = lazy.clone();
+            assert!(lazy_maps(&built_clone.payload).iter().all(|m| m.is_built()));
+            assert_eq!(built_clone, eager);
+            assert_eq!(after_clone, eager);
+        }
+    }
+
+    #[test]
+    fn a_lazy_event_encodes_to_its_own_body_and_serializes_as_the_eager_one() {
+        for (writer, b, lazy, eager) in decoded_both_ways(0x2d35_8dcc_aa6c_78a5, 50) {
+            let json = serde_json::to_string(&lazy).unwrap();
+            assert_eq!(json, serde_json::to_string(&eager).unwrap());
+            assert_eq!(format!("{lazy:?}"), format!("{eager:?}"));
+            let from_json: DomainEvent = serde_json::from_str(&json).unwrap();
+            assert_eq!(from_json, eager);
+            let fresh = read_event(1, writer, &b).unwrap();
+            if writer.version == writer.event_type.latest_version() {
+                assert_eq!(body(&fresh), b, "{} v{}", writer.event_type, writer.version);
+            }
+            assert_eq!(body(&fresh), body(&eager));
+        }
+    }
+
+    #[test]
+    fn a_changed_lazy_map_is_the_changed_map() {
+        let e = samples().swap_remove(2);
+        let b = body(&e);
+        let mut lazy = read_event(1, catalog_def(&e), &b).unwrap();
+        let EventPayload::RecordUpdated(p) = &mut lazy.payload else { panic!("sample 2 is RecordUpdated") };
+        assert!(!p.current_fields.is_built());
+        p.current_fields.insert("added".into(), json!([1]));
+        p.previous_fields.clear();
+        let EventPayload::RecordUpdated(want) = &e.payload else { unreachable!() };
+        let mut current = Fields::from(want.current_fields.clone());
+        current.insert("added".into(), json!([1]));
+        assert_eq!(p.current_fields, current);
+        assert_eq!(p.previous_fields, LazyFields::default());
+        let back = read_event(1, catalog_def(&e), &body(&lazy)).unwrap();
+        assert_eq!(back, lazy);
     }
 
     fn catalog_def(e: &DomainEvent) -> &'static SchemaDef {

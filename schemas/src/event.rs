@@ -1,4 +1,8 @@
 //! The Rust event types: an envelope plus one payload per event type of the spec.
+//!
+//! The field maps of a payload (`fields`, `previousFields`, `triggerData`, `data`, …) are
+//! [`LazyFields`]: read, compared, printed and (de)serialized as the [`Fields`] they
+//! dereference to, and built only when first read if the event was decoded.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -6,7 +10,7 @@ use uuid::Uuid;
 
 use crate::catalog::EventType;
 use crate::contract::{AggregateType, TopicNames};
-use crate::fields::Fields;
+use crate::fields::{Fields, LazyFields};
 
 /// Fields every event carries (DESIGN.md, "Envelope").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,7 +47,7 @@ pub struct RecordCreated {
     pub record_version: i64,
     /// The record's fields, by field name (in Avro: scalars as Avro scalars, arrays and
     /// objects as JSON text).
-    pub fields: Fields,
+    pub fields: LazyFields,
     /// The user who created the record (v2 only); `None` when read from v1 data.
     pub created_by: Option<String>,
 }
@@ -60,9 +64,9 @@ pub struct RecordUpdated {
     /// projections refuse stale writes with it.
     pub record_version: i64,
     /// The record's fields before the change.
-    pub previous_fields: Fields,
+    pub previous_fields: LazyFields,
     /// The record's fields after the change.
-    pub current_fields: Fields,
+    pub current_fields: LazyFields,
     /// Names of the fields whose value differs between the two: added, changed or removed.
     pub changed_fields: Vec<String>,
 }
@@ -79,7 +83,7 @@ pub struct RecordDeleted {
     /// projections refuse stale writes with it.
     pub record_version: i64,
     /// The record's fields as they were when it was deleted.
-    pub deleted_fields: Fields,
+    pub deleted_fields: LazyFields,
 }
 
 /// `automation-triggered`: an event started a run of an automation (aggregateId =
@@ -94,7 +98,7 @@ pub struct AutomationTriggered {
     pub trigger_id: String,
     /// The triggering event's data the run works on (e.g. `tableId`, `recordId` and
     /// `fields` of a record); action templates read it.
-    pub trigger_data: Fields,
+    pub trigger_data: LazyFields,
     /// The run this starts: the ordering key of this event and of the run's ActionExecuted
     /// events.
     pub run_id: String,
@@ -126,7 +130,7 @@ pub struct ActionExecuted {
     pub result: ActionResult,
     /// What the action produced, on success (later actions read it as
     /// `steps.<actionId>.…`); `None` on failure.
-    pub data: Option<Fields>,
+    pub data: Option<LazyFields>,
     /// Why the action failed; `None` on success.
     pub error: Option<String>,
 }
@@ -153,7 +157,7 @@ pub struct FormSubmitted {
     /// The submission's id (`sub_…`), unique per submission.
     pub submission_id: String,
     /// The submitted values, by form field name.
-    pub data: Fields,
+    pub data: LazyFields,
     /// The user who submitted the form; `None` when no user is known.
     pub submitted_by: Option<String>,
 }
@@ -209,12 +213,12 @@ impl EventPayload {
     /// form submission): the part of an event whose size its writer controls.
     pub fn field_maps(&self) -> Vec<&Fields> {
         match self {
-            EventPayload::RecordCreated(p) => vec![&p.fields],
-            EventPayload::RecordUpdated(p) => vec![&p.previous_fields, &p.current_fields],
-            EventPayload::RecordDeleted(p) => vec![&p.deleted_fields],
-            EventPayload::AutomationTriggered(p) => vec![&p.trigger_data],
-            EventPayload::ActionExecuted(p) => p.data.iter().collect(),
-            EventPayload::FormSubmitted(p) => vec![&p.data],
+            EventPayload::RecordCreated(p) => vec![&*p.fields],
+            EventPayload::RecordUpdated(p) => vec![&*p.previous_fields, &*p.current_fields],
+            EventPayload::RecordDeleted(p) => vec![&*p.deleted_fields],
+            EventPayload::AutomationTriggered(p) => vec![&*p.trigger_data],
+            EventPayload::ActionExecuted(p) => p.data.iter().map(|d| &**d).collect(),
+            EventPayload::FormSubmitted(p) => vec![&*p.data],
             EventPayload::ConnectionEstablished(_) => Vec::new(),
         }
     }
@@ -353,7 +357,7 @@ mod tests {
             table_id: "tbl".into(),
             record_id: "rec".into(),
             record_version: 1,
-            fields: Fields::new(),
+            fields: Fields::new().into(),
             created_by: None,
         }))
     }
@@ -379,7 +383,7 @@ mod tests {
         let a = DomainEvent::new(EventPayload::AutomationTriggered(AutomationTriggered {
             automation_id: "auto".into(),
             trigger_id: "record-created".into(),
-            trigger_data: Fields::new(),
+            trigger_data: Fields::new().into(),
             run_id: "run-1".into(),
         }));
         assert_eq!((a.aggregate_id(), a.ordering_key()), ("auto", "run-1"));

@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use crate::event::*;
-use crate::fields::Fields;
+use crate::fields::LazyFields;
 
-fn fields(v: serde_json::Value) -> Fields {
-    v.as_object().cloned().unwrap()
+fn fields(v: serde_json::Value) -> LazyFields {
+    v.as_object().cloned().map(LazyFields::from).unwrap()
 }
 
 /// One event of every type and version (RecordCreated v1 and v2, both ActionExecuted

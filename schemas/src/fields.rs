@@ -20,6 +20,10 @@
 use apache_avro::types::Value;
 use serde_json::{Map, Number, Value as Json};
 
+mod lazy;
+
+pub use lazy::LazyFields;
+
 /// A record's fields: JSON object semantics.
 pub type Fields = Map<String, Json>;
 

@@ -5,7 +5,7 @@
 //! * the Avro schemas in `schemas/avro/*.avsc` (embedded at build time, see [`catalog`]);
 //! * the topic, subject, header and consumer-group naming of DESIGN.md ([`contract`]);
 //! * the Rust event types ([`event`]) and the lossless JSON-in-Avro field encoding
-//!   ([`fields`]);
+//!   ([`fields`]), field maps built when first read ([`LazyFields`]);
 //! * the Confluent wire-format codec ([`codec`]): byte 0 = 0, a 4-byte big-endian schema
 //!   id, then Avro binary; subjects by TopicRecordNameStrategy;
 //! * schema registration, compatibility setting and compatibility checking ([`registry`]).
@@ -17,7 +17,12 @@
 //!   an unknown record name or a version no reader supports is a typed [`SchemaError`];
 //! * decoding allocates nothing a hostile count or length claims: [`bounds`] checks every
 //!   array/map block count and string length against the bytes left before apache-avro
-//!   decodes the body;
+//!   decodes the body (the direct decoder checks each as it reads it);
+//! * decoding validates the whole body, field maps included (UTF-8, union branches, a
+//!   value without a JSON form names its field), before it returns an event; the direct
+//!   decoder keeps a field map as its Avro bytes and builds it on first read
+//!   ([`LazyFields`]), which cannot fail, so a handler that never reads the fields never
+//!   pays for them;
 //! * a value written with an older schema version is read with the newest reader schema
 //!   (e.g. RecordCreated v1 read as v2 gets `createdBy = null`);
 //! * registry look-ups are cached: one HTTP call per (subject, schema) and per schema id.
@@ -35,6 +40,7 @@ pub mod event;
 pub mod examples;
 pub mod fields;
 pub mod fuzzing;
+mod json_check;
 pub mod registry;
 mod value;
 
@@ -46,4 +52,4 @@ pub use event::{
     ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, Envelope, EventPayload, FormSubmitted,
     RecordCreated, RecordDeleted, RecordUpdated,
 };
-pub use fields::Fields;
+pub use fields::{Fields, LazyFields};

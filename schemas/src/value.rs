@@ -10,7 +10,7 @@ use crate::event::{
     millis_to_time, ActionExecuted, ActionResult, AutomationTriggered, ConnectionEstablished, DomainEvent, Envelope,
     EventPayload, FormSubmitted, RecordCreated, RecordDeleted, RecordUpdated,
 };
-use crate::fields::{avro_to_fields, fields_to_avro, Fields};
+use crate::fields::{avro_to_fields, fields_to_avro, LazyFields};
 use crate::SchemaError;
 
 fn s(v: &str) -> Value {
@@ -173,9 +173,9 @@ impl Rec {
         }
     }
 
-    fn fields(&mut self, field: &str) -> Result<Fields, SchemaError> {
+    fn fields(&mut self, field: &str) -> Result<LazyFields, SchemaError> {
         let v = self.take(field)?;
-        avro_to_fields(v).ok_or_else(|| self.bad(field))
+        avro_to_fields(v).map(LazyFields::from).ok_or_else(|| self.bad(field))
     }
 
     fn record(&mut self, field: &str) -> Result<Rec, SchemaError> {
@@ -277,7 +277,7 @@ pub(crate) fn from_avro(ty: EventType, v: Value) -> Result<DomainEvent, SchemaEr
             },
             data: match p.take("data")? {
                 Value::Null => None,
-                m => Some(avro_to_fields(m).ok_or_else(|| p.bad("data"))?),
+                m => Some(avro_to_fields(m).ok_or_else(|| p.bad("data"))?.into()),
             },
             error: p.opt_string("error")?,
         }),

@@ -182,7 +182,7 @@ async fn the_request_context_is_stamped_on_events_and_stored_headers() -> Result
     let cause = DomainEvent::new(EventPayload::FormSubmitted(ltf_schemas::FormSubmitted {
         form_id: "form_1".into(),
         submission_id: "sub_1".into(),
-        data: Fields::new(),
+        data: Fields::new().into(),
         submitted_by: None,
     }))
     .with_correlation_id("flow-7");

@@ -66,7 +66,7 @@ fn deleted(table: &str, record: &str) -> DomainEvent {
         table_id: table.into(),
         record_id: record.into(),
         record_version: 2,
-        deleted_fields: Fields::new(),
+        deleted_fields: Fields::new().into(),
     }))
 }
 

@@ -202,14 +202,14 @@ impl Change {
                 table_id: p.table_id.clone(),
                 record_id: p.record_id.clone(),
                 version: p.record_version,
-                fields: p.fields.clone(),
+                fields: (*p.fields).clone(),
                 invalidate_lists: true,
             }),
             EventPayload::RecordUpdated(p) => Some(Change::Put {
                 table_id: p.table_id.clone(),
                 record_id: p.record_id.clone(),
                 version: p.record_version,
-                fields: p.current_fields.clone(),
+                fields: (*p.current_fields).clone(),
                 invalidate_lists: false,
             }),
             EventPayload::RecordDeleted(p) => {
@@ -553,7 +553,7 @@ mod tests {
             table_id: "t".into(),
             record_id: "r".into(),
             record_version: 1,
-            fields: fields(json!({"a": 1})),
+            fields: fields(json!({"a": 1})).into(),
             created_by: None,
         });
         assert_eq!(
@@ -570,8 +570,8 @@ mod tests {
             table_id: "t".into(),
             record_id: "r".into(),
             record_version: 2,
-            previous_fields: fields(json!({"a": 1})),
-            current_fields: fields(json!({"a": 2})),
+            previous_fields: fields(json!({"a": 1})).into(),
+            current_fields: fields(json!({"a": 2})).into(),
             changed_fields: vec!["a".into()],
         });
         assert_eq!(
@@ -588,7 +588,7 @@ mod tests {
             table_id: "t".into(),
             record_id: "r".into(),
             record_version: 3,
-            deleted_fields: fields(json!({"a": 2})),
+            deleted_fields: fields(json!({"a": 2})).into(),
         });
         assert_eq!(
             Change::from_payload(&deleted),

@@ -73,8 +73,8 @@ impl Sampler {
             table_id: self.table(),
             record_id: id("rec"),
             record_version: self.rng.random_range(2..20),
-            previous_fields: previous,
-            current_fields: current,
+            previous_fields: previous.into(),
+            current_fields: current.into(),
             changed_fields: changed,
         }))
     }
@@ -92,14 +92,14 @@ impl Sampler {
         let form = DomainEvent::new(EventPayload::FormSubmitted(FormSubmitted {
             form_id: format!("form_{}", self.rng.random_range(1..6)),
             submission_id: id("sub"),
-            data: fields.clone(),
+            data: fields.clone().into(),
             submitted_by: self.rng.random_bool(0.7).then(|| user.clone()),
         }));
         let created = DomainEvent::new(EventPayload::RecordCreated(RecordCreated {
             table_id: table_id.clone(),
             record_id: record_id.clone(),
             record_version: 1,
-            fields: fields.clone(),
+            fields: fields.clone().into(),
             created_by: Some(user.clone()),
         }))
         .caused_by(&form);
@@ -108,7 +108,7 @@ impl Sampler {
         let triggered = DomainEvent::new(EventPayload::AutomationTriggered(AutomationTriggered {
             automation_id: automation_id.clone(),
             trigger_id: "trg_record_created".into(),
-            trigger_data: fields.clone(),
+            trigger_data: fields.clone().into(),
             run_id: run_id.clone(),
         }))
         .caused_by(&created);
@@ -118,7 +118,7 @@ impl Sampler {
             action_id: "act_send_email".into(),
             run_id,
             result: if ok { ActionResult::Success } else { ActionResult::Failure },
-            data: ok.then(|| json!({"messageId": id("msg"), "recipients": 1}).as_object().cloned().unwrap_or_default()),
+            data: ok.then(|| json!({"messageId": id("msg"), "recipients": 1}).as_object().cloned().unwrap_or_default().into()),
             error: (!ok).then(|| "SMTP 451: try again later".to_owned()),
         }))
         .caused_by(&triggered);
@@ -130,8 +130,8 @@ impl Sampler {
                 table_id: table_id.clone(),
                 record_id: record_id.clone(),
                 record_version: 2,
-                previous_fields: fields.clone(),
-                current_fields: current.clone(),
+                previous_fields: fields.clone().into(),
+                current_fields: current.clone().into(),
                 changed_fields: vec!["status".into()],
             })));
             if self.rng.random_bool(0.3) {
@@ -139,7 +139,7 @@ impl Sampler {
                     table_id: table_id.clone(),
                     record_id,
                     record_version: 3,
-                    deleted_fields: current,
+                    deleted_fields: current.into(),
                 })));
             }
         }
@@ -156,7 +156,7 @@ impl Sampler {
                     table_id,
                     record_id: id("rec"),
                     record_version: 1,
-                    fields: self.fields(),
+                    fields: self.fields().into(),
                     created_by: None,
                 }))
                 .with_version(1),

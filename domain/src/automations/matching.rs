@@ -76,8 +76,8 @@ mod tests {
             table_id: "tasks".into(),
             record_id: "r1".into(),
             record_version: 2,
-            previous_fields: Fields::new(),
-            current_fields: current,
+            previous_fields: Fields::new().into(),
+            current_fields: current.into(),
             changed_fields: changed.iter().map(|s| s.to_string()).collect(),
         })
     }

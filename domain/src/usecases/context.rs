@@ -114,7 +114,7 @@ mod tests {
             table_id: "t".into(),
             record_id: "r".into(),
             record_version: 2,
-            deleted_fields: Fields::new(),
+            deleted_fields: Fields::new().into(),
         }))
     }
 

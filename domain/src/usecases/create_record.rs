@@ -100,7 +100,7 @@ async fn create(
                 table_id: r.table_id.clone(),
                 record_id: r.id.clone(),
                 record_version: r.version,
-                fields: r.fields.clone(),
+                fields: r.fields.clone().into(),
                 created_by: r.created_by.clone(),
             }))
         })

@@ -126,7 +126,7 @@ async fn delete(
                 table_id: table_id.to_owned(),
                 record_id: r.id.clone(),
                 record_version: r.version + 1,
-                deleted_fields: r.fields.clone(),
+                deleted_fields: r.fields.clone().into(),
             }))
         })
         .collect();

@@ -47,7 +47,7 @@ impl UseCase for SubmitForm {
         let event = DomainEvent::new(EventPayload::FormSubmitted(FormSubmitted {
             form_id: submission.form_id.clone(),
             submission_id: submission.id.clone(),
-            data: submission.data.clone(),
+            data: submission.data.clone().into(),
             submitted_by: submission.submitted_by.clone(),
         }));
         let events = outbox::append(&mut tx, codec, ctx.traceparent.as_deref(), ctx.stamp(vec![event])).await?;

@@ -131,8 +131,8 @@ async fn update(
             table_id: table_id.to_owned(),
             record_id: row.id.clone(),
             record_version: row.version,
-            previous_fields: previous,
-            current_fields: row.fields.clone(),
+            previous_fields: previous.into(),
+            current_fields: row.fields.clone().into(),
             changed_fields: changed,
         })));
     }

@@ -211,7 +211,7 @@ impl ActionHandler {
                 action_id: action.id.clone(),
                 run_id: run.id.to_string(),
                 result: result_kind,
-                data: step_data,
+                data: step_data.map(Into::into),
                 error,
             }),
         );

@@ -96,7 +96,7 @@ impl Handler for TriggerHandler {
                 EventPayload::AutomationTriggered(AutomationTriggered {
                     automation_id: automation.id.clone(),
                     trigger_id: trigger.as_str().to_owned(),
-                    trigger_data: data.clone(),
+                    trigger_data: data.clone().into(),
                     run_id: run_id.to_string(),
                 }),
             ));

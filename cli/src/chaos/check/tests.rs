@@ -17,7 +17,7 @@ fn created(table: &str, record: &str) -> DomainEvent {
         table_id: table.into(),
         record_id: record.into(),
         record_version: 1,
-        fields: Fields::new(),
+        fields: Fields::new().into(),
         created_by: None,
     }))
 }
@@ -27,8 +27,8 @@ fn updated(table: &str, record: &str, version: i64) -> DomainEvent {
         table_id: table.into(),
         record_id: record.into(),
         record_version: version,
-        previous_fields: Fields::new(),
-        current_fields: Fields::new(),
+        previous_fields: Fields::new().into(),
+        current_fields: Fields::new().into(),
         changed_fields: Vec::new(),
     }))
 }
@@ -38,7 +38,7 @@ fn deleted(table: &str, record: &str, version: i64) -> DomainEvent {
         table_id: table.into(),
         record_id: record.into(),
         record_version: version,
-        deleted_fields: Fields::new(),
+        deleted_fields: Fields::new().into(),
     }))
 }
 

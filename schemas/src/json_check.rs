@@ -1,0 +1,278 @@
+//! Whether a JSON text parses as a [`serde_json::Value`], without building the value: how
+//! the direct decoder validates a `JsonText` field value it does not build yet.
+//!
+//! It runs serde_json's own parser with a visitor that accepts what `Value`'s accepts and
+//! keeps nothing, so the two agree on every text: the same syntax, escapes, number range,
+//! recursion limit and trailing characters. One rule of `Value`'s visitor is mirrored by
+//! hand: with serde_json's `raw_value` feature (enabled by other crates of a build, so not
+//! in every build of this one), an object whose first key is serde_json's raw-value token
+//! is read as the JSON text of its string value, and must have no other entry. The tests
+//! compare both on hand-picked and generated texts.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+/// `serde_json::from_str::<serde_json::Value>(text).is_ok()`, without allocating.
+pub(crate) fn parses(text: &str) -> bool {
+    serde_json::from_str::<Any>(text).is_ok()
+}
+
+/// serde_json's `raw_value` token (`serde_json::raw::TOKEN`, not public).
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Whether this build's serde_json reads the raw-value token as `Value`'s visitor does with
+/// `raw_value` on.
+fn raw_value_token_is_special() -> bool {
+    static SPECIAL: OnceLock<bool> = OnceLock::new();
+    *SPECIAL.get_or_init(|| serde_json::from_str::<Json>(&format!(r#"{{"{RAW_VALUE_TOKEN}": "7"}}"#)).is_ok_and(|v| v == 7))
+}
+
+/// Any JSON value, checked and dropped.
+struct Any;
+
+impl<'de> Deserialize<'de> for Any {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Any, D::Error> {
+        deserializer.deserialize_any(Any)
+    }
+}
+
+impl<'de> Visitor<'de> for Any {
+    type Value = Any;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Any, E> {
+        Ok(Any)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Any, E> {
+        Ok(Any)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Any, E> {
+        Ok(Any)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Any, E> {
+        Ok(Any)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Any, E> {
+        Ok(Any)
+    }
+
+    fn visit_none<E>(self) -> Result<Any, E> {
+        Ok(Any)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Any, D::Error> {
+        Any::deserialize(deserializer)
+    }
+
+    fn visit_unit<E>(self) -> Result<Any, E> {
+        Ok(Any)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Any, A::Error> {
+        while seq.next_element::<Any>()?.is_some() {}
+        Ok(Any)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Any, A::Error> {
+        match map.next_key_seed(Key)? {
+            None => {}
+            Some(true) if raw_value_token_is_special() => {
+                // As `Value`: the string value is parsed as JSON text of its own.
+                map.next_value_seed(RawText)?;
+            }
+            Some(_) => {
+                map.next_value::<Any>()?;
+                while map.next_entry_seed(Key, PhantomData::<Any>)?.is_some() {}
+            }
+        }
+        Ok(Any)
+    }
+}
+
+/// An object key, read as `Value` reads it (a string); whether it is the raw-value token.
+#[derive(Clone, Copy)]
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == RAW_VALUE_TOKEN)
+    }
+}
+
+/// The string value of a raw-value object, which must be JSON text.
+struct RawText;
+
+impl<'de> DeserializeSeed<'de> for RawText {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawText {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("raw value")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
+        serde_json::from_str::<Any>(text).map(drop).map_err(E::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(text: &str) {
+        let want = serde_json::from_str::<Json>(text).is_ok();
+        assert_eq!(parses(text), want, "{text:?}: Value {}", if want { "parses it" } else { "refuses it" });
+    }
+
+    #[test]
+    fn agrees_with_value_on_edge_cases() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let deep_objects = |n: usize| format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+        let token = RAW_VALUE_TOKEN;
+        let escaped_token = token.replace('R', "\\u0052");
+        for text in [
+            "",
+            " ",
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "1.5",
+            "-1e-7",
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "01",
+            "1.",
+            ".5",
+            "+1",
+            "NaN",
+            "Infinity",
+            "\"\"",
+            "\"a\\u00e9\"",
+            "\"\\ud800\"",
+            "\"\\udc00x\"",
+            "\"\\ud83d\\ude00\"",
+            "\"\\x\"",
+            "\"a\u{1}b\"",
+            "\"tab\there\"",
+            "[]",
+            "[1,]",
+            "[1 2]",
+            "{}",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{1:2}",
+            "{\"a\":1,\"a\":2}",
+            "{\"\\ud800\":1}",
+            "[1] x",
+            "[1] ",
+            "\u{feff}[1]",
+            "[1]\n",
+            "{\"a\":[{\"b\":null}]}",
+            "[",
+            "{\"a\":",
+            "\"abc",
+            "nul",
+            "truex",
+        ] {
+            same(text);
+        }
+        for n in [1, 100, 127, 128, 129, 1000] {
+            same(&deep(n));
+            same(&deep_objects(n));
+        }
+        for text in [
+            format!(r#"{{"{token}": "[1, 2]"}}"#),
+            format!(r#"{{"{token}": "[1, 2"}}"#),
+            format!(r#"{{"{token}": 5}}"#),
+            format!(r#"{{"{token}": "1", "b": 2}}"#),
+            format!(r#"{{"b": 2, "{token}": 5}}"#),
+            format!(r#"{{"{escaped_token}": "[1]"}}"#),
+            format!(r#"{{"{escaped_token}": null}}"#),
+            format!(r#"[{{"{token}": "{{\"{token}\": \"x\"}}"}}]"#),
+            format!(r#"{{"{token}": "{}"}}"#, deep(200)),
+        ] {
+            same(&text);
+        }
+    }
+
+    #[test]
+    fn agrees_with_value_on_generated_and_damaged_texts() {
+        // xorshift: failures reproduce.
+        let mut state = 0x853c_49e6_748f_ea9b_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces = [
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            ":",
+            "\"k\"",
+            "\"\\u00e9\"",
+            "\"\\ud800\"",
+            "1",
+            "-2.5e3",
+            "1e999",
+            "null",
+            "true",
+            " ",
+            "\"",
+            "\\",
+            "x",
+            "\"$serde_json::private::RawValue\"",
+            "\"[1]\"",
+            "0.1",
+            "{\"a\":",
+            "[[",
+        ];
+        for _ in 0..20_000 {
+            let n = 1 + next() % 12;
+            let text: String = (0..n).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
+            same(&text);
+        }
+    }
+}
