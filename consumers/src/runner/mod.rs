@@ -177,6 +177,7 @@ impl Runner {
         loop {
             self.shared.beat();
             self.shared.flush_offsets();
+            self.shared.report_in_flight();
             if Instant::now() >= next_positions {
                 next_positions = Instant::now() + tick;
                 store_idle_positions(&consumer, &self.shared);
@@ -300,5 +301,6 @@ async fn drain(shared: &PartitionStates, deadline: Duration) -> usize {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     shared.flush_offsets();
+    shared.report_in_flight();
     shared.in_flight()
 }

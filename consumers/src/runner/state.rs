@@ -94,8 +94,8 @@ pub struct PartitionStates {
     stopped: AtomicBool,
     /// Whether some partition has an unstored commit position.
     unstored: AtomicBool,
-    /// The in-flight gauge of the group, resolved on first use (set per event: no lookup
-    /// by name and labels each time).
+    /// The in-flight gauge of the group, resolved on first use and set once per poll
+    /// round ([`PartitionStates::report_in_flight`]).
     in_flight_gauge: OnceLock<Gauge>,
 }
 
@@ -153,21 +153,20 @@ impl PartitionStates {
         if let Some(ts) = timestamp_ms {
             p.timestamps.insert(offset, ts);
         }
-        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        drop(parts);
-        self.in_flight_gauge().set(n as f64);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         Some(generation_of_p)
     }
 
-    fn in_flight_gauge(&self) -> &Gauge {
-        self.in_flight_gauge.get_or_init(|| gauge!(IN_FLIGHT, labels::GROUP => self.group.clone()))
+    /// Sets the in-flight gauge: once per poll round (per batch), not per event.
+    pub fn report_in_flight(&self) {
+        let gauge = self.in_flight_gauge.get_or_init(|| gauge!(IN_FLIGHT, labels::GROUP => self.group.clone()));
+        gauge.set(self.in_flight() as f64);
     }
 
     /// Marks `offset` finished and moves the partition's commit position (the lowest
     /// unfinished offset); the next [`flush_offsets`](Self::flush_offsets) stores it.
     pub fn finish(&self, tp: &Tp, generation: u64, offset: i64) {
-        let n = self.in_flight.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
-        self.in_flight_gauge().set(n as f64);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let mut parts = self.lock();
         if let Some(p) = parts.get_mut(tp).filter(|p| p.generation == generation) {
             p.timestamps.remove(&offset);
