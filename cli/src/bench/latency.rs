@@ -15,7 +15,9 @@
 //!    `max(--lag-floor, --lag-bound-ms of the rate)` over the step. The rate found is
 //!    held for `--hold-secs` (default 60) with the same rule; if that fails, 90 % of it
 //!    is held, up to three times.
-//! 2. Latency steps at `--fractions` percent of that rate (default 25, 50, 75; the 50 % one
+//! 2. Latency steps at `--fractions` percent of that rate, each with a fresh worker process
+//!    of the same group (so the memory taken while the search overloaded a worker is not
+//!    counted as steady RSS) (default 25, 50, 75; the 50 % one
 //!    runs `--latency-secs`, the others `--side-secs`), each recorded after
 //!    `--settle-secs`: offered and achieved rate, p50/p90/p99/p99.9/max, the worker's
 //!    steady RSS (median VmRSS of the step's last 30 s), and the CDF in
@@ -28,6 +30,7 @@
 //! `max_rate`, the 50 % step's `p50_ms`, `p99_ms` and `rss_mib`, and the record size (for
 //! Kafka's EndToEndLatency at the same size).
 
+mod child;
 mod driver;
 mod pace;
 mod worker;

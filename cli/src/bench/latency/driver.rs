@@ -1,10 +1,13 @@
 //! The driver of `ltf bench latency`: spawns the worker process, paces the producer,
 //! finds the maximum sustained rate, runs the latency steps, samples the worker's VmRSS.
+//!
+//! Each latency step gets a worker process of its own (same group: it resumes at the
+//! offsets the previous one committed, so it starts without a backlog): memory a worker
+//! took while the search overloaded it (librdkafka's prefetch, the allocator's pages) is
+//! not returned to the system, and would be counted as steady RSS.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -13,99 +16,13 @@ use ltf_kafka::EventPublisher;
 use ltf_schemas::{AggregateType, EventCodec, TopicNames};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use uuid::Uuid;
 
+use super::child::{field, spawn_worker, Link, Rss};
 use super::pace::Pacer;
-use super::worker::REPLY;
 use super::{LatencyArgs, SENT_HEADER};
 use crate::demo::sample::Sampler;
 use crate::settings::Common;
-
-/// The worker process and its command channel.
-#[derive(Debug)]
-struct Link {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Link {
-    /// Sends one command and reads its answer (the text after [`REPLY`]).
-    async fn ask(&mut self, cmd: &str) -> Result<String> {
-        let gone = "the worker process ended (its log is above)";
-        let stdin = self.stdin.as_mut().context(gone)?;
-        stdin.write_all(format!("{cmd}\n").as_bytes()).await.context(gone)?;
-        stdin.flush().await.context(gone)?;
-        let lines = &mut self.lines;
-        let read = async {
-            while let Some(line) = lines.next_line().await.context(gone)? {
-                if let Some(answer) = line.strip_prefix(REPLY) {
-                    return Ok(answer.to_owned());
-                }
-            }
-            bail!(gone)
-        };
-        tokio::time::timeout(Duration::from_secs(30), read)
-            .await
-            .with_context(|| format!("the worker did not answer `{cmd}` within 30 s"))?
-    }
-
-    async fn handled(&mut self) -> Result<u64> {
-        field(&self.ask("count").await?, "handled")
-    }
-}
-
-/// The value of `key=` in a `k=v k=v` line.
-fn field<T: FromStr>(line: &str, key: &str) -> Result<T> {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no number `{key}=` in the worker's answer `{line}`"))
-}
-
-/// VmRSS samples of the worker, one a second.
-#[derive(Debug, Clone, Default)]
-struct Rss(Arc<Mutex<Vec<(Instant, u64)>>>);
-
-impl Rss {
-    fn start(pid: u32) -> Rss {
-        let rss = Rss::default();
-        let samples = rss.0.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                every.tick().await;
-                let Some(kib) = vm_rss_kib(pid) else { return };
-                samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((Instant::now(), kib));
-            }
-        });
-        rss
-    }
-
-    /// Median VmRSS (MiB) of the samples in the last 30 s of `[from, to]`, and their number.
-    fn steady_mib(&self, from: Instant, to: Instant) -> Option<(f64, usize)> {
-        let from = from.max(to.checked_sub(Duration::from_secs(30)).unwrap_or(from));
-        let mut kib: Vec<u64> = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|(t, _)| *t >= from && *t <= to)
-            .map(|(_, k)| *k)
-            .collect();
-        kib.sort_unstable();
-        let n = kib.len();
-        (n > 0).then(|| (if n % 2 == 1 { kib[n / 2] as f64 } else { (kib[n / 2 - 1] + kib[n / 2]) as f64 / 2.0 } / 1024.0, n))
-    }
-}
-
-/// `VmRSS` of `/proc/<pid>/status` in KiB (`None` once the process is gone).
-fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 /// What a search or hold step showed.
 #[derive(Debug)]
@@ -120,16 +37,51 @@ struct Step {
 #[derive(Debug)]
 struct Driver<'a> {
     a: &'a LatencyArgs,
+    common: &'a Common,
+    group: String,
     link: Link,
+    /// Events sent (not failed) before this worker process started: earlier ones handled.
+    base: u64,
     pacer: Pacer,
     rss: Rss,
+    /// Events the ended worker processes saw without a send time.
+    unstamped: u64,
 }
 
 impl Driver<'_> {
     /// Events sent (not failed) and not handled yet.
     async fn lag(&mut self) -> Result<u64> {
         let sent = self.pacer.sent_ok();
-        Ok(sent.saturating_sub(self.link.handled().await?))
+        Ok(sent.saturating_sub(self.base + self.link.handled().await?))
+    }
+
+    /// Until the worker has joined its group and handles events (a trickle is sent to
+    /// see it), then drained.
+    async fn wait_ready(&mut self) -> Result<()> {
+        let _ = self.pacer.rate.send(self.a.start_rate.min(200));
+        let started = Instant::now();
+        while self.link.handled().await? == 0 {
+            if started.elapsed() > Duration::from_secs(self.a.ready_timeout_secs) {
+                bail!("the worker handled no event within {} s (its log is above)", self.a.ready_timeout_secs);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        self.drain().await?;
+        println!("worker pid {} handles events ({:.1} s after it started)", self.link.pid, started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// A new worker process in place of the current one, once everything sent is handled.
+    async fn restart(&mut self) -> Result<()> {
+        self.drain().await?;
+        // The old one leaves the group, committing its offsets and deleting the group's
+        // side topics, before the new one starts (and creates them again).
+        self.unstamped += self.link.stop().await?;
+        self.link = spawn_worker(self.common, self.a, &self.group)?;
+        self.base = self.pacer.sent_ok();
+        self.rss = Rss::start(self.link.pid);
+        self.wait_ready().await
     }
 
     /// `secs` at `rate`, the lag asked every second.
@@ -215,7 +167,7 @@ impl Driver<'_> {
 
     /// One latency step: settle, record, report; writes the CDF file.
     async fn latency_step(&mut self, pct: u32, rate: u64, secs: u64) -> Result<String> {
-        self.drain().await?;
+        self.restart().await?;
         let _ = self.pacer.rate.send(rate);
         tokio::time::sleep(Duration::from_secs(self.a.settle_secs)).await;
         self.link.ask("reset").await?;
@@ -252,42 +204,6 @@ impl Driver<'_> {
     }
 }
 
-/// The security settings given as flags, as the environment variables the worker reads.
-fn security_env(common: &Common) -> Vec<(&'static str, String)> {
-    let s = &common.kafka_security;
-    [
-        ("LTF_KAFKA_SECURITY_PROTOCOL", &s.kafka_security_protocol),
-        ("LTF_KAFKA_SASL_MECHANISM", &s.kafka_sasl_mechanism),
-        ("LTF_KAFKA_SASL_USERNAME", &s.kafka_sasl_username),
-        ("LTF_KAFKA_SASL_PASSWORD_FILE", &s.kafka_sasl_password_file),
-        ("LTF_KAFKA_SSL_CA_LOCATION", &s.kafka_ssl_ca_location),
-        ("LTF_KAFKA_SSL_CERTIFICATE_LOCATION", &s.kafka_ssl_certificate_location),
-        ("LTF_KAFKA_SSL_KEY_LOCATION", &s.kafka_ssl_key_location),
-        ("LTF_KAFKA_PROPERTIES_FILE", &s.kafka_properties_file),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
-    .collect()
-}
-
-fn spawn_worker(common: &Common, a: &LatencyArgs, group: &str) -> Result<Link> {
-    let exe = std::env::current_exe().context("locating the ltf binary, to start the worker process")?;
-    let mut child = Command::new(exe)
-        .args(["--bootstrap", &common.bootstrap, "--registry", &common.registry, "--log-format", &common.log_format])
-        .args(["bench", "latency", "--role", "worker", "--prefix", &a.prefix, "--group", group])
-        .args(["--max-in-flight", &a.max_in_flight.to_string()])
-        .envs(security_env(common))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the worker process")?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take().context("the worker's stdout")?;
-    Ok(Link { child, stdin, lines: BufReader::new(stdout).lines() })
-}
-
 fn absolute(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating --out {}", dir.display()))?;
     std::fs::canonicalize(dir).with_context(|| format!("resolving --out {}", dir.display()))
@@ -307,6 +223,16 @@ pub async fn run(common: &Common, mut a: LatencyArgs) -> Result<()> {
     if ensured.iter().any(|(_, e)| *e == Ensured::AlreadyExisted) {
         bail!("{topic} already exists; the bench needs a new topic: pass a fresh --prefix (or delete the topic)");
     }
+    let outcome = bench(common, &a, topics, &topic).await;
+    // Also after a failure: a run writes gigabytes.
+    if !a.keep_topic {
+        delete_topic(&common.bootstrap, &topic).await;
+    }
+    outcome
+}
+
+/// Everything once the topic exists.
+async fn bench(common: &Common, a: &LatencyArgs, topics: TopicNames, topic: &str) -> Result<()> {
     let codec = Arc::new(EventCodec::new(&common.registry, topics).context("schema registry settings")?);
     let mut config = common.publisher_config();
     if let Some(l) = a.linger_ms {
@@ -330,28 +256,15 @@ pub async fn run(common: &Common, mut a: LatencyArgs) -> Result<()> {
     let (avg_record, avg_value) = (bytes / a.pool + SENT_HEADER.len() + 16, value_bytes / a.pool);
 
     let group = format!("ltfbench-latency-{}", Uuid::new_v4().simple());
-    let link = spawn_worker(common, &a, &group)?;
-    let pid = link.child.id().context("the worker process ended at once")?;
-    let rss = Rss::start(pid);
+    let link = spawn_worker(common, a, &group)?;
+    let rss = Rss::start(link.pid);
     let pacer = Pacer::start(publisher, pool, Duration::from_millis(a.tick_ms));
     println!(
-        "topic {topic} ({} partitions), worker pid {pid} group {group}, producer linger.ms={} compression={}, record {avg_record} bytes (value {avg_value})",
+        "topic {topic} ({} partitions), group {group}, producer linger.ms={} compression={}, record {avg_record} bytes (value {avg_value})",
         a.partitions, config.linger_ms, config.compression
     );
-    let mut d = Driver { a: &a, link, pacer, rss };
-
-    // Until the worker has joined its group and handles events.
-    let _ = d.pacer.rate.send(a.start_rate.min(200));
-    let started = Instant::now();
-    while d.link.handled().await? == 0 {
-        if started.elapsed() > Duration::from_secs(a.ready_timeout_secs) {
-            bail!("the worker handled no event within {} s (its log is above)", a.ready_timeout_secs);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    d.drain().await?;
-    println!("the worker handles events ({:.1} s after it started)", started.elapsed().as_secs_f64());
+    let mut d = Driver { a, common, group, link, base: 0, pacer, rss, unstamped: 0 };
+    d.wait_ready().await?;
 
     let mut max = d.search().await?;
     let mut held = false;
@@ -379,22 +292,9 @@ pub async fn run(common: &Common, mut a: LatencyArgs) -> Result<()> {
         }
     }
 
-    let Driver { mut link, pacer, .. } = d;
+    let Driver { mut link, pacer, unstamped, .. } = d;
     pacer.stop(Duration::from_secs(30)).await;
-    let unstamped: u64 = field(&link.ask("count").await?, "unstamped")?;
-    drop(link.stdin.take());
-    match tokio::time::timeout(Duration::from_secs(60), link.child.wait()).await {
-        Ok(Ok(s)) if s.success() => {}
-        Ok(Ok(s)) => eprintln!("warning: the worker process ended with {s}"),
-        Ok(Err(e)) => eprintln!("warning: waiting for the worker process: {e}"),
-        Err(_) => {
-            eprintln!("warning: the worker process did not stop within 60 s; killed");
-            let _ = link.child.kill().await;
-        }
-    }
-    if !a.keep_topic {
-        delete_topic(&common.bootstrap, &topic).await;
-    }
+    let unstamped = unstamped + link.stop().await?;
     if unstamped > 0 {
         eprintln!("warning: {unstamped} events reached the handler without a send time");
     }
