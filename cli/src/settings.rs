@@ -60,10 +60,9 @@ pub struct KafkaSecurityArgs {
 }
 
 impl KafkaSecurityArgs {
-    /// The settings, checked (the error names the variable), installed for every Kafka
-    /// client of the process.
-    pub fn install(&self) -> Result<()> {
-        let given = [
+    /// Each setting with the environment variable it is read from.
+    pub fn by_variable(&self) -> [(&'static str, &Option<String>); 8] {
+        [
             ("LTF_KAFKA_SECURITY_PROTOCOL", &self.kafka_security_protocol),
             ("LTF_KAFKA_SASL_MECHANISM", &self.kafka_sasl_mechanism),
             ("LTF_KAFKA_SASL_USERNAME", &self.kafka_sasl_username),
@@ -72,7 +71,13 @@ impl KafkaSecurityArgs {
             ("LTF_KAFKA_SSL_CERTIFICATE_LOCATION", &self.kafka_ssl_certificate_location),
             ("LTF_KAFKA_SSL_KEY_LOCATION", &self.kafka_ssl_key_location),
             ("LTF_KAFKA_PROPERTIES_FILE", &self.kafka_properties_file),
-        ];
+        ]
+    }
+
+    /// The settings, checked (the error names the variable), installed for every Kafka
+    /// client of the process.
+    pub fn install(&self) -> Result<()> {
+        let given = self.by_variable();
         let security = KafkaSecurity::from_lookup(|name| match given.iter().find(|(n, _)| *n == name) {
             Some((_, value)) => (*value).clone(),
             None => std::env::var(name).ok(),

@@ -119,20 +119,7 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
 
 /// The security settings given as flags, as the environment variables the worker reads.
 fn security_env(common: &Common) -> Vec<(&'static str, String)> {
-    let s = &common.kafka_security;
-    [
-        ("LTF_KAFKA_SECURITY_PROTOCOL", &s.kafka_security_protocol),
-        ("LTF_KAFKA_SASL_MECHANISM", &s.kafka_sasl_mechanism),
-        ("LTF_KAFKA_SASL_USERNAME", &s.kafka_sasl_username),
-        ("LTF_KAFKA_SASL_PASSWORD_FILE", &s.kafka_sasl_password_file),
-        ("LTF_KAFKA_SSL_CA_LOCATION", &s.kafka_ssl_ca_location),
-        ("LTF_KAFKA_SSL_CERTIFICATE_LOCATION", &s.kafka_ssl_certificate_location),
-        ("LTF_KAFKA_SSL_KEY_LOCATION", &s.kafka_ssl_key_location),
-        ("LTF_KAFKA_PROPERTIES_FILE", &s.kafka_properties_file),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
-    .collect()
+    common.kafka_security.by_variable().into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))).collect()
 }
 
 /// Starts a worker process of `group` (a group that committed offsets resumes there).
