@@ -72,9 +72,23 @@ impl Out<'_> {
         }
     }
 
+    /// A `JsonText` value: the compact JSON text of `v` (what `v.to_string()` gives),
+    /// serialized straight into the buffer behind a one-byte length, which is widened in
+    /// place when the text is 64 bytes or longer.
     fn json_text(&mut self, v: &Json) {
         self.long(5);
-        self.str(&v.to_string());
+        let at = self.0.len();
+        self.0.push(0);
+        serde_json::to_writer(&mut *self.0, v).expect("a JSON value serializes into a Vec");
+        let n = self.0.len() - at - 1;
+        if n < 64 {
+            // The zig-zag varint of 0..=63 is one byte.
+            self.0[at] = (n as u8) << 1;
+        } else {
+            let mut len = Vec::with_capacity(10);
+            Out(&mut len).long(n as i64);
+            self.0.splice(at..=at, len);
+        }
     }
 
     fn fields(&mut self, f: &Fields) {
@@ -105,7 +119,7 @@ pub(crate) fn write_event(event: &DomainEvent, buf: &mut Vec<u8>) {
     let env = &event.envelope;
     let ty = event.event_type();
     let mut o = Out(buf);
-    o.str(&env.event_id.hyphenated().to_string());
+    o.str(env.event_id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
     o.str(ty.aggregate().as_str());
     o.str(ty.as_str());
     o.str(&env.aggregate_id);
@@ -213,6 +227,25 @@ mod tests {
         let b = from_avro_datum(schema, &mut theirs.as_slice(), None).unwrap();
         assert_eq!(a, b);
         assert_eq!(crate::codec::decode_with(1, schema, &ours).unwrap(), e);
+    }
+
+    #[test]
+    fn json_text_is_written_as_its_to_string_of_every_length() {
+        let value = |n: usize| serde_json::json!(["x".repeat(n), {"k": [1.5, null, u64::MAX]}]);
+        let shortest = value(0).to_string().len();
+        // Around the lengths where the length's varint grows (64, 8192 bytes).
+        for len in [shortest, 63, 64, 65, 8191, 8192, 8193, 20_000] {
+            let v = value(len - shortest);
+            let text = v.to_string();
+            assert_eq!(text.len(), len);
+            let mut want = Vec::new();
+            let mut o = Out(&mut want);
+            o.long(5);
+            o.str(&text);
+            let mut got = vec![7];
+            Out(&mut got).json_text(&v);
+            assert_eq!(got[1..], want[..], "a text of {} bytes", text.len());
+        }
     }
 
     #[test]
