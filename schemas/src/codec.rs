@@ -240,9 +240,8 @@ impl EventCodec {
         let def = catalog::schema_def(ty, event.envelope.version)?;
         let topic = event.topic(&self.topics);
         let id = self.schema_id(&topic, def).await?;
-        let body = encode_body(event)?;
-        let encoded =
-            EncodedEvent { topic, key: event.aggregate_id().to_owned(), value: frame(id, &body), headers: headers_for(event) };
+        let value = encode_framed(id, event)?;
+        let encoded = EncodedEvent { topic, key: event.aggregate_id().to_owned(), value, headers: headers_for(event) };
         let (bytes, limit) = (encoded.message_bytes(), self.max_message_bytes);
         if bytes > limit {
             return Err(SchemaError::TooLarge {
@@ -313,14 +312,34 @@ impl Writer {
     }
 }
 
+/// The capacity an encoding starts with: a typical event fits (a RecordUpdated with ten
+/// field values before and after is ~530 bytes), so the buffer is not grown mid-write.
+const BODY_CAPACITY: usize = 1024;
+
 /// The Avro body of `event` with its schema at `envelope.version` (no framing).
 pub fn encode_body(event: &DomainEvent) -> Result<Vec<u8>, SchemaError> {
-    let ty = event.event_type();
-    catalog::schema_def(ty, event.envelope.version)?;
-    value::check_encodable(event)?;
-    let mut body = Vec::with_capacity(512);
-    crate::binary::write_event(event, &mut body);
+    let mut body = Vec::with_capacity(BODY_CAPACITY);
+    encode_body_into(event, &mut body)?;
     Ok(body)
+}
+
+/// [`encode_body`] appended to `buf` (e.g. a buffer reused from event to event, cleared
+/// by the caller, or after a frame header); on an error `buf` is left as it was.
+pub fn encode_body_into(event: &DomainEvent, buf: &mut Vec<u8>) -> Result<(), SchemaError> {
+    catalog::schema_def(event.event_type(), event.envelope.version)?;
+    value::check_encodable(event)?;
+    crate::binary::write_event(event, buf);
+    Ok(())
+}
+
+/// The Confluent-framed value of `event` under schema id `id`: `frame(id, &encode_body(event)?)`
+/// written in one buffer.
+fn encode_framed(id: u32, event: &DomainEvent) -> Result<Vec<u8>, SchemaError> {
+    let mut out = Vec::with_capacity(5 + BODY_CAPACITY);
+    out.push(MAGIC_BYTE);
+    out.extend_from_slice(&id.to_be_bytes());
+    encode_body_into(event, &mut out)?;
+    Ok(out)
 }
 
 /// Decodes an Avro body written with `writer` (schema id `id`), resolved to the newest
@@ -407,6 +426,27 @@ mod tests {
             let back = decode_with(7, def.schema(), &encode_local(&e)).unwrap();
             assert_eq!(back, e, "{}", e.event_type());
         }
+    }
+
+    #[test]
+    fn encoding_into_a_reused_buffer_or_behind_a_frame_gives_the_same_bytes() {
+        let mut buf = Vec::new();
+        for e in samples() {
+            let body = encode_local(&e);
+            buf.clear();
+            encode_body_into(&e, &mut buf).unwrap();
+            assert_eq!(buf, body, "{}", e.event_type());
+            assert_eq!(encode_framed(258, &e).unwrap(), frame(258, &body), "{}", e.event_type());
+        }
+        // Appended after what the buffer holds; an event that cannot be encoded leaves it.
+        let mut bad = samples().remove(1);
+        bad.envelope.version = 1;
+        buf = vec![9];
+        assert!(encode_body_into(&bad, &mut buf).is_err());
+        assert_eq!(buf, [9]);
+        let e = samples().remove(2);
+        encode_body_into(&e, &mut buf).unwrap();
+        assert_eq!(buf[1..], encode_local(&e)[..]);
     }
 
     #[test]
