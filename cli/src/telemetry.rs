@@ -3,9 +3,10 @@
 //! * Logs go to stderr, as text or JSON (`--log-format`), filtered by `LTF_LOG` (tracing's
 //!   EnvFilter syntax, default `warn`). JSON lines carry the fields of their spans, so
 //!   `trace_id` shows which trace a line belongs to.
-//! * Spans of the pipeline (API requests, relay publishes, handled events) are
-//!   OpenTelemetry spans whatever `LTF_LOG` says, so the W3C trace context flows from hop
-//!   to hop (`ltf_kafka::trace`).
+//! * Spans of the pipeline (API requests, relay publishes) are OpenTelemetry spans
+//!   whatever `LTF_LOG` says, so the W3C trace context flows from hop to hop
+//!   (`ltf_kafka::trace`). A worker's per-event span is one only when spans are exported;
+//!   otherwise the worker passes on the `traceparent` it received and logs its trace id.
 //! * They are recorded and exported over OTLP/HTTP only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, with the exporter's standard
 //!   `OTEL_EXPORTER_OTLP_*` settings and `OTEL_SERVICE_NAME` (default `ltf-<command>`).
@@ -14,7 +15,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing::Level;
-use tracing_subscriber::filter::{DynFilterFn, Targets};
+use tracing_subscriber::filter::{DynFilterFn, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -66,6 +67,20 @@ fn fresh<S: tracing::Subscriber>(targets: Targets, most: Level) -> impl tracing_
     .with_max_level_hint(most)
 }
 
+/// The targets whose spans are OpenTelemetry spans. The API's and the relay's always are,
+/// so a request without a `traceparent` starts a trace whose id reaches the logs and every
+/// event. A worker's `handle_event` span (one per event) is one only when spans are
+/// exported: without an exporter it would be a context nobody records, built for every
+/// event (a sixth of a worker's CPU), so the worker passes the `traceparent` it received
+/// on unchanged (W3C's rule for a hop that does not record) and logs its trace id.
+fn span_targets(exporting: bool) -> Targets {
+    let consumers = if exporting { LevelFilter::INFO } else { LevelFilter::OFF };
+    Targets::new()
+        .with_target("ltf", Level::INFO)
+        .with_target("ltf_producers", Level::INFO)
+        .with_target("ltf_consumers", consumers)
+}
+
 /// The subscriber of [`init`], logging to `writer` through `filter`.
 fn subscriber<W>(service: &str, json: bool, filter: EnvFilter, writer: W) -> Parts<impl tracing::Subscriber + Send + Sync>
 where
@@ -92,13 +107,7 @@ where
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
-        .with_filter(fresh(
-            Targets::new()
-                .with_target("ltf", Level::INFO)
-                .with_target("ltf_producers", Level::INFO)
-                .with_target("ltf_consumers", Level::INFO),
-            Level::INFO,
-        ));
+        .with_filter(fresh(span_targets(exporting()), Level::INFO));
     (tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans), Telemetry { provider }, exporter_error)
 }
 
@@ -163,6 +172,37 @@ mod tests {
         let fixed = fixed.unwrap_or_default();
         assert!(fixed.starts_with("00-5b8efff798038103d269b633813fc60c-") && !fixed.contains("00f067aa0ba902b7"), "{fixed}");
         assert_eq!(ambient.as_deref(), Some(received), "the current span has no context: the old way fell back to the caller's");
+    }
+
+    /// Without an exporter a worker's per-event span is no OpenTelemetry span: its logs
+    /// carry the received trace id and the events it causes the received `traceparent`;
+    /// with one, the span joins the trace (the API's and the relay's spans always do).
+    #[test]
+    fn a_worker_span_joins_the_trace_only_when_spans_are_exported() {
+        let consumer = "ltf_consumers::pipeline";
+        assert!(!span_targets(false).would_enable(consumer, &Level::INFO));
+        assert!(span_targets(true).would_enable(consumer, &Level::INFO));
+        for exporting in [false, true] {
+            assert!(span_targets(exporting).would_enable("ltf_producers::relay::batch", &Level::INFO));
+            assert!(span_targets(exporting).would_enable("ltf_producers::api::observe", &Level::INFO));
+        }
+        if exporting() {
+            return; // The rest is the subscriber of a process without an exporter.
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let (subscriber, _telemetry, _) =
+            subscriber("test", true, EnvFilter::new("warn,ltf_consumers=debug"), move || writer.clone());
+        let received = "00-5b8efff798038103d269b633813fc60c-00f067aa0ba902b7-01";
+        let next = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(target: "ltf_consumers::pipeline", "handle_event", trace_id = tracing::field::Empty);
+            ltf_kafka::trace::adopt(&span, Some(received));
+            span.in_scope(|| tracing::debug!(target: "ltf_consumers::pipeline", "event handled"));
+            ltf_kafka::trace::traceparent_of(&span, Some(received))
+        });
+        let logged = String::from_utf8(buffer.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
+        assert!(logged.contains(r#""trace_id":"5b8efff798038103d269b633813fc60c""#), "{logged}");
+        assert_eq!(next.as_deref(), Some(received), "passed on unchanged");
     }
 
     /// tracing's per-layer filters hand their decision from `enabled()` to `new_span()`

@@ -35,6 +35,10 @@ pub fn trace_id_of(traceparent: &str) -> Option<&str> {
 /// its `trace_id` field: the span's own (a new trace when there is no parent), or, without
 /// an OpenTelemetry layer, the parent's.
 pub fn adopt(span: &Span, traceparent: Option<&str>) {
+    if span.is_disabled() {
+        // No layer records it: nothing to parent, nothing to log.
+        return;
+    }
     let parent = traceparent.filter(|tp| trace_id_of(tp).is_some());
     if let Some(tp) = parent {
         let carrier = HashMap::from([(TRACEPARENT.to_owned(), tp.to_owned())]);

@@ -88,10 +88,19 @@ impl Pipeline {
         self.retry.delay(attempt, &mut rand::rng())
     }
 
-    /// Decodes the value; waits out a registry outage.
+    /// Decodes the value; waits out a registry outage. The first try goes to the codec
+    /// alone: nearly always the writer schema is cached and no registry call is made, so
+    /// its success is not the registry's (and costs no lock of the breakers). Only a
+    /// failure the registry caused enters the wait, whose calls the breaker counts.
     async fn decode(&self, msg: &Incoming) -> Result<Event, SchemaError> {
-        let decode = || self.codec.decode(&msg.value);
-        let event = wait_out(&self.breakers, &self.retry, REGISTRY, "schema registry", decode, SchemaError::is_retryable).await?;
+        let event = match self.codec.decode(&msg.value).await {
+            Ok(event) => event,
+            Err(e) if e.is_retryable() => {
+                let decode = || self.codec.decode(&msg.value);
+                wait_out(&self.breakers, &self.retry, REGISTRY, "schema registry", decode, SchemaError::is_retryable).await?
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Event { event, meta: msg.meta.clone() })
     }
 
