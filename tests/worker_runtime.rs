@@ -425,6 +425,73 @@ impl ltf_consumers::Process for Ignore {
     async fn process(&self, _: &ltf_consumers::Incoming, _: &ltf_consumers::PartitionPause) {}
 }
 
+/// A process that blocks its thread (a handler doing blocking work) for `block` on the
+/// first message.
+#[derive(Debug)]
+struct BlockOnce {
+    block: Duration,
+    blocking: Arc<std::sync::atomic::AtomicBool>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl ltf_consumers::Process for BlockOnce {
+    async fn process(&self, _: &ltf_consumers::Incoming, _: &ltf_consumers::PartitionPause) {
+        if !self.blocking.swap(true, Ordering::SeqCst) {
+            std::thread::sleep(self.block);
+            self.done.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The poll loop has a thread of its own: a handler that blocks every thread of the
+/// worker's runtime (here its only one) for seconds does not stop the polls, so the
+/// worker stays alive for its liveness probe and in its group. When the poll loop was a
+/// task of that runtime, its heartbeat stopped for as long as the handler blocked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_handler_blocking_every_runtime_thread_does_not_stop_the_poll_loop() -> Result<()> {
+    let f = fixture("rt-blocking").await?;
+    let events: Vec<_> = (0..4).map(|i| created("tbl_block", &format!("rec{i}"), &format!("{i}"))).collect();
+    f.publisher.publish_batch(&events).await?;
+    let blocking = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let process = BlockOnce { block: Duration::from_secs(4), blocking: blocking.clone(), done: done.clone() };
+    let mut consumer = ConsumerConfig::new(bootstrap(), &f.group);
+    consumer.session_timeout_ms = 6000;
+    let config = WorkerConfig { consumer, side_topic_partitions: 1, ..Default::default() };
+    let runner = Runner::new(config, vec![f.topic.clone()], Arc::new(process))?;
+    let health = runner.health();
+    // Sampled from a thread of its own: the runtime's only thread is the one blocked.
+    let sampler = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !blocking.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut samples = Vec::new();
+        while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+            samples.push(health.is_alive(Duration::from_millis(1500)));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        samples
+    });
+    let (tx, mut rx) = watch::channel(false);
+    let task = tokio::spawn(runner.run(async move {
+        let _ = rx.wait_for(|v| *v).await;
+    }));
+    let samples = tokio::task::spawn_blocking(move || sampler.join()).await?.map_err(|_| anyhow::anyhow!("sampler panicked"))?;
+    tx.send(true)?;
+    task.await??;
+    ensure!(samples.len() >= 30, "the handler blocked for 4 s ({} samples)", samples.len());
+    let stalled = samples.iter().filter(|alive| !**alive).count();
+    assert_eq!(
+        stalled,
+        0,
+        "the poll loop went round every second while the handler blocked ({stalled} of {} samples stale)",
+        samples.len()
+    );
+    f.db.drop_database().await
+}
+
 #[tokio::test]
 async fn retry_and_dead_letter_topics_are_as_durable_as_their_event_topic() -> Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};

@@ -48,6 +48,10 @@ pub enum ConsumeError {
     /// The group's retry or dead-letter topics could not be created.
     #[error("creating the retry and dead-letter topics failed: {0}")]
     Topics(String),
+
+    /// The poll loop's thread could not be started, or ended by a panic.
+    #[error("the poll thread {0}")]
+    PollThread(String),
 }
 
 impl From<ltf_kafka::ConfigError> for ConsumeError {

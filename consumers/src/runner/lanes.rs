@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use foldhash::HashMap;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
+use tokio::runtime::Handle;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::error;
 
@@ -40,11 +41,13 @@ pub struct Lanes {
     queues: Mutex<HashMap<LaneKey, VecDeque<Job>>>,
     shared: Arc<PartitionStates>,
     process: Arc<dyn Process>,
+    /// Where the lanes run (the poll loop has a runtime of its own).
+    runtime: Handle,
 }
 
 impl Lanes {
-    pub fn new(shared: Arc<PartitionStates>, process: Arc<dyn Process>) -> Arc<Lanes> {
-        Arc::new(Lanes { queues: Mutex::new(HashMap::default()), shared, process })
+    pub fn new(shared: Arc<PartitionStates>, process: Arc<dyn Process>, runtime: Handle) -> Arc<Lanes> {
+        Arc::new(Lanes { queues: Mutex::new(HashMap::default()), shared, process, runtime })
     }
 
     /// Queues each job behind earlier jobs of its key; the jobs of keys without a lane
@@ -66,7 +69,7 @@ impl Lanes {
             return;
         }
         let lanes = self.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let mut running: FuturesUnordered<_> = fresh.into_iter().map(|(key, job)| lanes.run(key, job)).collect();
             while running.next().await.is_some() {}
         });

@@ -44,7 +44,7 @@ use ltf_schemas::TopicNames;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Message;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
 pub use config::WorkerConfig;
@@ -154,8 +154,14 @@ impl Runner {
 
     /// Runs until `shutdown` resolves (or forever after the fuse tripped, not consuming,
     /// until `shutdown`).
+    ///
+    /// The poll loop runs on a thread of its own (with a single-threaded runtime), as a
+    /// Kafka client's consumer thread does, and hands batches to lanes on the caller's
+    /// runtime. So the lanes spread over every thread of that runtime (spawned from one of
+    /// its own tasks they would queue behind the poll loop on its thread), and busy
+    /// handlers never delay a poll (the group's liveness). Dropping the returned future
+    /// shuts the worker down as `shutdown` does, in the background.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<RunReport, ConsumeError> {
-        tokio::pin!(shutdown);
         self.ensure_side_topics().await?;
         let mut client = self.config.consumer.client_config()?;
         client.set("statistics.interval.ms", self.config.stats_interval.as_millis().to_string());
@@ -168,10 +174,44 @@ impl Runner {
         consumer.subscribe(&names).map_err(|source| ConsumeError::Subscribe { topics: topics.clone(), source })?;
         info!(group = %self.config.consumer.group_id, topics = ?topics, "worker consuming");
 
+        let lanes = Lanes::new(self.shared.clone(), self.process.clone(), tokio::runtime::Handle::current());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (done_tx, done_rx) = oneshot::channel();
+        let name = format!("ltf-poll-{}", self.config.consumer.group_id);
+        std::thread::Builder::new()
+            .name(name.chars().take(15).collect())
+            .spawn(move || {
+                let report = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(self.poll(&consumer, &lanes, stop_rx)),
+                    Err(e) => Err(ConsumeError::PollThread(format!("could not start its runtime: {e}"))),
+                };
+                let _ = done_tx.send(report);
+            })
+            .map_err(|e| ConsumeError::PollThread(format!("could not be started: {e}")))?;
+        let mut done_rx = std::pin::pin!(done_rx);
+        let done = tokio::select! {
+            () = shutdown => {
+                let _ = stop_tx.send(true);
+                done_rx.await
+            }
+            done = &mut done_rx => done,
+        };
+        done.unwrap_or_else(|_| Err(ConsumeError::PollThread("panicked".into())))
+    }
+
+    /// The poll loop, until `stop` says so (or its sender is gone): fetches, schedules,
+    /// stores offsets; then the drain and the final commit.
+    async fn poll(
+        self,
+        consumer: &StreamConsumer<RunnerContext>,
+        lanes: &Arc<Lanes>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<RunReport, ConsumeError> {
+        let shutdown = stop.wait_for(|stop| *stop);
+        tokio::pin!(shutdown);
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight as usize));
         // Held partitions resume once a quarter of the slots are free (at least one).
         let resume_at_free = (self.config.max_in_flight as usize / 4).max(1);
-        let lanes = Lanes::new(self.shared.clone(), self.process.clone());
         let tick = Duration::from_secs(1);
         let mut next_positions = Instant::now() + tick;
         loop {
@@ -180,7 +220,7 @@ impl Runner {
             self.shared.report_in_flight();
             if Instant::now() >= next_positions {
                 next_positions = Instant::now() + tick;
-                store_idle_positions(&consumer, &self.shared);
+                store_idle_positions(consumer, &self.shared);
             }
             if self.shared.is_stopped() {
                 // The fuse tripped: stop consuming, stay up (unready) until shutdown.

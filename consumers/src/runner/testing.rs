@@ -82,7 +82,7 @@ pub(crate) struct Feed {
 impl Feed {
     pub(crate) fn new(process: Arc<dyn Process>) -> Feed {
         let (states, recorder) = states();
-        let lanes = Lanes::new(states.clone(), process);
+        let lanes = Lanes::new(states.clone(), process, tokio::runtime::Handle::current());
         Feed { states, recorder, permits: Arc::new(Semaphore::new(16)), lanes }
     }
 

@@ -202,7 +202,7 @@ fn incoming(key: &str, offset: i64) -> Incoming {
 async fn events_of_one_key_run_in_offset_order_and_keys_run_concurrently_and_every_offset_is_stored() {
     let (states, rec) = states();
     let timeline = Arc::new(Timeline::default());
-    let lanes = Lanes::new(states.clone(), timeline.clone());
+    let lanes = Lanes::new(states.clone(), timeline.clone(), tokio::runtime::Handle::current());
     let permits = Arc::new(Semaphore::new(16));
     for (offset, key) in ["a", "b", "a", "b", "a", "b"].into_iter().enumerate() {
         let offset = offset as i64;
