@@ -137,6 +137,17 @@ impl<'a> In<'a> {
         std::str::from_utf8(bytes).map_err(|e| self.bad(format!("invalid UTF-8: {e}")))
     }
 
+    /// A string's bytes, checked as [`In::str`] checks them, for a string whose text is
+    /// not needed: ASCII (most strings) is checked inline, without `from_utf8`'s call.
+    fn str_bytes(&mut self) -> Result<&'a [u8], SchemaError> {
+        let n = self.len(1)?;
+        let bytes = self.take(n)?;
+        if !bytes.is_ascii() {
+            std::str::from_utf8(bytes).map_err(|e| self.bad(format!("invalid UTF-8: {e}")))?;
+        }
+        Ok(bytes)
+    }
+
     fn string(&mut self) -> Result<String, SchemaError> {
         self.str().map(str::to_owned)
     }
@@ -199,12 +210,14 @@ impl<'a> In<'a> {
     /// it has no JSON form, a NaN or infinite double or JsonText that does not parse) and
     /// `entry` takes each key with it. `Ok(false)` when some key's last value has no JSON
     /// form (a repeated key keeps its last value): the caller names the field.
-    fn walk_fields<V>(
+    /// `key` reads each key (its text, or only its checked bytes).
+    fn walk_fields<K: Copy + PartialEq, V>(
         &mut self,
+        mut key: impl FnMut(&mut Self) -> Result<K, SchemaError>,
         mut value: impl FnMut(&mut Self) -> Result<Option<V>, SchemaError>,
-        mut entry: impl FnMut(&'a str, Option<V>),
+        mut entry: impl FnMut(K, Option<V>),
     ) -> Result<bool, SchemaError> {
-        let mut without: Vec<&'a str> = Vec::new();
+        let mut without: Vec<K> = Vec::new();
         loop {
             // An entry is at least a key length and a branch: two bytes.
             let n = self.block(2)?;
@@ -212,7 +225,7 @@ impl<'a> In<'a> {
                 return Ok(without.is_empty());
             }
             for _ in 0..n {
-                let key = self.str()?;
+                let key = key(self)?;
                 let v = value(self)?;
                 if v.is_some() {
                     without.retain(|k| *k != key);
@@ -226,7 +239,7 @@ impl<'a> In<'a> {
 
     /// [`In::fields`] without the map: `Ok(false)` where it gives `None`.
     fn check_fields(&mut self) -> Result<bool, SchemaError> {
-        self.walk_fields(|r| r.check_field_value().map(|ok| ok.then_some(())), |_, _| {})
+        self.walk_fields(In::str_bytes, |r| r.check_field_value().map(|ok| ok.then_some(())), |_, _| {})
     }
 
     /// [`In::field_value`] without the value: whether it has a JSON form.
@@ -236,8 +249,18 @@ impl<'a> In<'a> {
             1 => self.boolean().map(|_| true)?,
             2 => self.long().map(|_| true)?,
             3 => self.double()?.is_finite(),
-            4 => self.str().map(|_| true)?,
-            _ => json_check::parses(self.str()?),
+            4 => self.str_bytes().map(|_| true)?,
+            _ => {
+                // Parsed as bytes: serde_json checks the UTF-8 of every string it reads,
+                // and anything outside strings must be ASCII, so text that parses is
+                // UTF-8; of text that does not, invalid UTF-8 is `bad_avro`, as before.
+                let n = self.len(1)?;
+                let bytes = self.take(n)?;
+                json_check::parses(bytes) || {
+                    std::str::from_utf8(bytes).map_err(|e| self.bad(format!("invalid UTF-8: {e}")))?;
+                    false
+                }
+            }
         })
     }
 
@@ -245,7 +268,7 @@ impl<'a> In<'a> {
     /// [`In::walk_fields`]).
     fn fields(&mut self) -> Result<Option<Fields>, SchemaError> {
         let mut out = Map::new();
-        let complete = self.walk_fields(In::field_value, |key, v| match v {
+        let complete = self.walk_fields(In::str, In::field_value, |key, v| match v {
             Some(v) => {
                 out.insert(key.to_owned(), v);
             }
