@@ -62,6 +62,7 @@ struct In<'a> {
 }
 
 impl<'a> In<'a> {
+    #[cold]
     fn bad(&self, reason: impl Into<String>) -> SchemaError {
         SchemaError::BadAvro { id: self.id, reason: reason.into() }
     }
@@ -97,6 +98,11 @@ impl<'a> In<'a> {
         if n == 16 {
             return Uuid::from_slice(bytes).map_err(|e| self.bad(format!("eventId: {e}")));
         }
+        // What `parse_str` does, without `from_utf8` first: a UUID's text is ASCII. The
+        // errors (invalid UTF-8 first) come from the path below.
+        if let Ok(uuid) = Uuid::try_parse_ascii(bytes) {
+            return Ok(uuid);
+        }
         let text = std::str::from_utf8(bytes).map_err(|e| self.bad(format!("invalid UTF-8: {e}")))?;
         Uuid::parse_str(text).map_err(|e| self.bad(format!("eventId: {e}")))
     }
@@ -106,6 +112,7 @@ impl<'a> In<'a> {
         i32::try_from(v).map_err(|_| self.bad(format!("int out of range: {v}")))
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], SchemaError> {
         if n > self.buf.len() {
             return Err(self.bad(format!("length {n} beyond the {} bytes left", self.buf.len())));
@@ -117,6 +124,7 @@ impl<'a> In<'a> {
 
     /// A length or count: not negative and at most the bytes left divided by `min_item`
     /// (the fewest bytes one item takes).
+    #[inline]
     fn len(&mut self, min_item: usize) -> Result<usize, SchemaError> {
         let n = self.long()?;
         let n = usize::try_from(n).map_err(|_| self.bad(format!("negative length {n}")))?;
@@ -124,6 +132,7 @@ impl<'a> In<'a> {
     }
 
     /// `n`, when `n` items of at least `min_item` bytes each fit in the bytes left.
+    #[inline]
     fn fits(&self, n: usize, min_item: usize) -> Result<usize, SchemaError> {
         if n.saturating_mul(min_item) > self.buf.len() {
             return Err(self.bad(format!("{n} items cannot fit in the {} bytes left", self.buf.len())));
@@ -131,6 +140,7 @@ impl<'a> In<'a> {
         Ok(n)
     }
 
+    #[inline]
     fn str(&mut self) -> Result<&'a str, SchemaError> {
         let n = self.len(1)?;
         let bytes = self.take(n)?;
@@ -139,6 +149,7 @@ impl<'a> In<'a> {
 
     /// A string's bytes, checked as [`In::str`] checks them, for a string whose text is
     /// not needed: ASCII (most strings) is checked inline, without `from_utf8`'s call.
+    #[inline]
     fn str_bytes(&mut self) -> Result<&'a [u8], SchemaError> {
         let n = self.len(1)?;
         let bytes = self.take(n)?;
@@ -153,6 +164,7 @@ impl<'a> In<'a> {
     }
 
     /// The branch of a union with `branches` branches.
+    #[inline]
     fn branch(&mut self, branches: i64) -> Result<i64, SchemaError> {
         let b = self.long()?;
         if !(0..branches).contains(&b) {
@@ -168,11 +180,13 @@ impl<'a> In<'a> {
         })
     }
 
+    #[inline]
     fn double(&mut self) -> Result<f64, SchemaError> {
         let b = self.take(8)?;
         Ok(f64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
+    #[inline]
     fn boolean(&mut self) -> Result<bool, SchemaError> {
         match self.take(1)?[0] {
             0 => Ok(false),
@@ -183,6 +197,7 @@ impl<'a> In<'a> {
 
     /// The count of the next block of a map or array (0 ends it); a negative count is
     /// followed by the block's size in bytes, which is skipped.
+    #[inline]
     fn block(&mut self, min_item: usize) -> Result<usize, SchemaError> {
         let n = self.long()?;
         if n < 0 {
@@ -243,6 +258,7 @@ impl<'a> In<'a> {
     }
 
     /// [`In::field_value`] without the value: whether it has a JSON form.
+    #[inline]
     fn check_field_value(&mut self) -> Result<bool, SchemaError> {
         Ok(match self.branch(6)? {
             0 => true,
@@ -322,8 +338,8 @@ pub(crate) fn read_event(id: u32, writer: &SchemaDef, body: &[u8]) -> Result<Dom
     let malformed = |field: &str| SchemaError::Malformed { event_type: ty.as_str(), field: field.to_owned() };
     let mut r = In { id, buf: body };
     let event_id = r.uuid()?;
-    let _aggregate_type = r.str()?;
-    let event_type = r.str()?;
+    let _aggregate_type = r.str_bytes()?;
+    let event_type = r.str_bytes()?;
     let aggregate_id = r.string()?;
     let aggregate_sequence = r.long()?;
     let occurred_on = r.long()?;
@@ -407,11 +423,10 @@ pub(crate) fn read_event(id: u32, writer: &SchemaDef, body: &[u8]) -> Result<Dom
     if !r.buf.is_empty() {
         return Err(r.bad(format!("{} bytes left after the record", r.buf.len())));
     }
-    let supported = ty.versions();
-    if !supported.contains(&version) {
-        return Err(SchemaError::UnsupportedVersion { event_type: ty.as_str(), version, supported });
+    if !SCHEMAS.iter().any(|def| def.event_type == ty && def.version == version) {
+        return Err(SchemaError::UnsupportedVersion { event_type: ty.as_str(), version, supported: ty.versions() });
     }
-    if event_type != ty.as_str() {
+    if event_type != ty.as_str().as_bytes() {
         return Err(malformed("eventType"));
     }
     let payload = payload?;
