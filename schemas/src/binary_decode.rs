@@ -266,17 +266,7 @@ impl<'a> In<'a> {
             2 => self.long().map(|_| true)?,
             3 => self.double()?.is_finite(),
             4 => self.str_bytes().map(|_| true)?,
-            _ => {
-                // Parsed as bytes: serde_json checks the UTF-8 of every string it reads,
-                // and anything outside strings must be ASCII, so text that parses is
-                // UTF-8; of text that does not, invalid UTF-8 is `bad_avro`, as before.
-                let n = self.len(1)?;
-                let bytes = self.take(n)?;
-                json_check::parses(bytes) || {
-                    std::str::from_utf8(bytes).map_err(|e| self.bad(format!("invalid UTF-8: {e}")))?;
-                    false
-                }
-            }
+            _ => json_check::parses(self.str()?),
         })
     }
 

@@ -187,6 +187,43 @@ fn the_fuzz_corpus_is_read_as_apache_avro_reads_it() {
     assert!(files > 100, "{files} framed files in the corpus");
 }
 
+/// A RecordUpdated body whose `currentFields` holds the key `kkey` with the JsonText `[1,2]`
+/// and the string `"zq"`, with `from` replaced by `to` (of the same length).
+fn damaged_record_updated(from: &[u8], to: &[u8]) -> (&'static SchemaDef, Vec<u8>) {
+    let mut e = samples().swap_remove(2);
+    let EventPayload::RecordUpdated(p) = &mut e.payload else { panic!("sample 2 is RecordUpdated") };
+    p.current_fields = [("kkey".to_owned(), json!([1, 2])), ("s".to_owned(), json!("zq"))].into_iter().collect();
+    let mut b = body(&e);
+    let at = b.windows(from.len()).position(|w| w == from).expect("the bytes to damage");
+    assert_eq!(b.windows(from.len()).filter(|w| *w == from).count(), 1, "{from:?} is in the body once");
+    b[at..at + from.len()].copy_from_slice(to);
+    (catalog_def(&e), b)
+}
+
+#[test]
+fn invalid_json_or_utf8_in_a_field_map_is_a_decode_error_as_on_apache_avros_path() {
+    let cases: [(&[u8], &[u8], Option<&str>); 6] = [
+        // JSON text that does not parse: the map has no JSON form.
+        (b"[1,2]", b"[1,2,", Some("currentFields")),
+        (b"[1,2]", b"[1 2]", Some("currentFields")),
+        // Bytes that are not UTF-8, in a JsonText (in a JSON string or not), a key or a
+        // string value: bad Avro.
+        (b"[1,2]", b"[1,\xff]", None),
+        (b"[1,2]", b"[\"\xff\"]", None),
+        (b"kkey", b"k\xffey", None),
+        (b"zq", b"z\xc3", None),
+    ];
+    for (from, to, field) in cases {
+        let (writer, b) = damaged_record_updated(from, to);
+        agree(1, writer, &b).unwrap_or_else(|m| panic!("{m}"));
+        match (read_event(1, writer, &b), field) {
+            (Err(SchemaError::Malformed { field: f, .. }), Some(want)) => assert_eq!(f, want),
+            (Err(SchemaError::BadAvro { reason, .. }), None) => assert!(reason.contains("UTF-8"), "{reason}"),
+            (other, _) => panic!("{to:?}: {other:?}"),
+        }
+    }
+}
+
 /// The field maps of a payload as they are, without reading (building) them.
 fn lazy_maps(p: &EventPayload) -> Vec<&LazyFields> {
     match p {
