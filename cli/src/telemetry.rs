@@ -14,6 +14,7 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
+use tracing::subscriber::Interest;
 use tracing::Level;
 use tracing_subscriber::filter::{DynFilterFn, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -60,11 +61,24 @@ type Parts<S> = (S, Telemetry, Option<opentelemetry_otlp::ExporterBuildError>);
 /// Its most verbose level is the hint: without one, the subscriber's level is TRACE, and
 /// so is the `log` bridge's, and librdkafka's client logs a trace record per message it
 /// drops (3 % of a worker's CPU, turned into tracing events only to be filtered out).
+///
+/// A callsite the targets never take is `never` at registration: a per-layer filter that
+/// only answers `false` from `enabled()` still leaves the span to the registry (it is
+/// created, entered and closed for every event, for no layer), while a callsite every
+/// layer calls `never` makes no span at all.
 fn fresh<S: tracing::Subscriber>(targets: Targets, most: Level) -> impl tracing_subscriber::layer::Filter<S> {
+    let callsites = targets.clone();
     DynFilterFn::new(move |meta: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>| {
         targets.would_enable(meta.target(), meta.level())
     })
     .with_max_level_hint(most)
+    .with_callsite_filter(move |meta| {
+        if callsites.would_enable(meta.target(), meta.level()) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    })
 }
 
 /// The targets whose spans are OpenTelemetry spans. The API's and the relay's always are,
@@ -189,6 +203,12 @@ mod tests {
         if exporting() {
             return; // The rest is the subscriber of a process without an exporter.
         }
+        // At the default log level nothing records a worker's span: it costs nothing.
+        let (quiet, _telemetry, _) = subscriber("test", true, EnvFilter::new("warn"), std::io::sink);
+        let disabled = tracing::subscriber::with_default(quiet, || {
+            tracing::info_span!(target: "ltf_consumers::pipeline", "handle_event").is_disabled()
+        });
+        assert!(disabled, "a worker's span at the default log level is disabled");
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let (subscriber, _telemetry, _) =

@@ -228,16 +228,20 @@ impl Pipeline {
 impl Process for Pipeline {
     async fn process(&self, msg: &Incoming, blocker: &PartitionPause) {
         let Some(event) = self.decode_or_dead_letter(msg, blocker).await else { return };
-        let traceparent = event.meta.header(ltf_schemas::Headers::TRACEPARENT);
         let span = info_span!("handle_event",
             group = %self.group,
             event_id = %event.event_id(),
             event_type = event.event_type().as_str(),
             aggregate_id = %event.event.aggregate_id(),
-            traceparent = traceparent.unwrap_or(""),
+            traceparent = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
-        ltf_kafka::trace::adopt(&span, traceparent);
+        if !span.is_disabled() {
+            // Only a span some layer records needs the trace context.
+            let traceparent = event.meta.header(ltf_schemas::Headers::TRACEPARENT);
+            span.record("traceparent", traceparent.unwrap_or(""));
+            ltf_kafka::trace::adopt(&span, traceparent);
+        }
         async {
             let mut handlers = 0;
             for handler in self.router.handlers().iter().filter(|h| h.can_handle(event.event_type())) {
