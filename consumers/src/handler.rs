@@ -258,11 +258,6 @@ impl HandlerContext {
         self.max_park.is_some_and(|max| self.parked >= max)
     }
 
-    /// The dependencies this call reported through [`DependencyCall::finish`].
-    pub(crate) fn reported(&self) -> Vec<String> {
-        self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
     /// The dedup store, for a handler that records its side effect in the dedup
     /// transaction ([`DedupStore::begin`]); a pipeline built without one is a
     /// configuration error, reported as a permanent failure naming the handler.

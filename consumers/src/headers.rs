@@ -55,8 +55,11 @@ impl MessageHeaders {
     pub(crate) fn of(headers: &impl rdkafka::message::Headers) -> MessageHeaders {
         let mut out = MessageHeaders { text: String::with_capacity(256), spans: Vec::with_capacity(headers.count()) };
         for h in headers.iter() {
-            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
-            out.push(h.key, &value);
+            match h.value.map(std::str::from_utf8) {
+                None => out.push(h.key, ""),
+                Some(Ok(value)) => out.push(h.key, value),
+                Some(Err(_)) => out.push(h.key, &String::from_utf8_lossy(h.value.unwrap_or_default())),
+            }
         }
         out
     }
@@ -87,6 +90,20 @@ impl<K: AsRef<str>, V: AsRef<str>> From<Vec<(K, V)>> for MessageHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetched_headers_read_as_utf8_lossily_and_without_a_value_as_empty() {
+        use rdkafka::message::{Header, OwnedHeaders};
+        let fetched = OwnedHeaders::new()
+            .insert(Header { key: "bad", value: Some(&[0xff, b'x'][..]) })
+            .insert(Header { key: "none", value: None::<&[u8]> })
+            .insert(Header { key: "ok", value: Some("rec_1") });
+        let h = MessageHeaders::of(&fetched);
+        assert_eq!(
+            h.to_vec(),
+            vec![("bad".into(), "\u{fffd}x".into()), ("none".into(), String::new()), ("ok".into(), "rec_1".into())]
+        );
+    }
 
     #[test]
     fn headers_keep_their_order_names_values_and_repeats() {

@@ -188,12 +188,14 @@ where
         ctx.probe = probe.take();
         ctx.parked = parked.as_ref().map_or(Duration::ZERO, |(since, _)| since.elapsed());
         ctx.max_park = max_park;
-        let outcome = call(ctx.clone()).await;
-        let reported = ctx.reported();
+        // What is needed of the context after the call, so the call takes it (no copy).
+        let (reported_by, claimed, park_expired) = (ctx.reported.clone(), ctx.probe.clone(), ctx.park_expired());
+        let outcome = call(ctx).await;
+        let reported = reported_by.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let failed_dependency = outcome.as_ref().err().and_then(|e| e.dependency.clone());
         // A probe the runtime claimed and the call did not report: the call's outcome is
         // the dependency's (it answered unless it is the one that failed).
-        if let Some(p) = ctx.probe.as_deref().filter(|p| !reported.iter().any(|r| r == p)) {
+        if let Some(p) = claimed.as_deref().filter(|p| !reported.iter().any(|r| r == p)) {
             if failed_dependency.as_deref() != Some(p) {
                 breakers.on_success(p);
             }
@@ -212,7 +214,7 @@ where
             if !reported.contains(&dep) {
                 breakers.on_failure(&dep);
             }
-            if ctx.park_expired() {
+            if park_expired {
                 let max = max_park.unwrap_or_default();
                 break Err(HandlerError::permanent(
                     ErrorClass::DependencyUnavailable,

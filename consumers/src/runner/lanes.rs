@@ -9,6 +9,7 @@
 //! spread over the runtime's threads.
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
@@ -22,12 +23,17 @@ use tracing::error;
 use crate::runner::process::{Incoming, PartitionPause, Process};
 use crate::runner::state::{PartitionStates, Tp};
 
-/// (topic, partition, ordering key).
-pub type LaneKey = (String, i32, String);
+/// A lane: (topic, partition, ordering key) hashed with the lanes' random seed
+/// ([`Lanes::key`]), so queuing an event allocates no key. Two keys of one hash would
+/// share a lane and run one after the other, which their order allows: a collision
+/// (one in 2^64 per pair) costs concurrency, never order.
+pub type LaneKey = u64;
 
 /// One fetched message on its way through a lane.
 #[derive(Debug)]
 pub struct Job {
+    /// Its partition.
+    pub tp: Tp,
     pub incoming: Incoming,
     pub generation: u64,
     /// Released when the job finishes: bounds the events in flight.
@@ -39,6 +45,7 @@ pub struct Job {
 #[derive(Debug)]
 pub struct Lanes {
     queues: Mutex<HashMap<LaneKey, VecDeque<Job>>>,
+    seed: foldhash::fast::RandomState,
     shared: Arc<PartitionStates>,
     process: Arc<dyn Process>,
     /// Where the lanes run (the poll loop has a runtime of its own).
@@ -47,7 +54,13 @@ pub struct Lanes {
 
 impl Lanes {
     pub fn new(shared: Arc<PartitionStates>, process: Arc<dyn Process>, runtime: Handle) -> Arc<Lanes> {
-        Arc::new(Lanes { queues: Mutex::new(HashMap::default()), shared, process, runtime })
+        Arc::new(Lanes { queues: Mutex::new(HashMap::default()), seed: Default::default(), shared, process, runtime })
+    }
+
+    /// The lane of the messages of `tp` with ordering key `ordering`; a message without
+    /// one is a lane of its own (by its `offset`).
+    pub fn key(&self, tp: &Tp, ordering: Option<&str>, offset: i64) -> LaneKey {
+        self.seed.hash_one((&tp.0, tp.1, ordering, ordering.is_none().then_some(offset)))
     }
 
     /// Queues each job behind earlier jobs of its key; the jobs of keys without a lane
@@ -60,7 +73,7 @@ impl Lanes {
                 if let Some(q) = queues.get_mut(&key) {
                     q.push_back(job);
                 } else {
-                    queues.insert(key.clone(), VecDeque::new());
+                    queues.insert(key, VecDeque::new());
                     fresh.push((key, job));
                 }
             }
@@ -83,7 +96,6 @@ impl Lanes {
 
     /// Runs the lane of `key` from `first` until its queue is empty.
     async fn run(&self, key: LaneKey, first: Job) {
-        let tp: Tp = (key.0.clone(), key.1);
         let blocker = PartitionPause::new(self.shared.clone());
         let mut job = first;
         loop {
@@ -92,10 +104,10 @@ impl Lanes {
             if processed.is_err() {
                 // The lane stays: its key's later events wait behind an event that is never
                 // finished, which is read again after a restart (at-least-once).
-                error!(topic = %tp.0, partition = tp.1, offset, "processing panicked; the event stays unfinished");
+                error!(topic = %job.tp.0, partition = job.tp.1, offset, "processing panicked; the event stays unfinished");
                 return;
             }
-            self.shared.finish(&tp, job.generation, offset);
+            self.shared.finish(&job.tp, job.generation, offset);
             drop(job.permit);
             let next = {
                 let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -275,7 +275,7 @@ impl Runner {
                         self.shared.hold(&tp, msg.offset());
                         break;
                     };
-                    batch.extend(self.job(tp, &msg, permit));
+                    batch.extend(self.job(lanes, tp, &msg, permit));
                 }
                 drop(msg);
                 if batch.len() < BATCH && permits.available_permits() > 0 {
@@ -299,16 +299,19 @@ impl Runner {
     /// A fetched message as a lane's job: its partition's bookkeeping started, its
     /// ordering key (the `ordering-key` header, else the Kafka key, else the offset).
     /// `None` when its partition is held (it is fetched again on resume).
-    fn job(&self, tp: state::Tp, msg: &BorrowedMessage<'_>, permit: OwnedSemaphorePermit) -> Option<(LaneKey, Job)> {
+    fn job(
+        &self,
+        lanes: &Lanes,
+        tp: state::Tp,
+        msg: &BorrowedMessage<'_>,
+        permit: OwnedSemaphorePermit,
+    ) -> Option<(LaneKey, Job)> {
         let meta = Meta::of(msg);
         let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
         let generation = self.shared.start(&tp, meta.offset, meta.timestamp_ms)?;
-        let ordering = meta
-            .header(ltf_schemas::Headers::ORDERING_KEY)
-            .map(str::to_owned)
-            .or_else(|| meta.key.clone())
-            .unwrap_or_else(|| meta.offset.to_string());
-        Some(((tp.0, tp.1, ordering), Job { incoming: Incoming { meta: Arc::new(meta), value }, generation, permit }))
+        let ordering = meta.header(ltf_schemas::Headers::ORDERING_KEY).or(meta.key.as_deref());
+        let key = lanes.key(&tp, ordering, meta.offset);
+        Some((key, Job { tp, incoming: Incoming { meta: Arc::new(meta), value }, generation, permit }))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Which offset of a partition may be committed when events finish out of order.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// The in-flight offsets of one partition. Events of different ordering keys finish in
 /// any order; the offset to commit is always the lowest one not finished yet (or one
@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 /// unfinished event and skips only finished ones.
 #[derive(Debug, Default, Clone)]
 pub struct PartitionOffsets {
-    in_flight: BTreeSet<i64>,
+    /// In-flight offsets with their produce timestamps (ms), when known.
+    in_flight: BTreeMap<i64, Option<i64>>,
     next: Option<i64>,
     committed: Option<i64>,
 }
@@ -16,7 +17,12 @@ pub struct PartitionOffsets {
 impl PartitionOffsets {
     /// Records that `offset` was dispatched.
     pub fn start(&mut self, offset: i64) {
-        self.in_flight.insert(offset);
+        self.start_at(offset, None);
+    }
+
+    /// Records that `offset`, produced at `timestamp_ms`, was dispatched.
+    pub fn start_at(&mut self, offset: i64, timestamp_ms: Option<i64>) {
+        self.in_flight.insert(offset, timestamp_ms);
         self.next = Some(self.next.map_or(offset + 1, |n| n.max(offset + 1)));
     }
 
@@ -24,7 +30,7 @@ impl PartitionOffsets {
     /// offset to store when it moved forward.
     pub fn finish(&mut self, offset: i64) -> Option<i64> {
         self.in_flight.remove(&offset);
-        let candidate = self.in_flight.first().copied().or(self.next)?;
+        let candidate = self.lowest_unfinished().or(self.next)?;
         if self.committed.is_some_and(|c| c >= candidate) {
             return None;
         }
@@ -52,7 +58,13 @@ impl PartitionOffsets {
 
     /// The lowest unfinished offset, if any.
     pub fn lowest_unfinished(&self) -> Option<i64> {
-        self.in_flight.first().copied()
+        self.in_flight.first_key_value().map(|(o, _)| *o)
+    }
+
+    /// The produce timestamp (ms) of the lowest unfinished offset, when known: where the
+    /// partition's committed position is in time.
+    pub fn lowest_unfinished_timestamp(&self) -> Option<i64> {
+        self.in_flight.first_key_value().and_then(|(_, ts)| *ts)
     }
 
     /// One past the highest offset dispatched.
@@ -77,6 +89,21 @@ mod tests {
         assert_eq!(p.finish(14), None);
         assert_eq!(p.finish(13), Some(15), "all done: one past the highest");
         assert_eq!(p.in_flight(), 0);
+    }
+
+    #[test]
+    fn the_timestamp_is_the_lowest_unfinished_offsets() {
+        let mut p = PartitionOffsets::default();
+        p.start_at(10, Some(1_000));
+        p.start_at(11, Some(900));
+        p.start(12);
+        assert_eq!(p.lowest_unfinished_timestamp(), Some(1_000));
+        p.finish(10);
+        assert_eq!(p.lowest_unfinished_timestamp(), Some(900));
+        p.finish(11);
+        assert_eq!(p.lowest_unfinished_timestamp(), None, "12 has none");
+        p.finish(12);
+        assert_eq!(p.lowest_unfinished_timestamp(), None);
     }
 
     #[test]

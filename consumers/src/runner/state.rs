@@ -70,8 +70,6 @@ struct PartitionState {
     /// Paused for back-pressure (every in-flight slot held): where to seek before
     /// resuming, the first message not dispatched.
     resume_at: Option<i64>,
-    /// Produce timestamps (ms) of in-flight offsets, for lag in seconds.
-    timestamps: std::collections::BTreeMap<i64, i64>,
     /// The commit position finished work moved to, not stored in the consumer yet
     /// ([`PartitionStates::flush_offsets`] stores it).
     unstored: Option<i64>,
@@ -148,11 +146,8 @@ impl PartitionStates {
         if p.resume_at.is_some_and(|r| offset >= r) {
             return None;
         }
-        p.offsets.start(offset);
+        p.offsets.start_at(offset, timestamp_ms);
         let generation_of_p = p.generation;
-        if let Some(ts) = timestamp_ms {
-            p.timestamps.insert(offset, ts);
-        }
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         Some(generation_of_p)
     }
@@ -169,7 +164,6 @@ impl PartitionStates {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let mut parts = self.lock();
         if let Some(p) = parts.get_mut(tp).filter(|p| p.generation == generation) {
-            p.timestamps.remove(&offset);
             if let Some(next) = p.offsets.finish(offset) {
                 p.unstored = Some(next);
                 self.unstored.store(true, Ordering::SeqCst);
@@ -322,10 +316,11 @@ impl PartitionStates {
         counter!(REBALANCES_TOTAL, labels::GROUP => self.group.clone(), labels::KIND => "assign").increment(1);
     }
 
-    /// Age in seconds of the oldest unfinished message of `tp`; 0 when none.
+    /// Age in seconds of the lowest unfinished message of `tp` (the one at its commit
+    /// position); 0 when none.
     pub fn oldest_age_seconds(&self, tp: &Tp) -> f64 {
         let parts = self.lock();
-        let oldest = parts.get(tp).and_then(|p| p.timestamps.values().min().copied());
+        let oldest = parts.get(tp).and_then(|p| p.offsets.lowest_unfinished_timestamp());
         oldest.map_or(0.0, |ts| (now_ms() as f64 - ts as f64).max(0.0) / 1000.0)
     }
 

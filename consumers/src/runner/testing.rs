@@ -90,8 +90,8 @@ impl Feed {
     pub(crate) async fn push(&self, msg: Incoming) {
         let generation = self.states.start(&tp(), msg.meta.offset, msg.meta.timestamp_ms).expect("not paused");
         let permit = self.permits.clone().acquire_owned().await.expect("permit");
-        let key = msg.meta.key.clone().unwrap_or_default();
-        self.lanes.push((tp().0, tp().1, key), Job { incoming: msg, generation, permit });
+        let key = self.lanes.key(&tp(), Some(msg.meta.key.as_deref().unwrap_or_default()), msg.meta.offset);
+        self.lanes.push(key, Job { tp: tp(), incoming: msg, generation, permit });
     }
 
     /// Hands `msgs` (of partition [`tp`], in fetch order) to the lanes as one batch, the
@@ -101,8 +101,8 @@ impl Feed {
         for msg in msgs {
             let generation = self.states.start(&tp(), msg.meta.offset, msg.meta.timestamp_ms).expect("not paused");
             let permit = self.permits.clone().acquire_owned().await.expect("permit");
-            let key = msg.meta.key.clone().unwrap_or_default();
-            batch.push(((tp().0, tp().1, key), Job { incoming: msg, generation, permit }));
+            let key = self.lanes.key(&tp(), Some(msg.meta.key.as_deref().unwrap_or_default()), msg.meta.offset);
+            batch.push((key, Job { tp: tp(), incoming: msg, generation, permit }));
         }
         self.lanes.push_batch(batch);
     }

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::lanes::{Job, Lanes};
 use super::process::{Incoming, PartitionPause, Process};
-use super::state::PartitionStates;
+use super::state::{PartitionStates, Tp};
 use super::testing::{states, tp, Call, Feed};
 use crate::Meta;
 
@@ -208,7 +208,7 @@ async fn events_of_one_key_run_in_offset_order_and_keys_run_concurrently_and_eve
         let offset = offset as i64;
         let generation = states.start(&tp(), offset, None).expect("not paused");
         let permit = permits.clone().acquire_owned().await.expect("permit");
-        lanes.push(("t".into(), 0, key.into()), Job { incoming: incoming(key, offset), generation, permit });
+        lanes.push(lanes.key(&tp(), Some(key), offset), Job { tp: tp(), incoming: incoming(key, offset), generation, permit });
     }
     tokio::time::timeout(Duration::from_secs(5), async {
         while states.in_flight() > 0 {
@@ -324,4 +324,28 @@ async fn a_process_that_panics_leaves_its_event_unfinished_and_the_other_keys_of
     assert_eq!(feed.states.in_flight(), 1, "the event that panicked is not finished");
     assert!(!feed.recorder.calls().iter().any(|c| matches!(c, Call::Store(o) if *o > 0)), "nothing stored past offset 0");
     assert_eq!(feed.permits.available_permits(), 16, "the permit of the event that panicked came back");
+}
+
+#[tokio::test]
+async fn a_lane_is_one_ordering_key_of_one_partition_and_a_message_without_one_is_its_own() {
+    let (states, _rec) = states();
+    let lanes = Lanes::new(states, Arc::new(Nothing), tokio::runtime::Handle::current());
+    let p0: Tp = ("t".into(), 0);
+    let p1: Tp = ("t".into(), 1);
+    let other: Tp = ("u".into(), 0);
+    assert_eq!(lanes.key(&p0, Some("rec_1"), 1), lanes.key(&p0, Some("rec_1"), 2), "one key: one lane, whatever the offset");
+    assert_ne!(lanes.key(&p0, Some("rec_1"), 1), lanes.key(&p0, Some("rec_2"), 1));
+    assert_ne!(lanes.key(&p0, Some("rec_1"), 1), lanes.key(&p1, Some("rec_1"), 1), "partitions have lanes of their own");
+    assert_ne!(lanes.key(&p0, Some("rec_1"), 1), lanes.key(&other, Some("rec_1"), 1), "and topics");
+    assert_ne!(lanes.key(&p0, None, 1), lanes.key(&p0, None, 2), "no key: a lane per message");
+    assert_ne!(lanes.key(&p0, None, 1), lanes.key(&p0, Some("1"), 1));
+}
+
+/// A process that does nothing.
+#[derive(Debug)]
+struct Nothing;
+
+#[async_trait]
+impl Process for Nothing {
+    async fn process(&self, _: &Incoming, _: &PartitionPause) {}
 }
