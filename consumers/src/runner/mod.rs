@@ -11,6 +11,9 @@
 //!   partitions run concurrently, at most `max_in_flight` messages at once;
 //! * memory is bounded: librdkafka's prefetch (`consumer.prefetch_kbytes`) and the
 //!   in-flight bound;
+//! * the poll loop has a thread of its own; the lanes run on the caller's runtime, so a
+//!   handler that is slow or blocks its thread never delays a poll (the worker stays in
+//!   its group and alive for its probe);
 //! * before partitions are revoked, the finished offsets are committed synchronously;
 //!   work still running for a revoked partition stores nothing (the new owner handles
 //!   it again; dedup keeps its side effects single);
