@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use foldhash::HashMap;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -40,11 +41,39 @@ pub struct Job {
     pub permit: OwnedSemaphorePermit,
 }
 
+/// Shards of the lanes' queues: the readers of several partitions and the lanes on every
+/// runtime thread queue and take jobs at once, and one lock for all of them made the
+/// threads wait for each other (a lock convoy).
+const SHARDS: usize = 64;
+
+/// The queues of the lanes of one shard.
+type Queues = HashMap<LaneKey, VecDeque<Job>>;
+
+/// What the lanes of one task finished and did not record yet.
+#[derive(Debug, Default)]
+struct Finished {
+    /// (partition, generation, offset) of each event.
+    events: Vec<(Tp, u64, i64)>,
+    /// Their in-flight slots, merged into one.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Finished {
+    fn add(&mut self, tp: Tp, generation: u64, offset: i64, permit: OwnedSemaphorePermit) {
+        self.events.push((tp, generation, offset));
+        match &mut self.permit {
+            Some(p) => p.merge(permit),
+            None => self.permit = Some(permit),
+        }
+    }
+}
+
 /// The running lanes. A lane exists while it runs; its queue holds the jobs waiting
 /// behind the one being processed.
 #[derive(Debug)]
 pub struct Lanes {
-    queues: Mutex<HashMap<LaneKey, VecDeque<Job>>>,
+    /// The lanes' queues, sharded by lane key.
+    queues: Box<[Mutex<Queues>]>,
     seed: foldhash::fast::RandomState,
     shared: Arc<PartitionStates>,
     process: Arc<dyn Process>,
@@ -54,7 +83,13 @@ pub struct Lanes {
 
 impl Lanes {
     pub fn new(shared: Arc<PartitionStates>, process: Arc<dyn Process>, runtime: Handle) -> Arc<Lanes> {
-        Arc::new(Lanes { queues: Mutex::new(HashMap::default()), seed: Default::default(), shared, process, runtime })
+        let queues = (0..SHARDS).map(|_| Mutex::new(Queues::default())).collect();
+        Arc::new(Lanes { queues, seed: Default::default(), shared, process, runtime })
+    }
+
+    /// The queues of the shard of `key`.
+    fn queues(&self, key: LaneKey) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues[(key % SHARDS as u64) as usize].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The lane of the messages of `tp` with ordering key `ordering`; a message without
@@ -67,15 +102,13 @@ impl Lanes {
     /// start their lanes together in one task.
     pub fn push_batch(self: &Arc<Self>, batch: Vec<(LaneKey, Job)>) {
         let mut fresh = Vec::new();
-        {
-            let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (key, job) in batch {
-                if let Some(q) = queues.get_mut(&key) {
-                    q.push_back(job);
-                } else {
-                    queues.insert(key, VecDeque::new());
-                    fresh.push((key, job));
-                }
+        for (key, job) in batch {
+            let mut queues = self.queues(key);
+            if let Some(q) = queues.get_mut(&key) {
+                q.push_back(job);
+            } else {
+                queues.insert(key, VecDeque::new());
+                fresh.push((key, job));
             }
         }
         if fresh.is_empty() {
@@ -83,9 +116,36 @@ impl Lanes {
         }
         let lanes = self.clone();
         self.runtime.spawn(async move {
-            let mut running: FuturesUnordered<_> = fresh.into_iter().map(|(key, job)| lanes.run(key, job)).collect();
-            while running.next().await.is_some() {}
+            let finished = Mutex::new(Finished::default());
+            let mut running: FuturesUnordered<_> = fresh.into_iter().map(|(key, job)| lanes.run(key, job, &finished)).collect();
+            // What finished is recorded whenever the lanes wait (and at the end): once per
+            // round of the task, not once per event.
+            std::future::poll_fn(|cx| loop {
+                match running.poll_next_unpin(cx) {
+                    Poll::Ready(Some(())) => continue,
+                    Poll::Ready(None) => {
+                        lanes.record(&finished);
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending => {
+                        lanes.record(&finished);
+                        return Poll::Pending;
+                    }
+                }
+            })
+            .await;
         });
+    }
+
+    /// Marks what the lanes of a task finished in the bookkeeping and releases their
+    /// in-flight slots.
+    fn record(&self, finished: &Mutex<Finished>) {
+        let Finished { events, permit } =
+            std::mem::take(&mut *finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if !events.is_empty() {
+            self.shared.finish_all(&events);
+        }
+        drop(permit);
     }
 
     /// Queues `job` behind earlier jobs of its key, or starts a lane for it.
@@ -95,7 +155,7 @@ impl Lanes {
     }
 
     /// Runs the lane of `key` from `first` until its queue is empty.
-    async fn run(&self, key: LaneKey, first: Job) {
+    async fn run(&self, key: LaneKey, first: Job, finished: &Mutex<Finished>) {
         let blocker = PartitionPause::new(self.shared.clone());
         let mut job = first;
         loop {
@@ -107,10 +167,9 @@ impl Lanes {
                 error!(topic = %job.tp.0, partition = job.tp.1, offset, "processing panicked; the event stays unfinished");
                 return;
             }
-            self.shared.finish(&job.tp, job.generation, offset);
-            drop(job.permit);
+            finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(job.tp, job.generation, offset, job.permit);
             let next = {
-                let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut queues = self.queues(key);
                 match queues.get_mut(&key).and_then(VecDeque::pop_front) {
                     Some(j) => j,
                     None => {

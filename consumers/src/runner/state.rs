@@ -160,14 +160,27 @@ impl PartitionStates {
 
     /// Marks `offset` finished and moves the partition's commit position (the lowest
     /// unfinished offset); the next [`flush_offsets`](Self::flush_offsets) stores it.
+    #[cfg(test)]
     pub fn finish(&self, tp: &Tp, generation: u64, offset: i64) {
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.finish_all(&[(tp.clone(), generation, offset)]);
+    }
+
+    /// [`finish`](Self::finish) of several events at once (one lock): (partition,
+    /// generation, offset) each.
+    pub fn finish_all(&self, events: &[(Tp, u64, i64)]) {
+        self.in_flight.fetch_sub(events.len(), Ordering::SeqCst);
         let mut parts = self.lock();
-        if let Some(p) = parts.get_mut(tp).filter(|p| p.generation == generation) {
-            if let Some(next) = p.offsets.finish(offset) {
-                p.unstored = Some(next);
-                self.unstored.store(true, Ordering::SeqCst);
+        let mut moved = false;
+        for (tp, generation, offset) in events {
+            if let Some(p) = parts.get_mut(tp).filter(|p| p.generation == *generation) {
+                if let Some(next) = p.offsets.finish(*offset) {
+                    p.unstored = Some(next);
+                    moved = true;
+                }
             }
+        }
+        if moved {
+            self.unstored.store(true, Ordering::SeqCst);
         }
     }
 
