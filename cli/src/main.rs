@@ -7,7 +7,8 @@
 //! `scripts/bench`.
 
 /// mimalloc instead of glibc's malloc: a worker allocates small, short-lived values on one
-/// thread and frees them on another, where glibc's arenas cost a quarter of its CPU.
+/// thread and frees them on another, where glibc's arenas cost a quarter of its CPU. With
+/// the `override` feature it is also the malloc of the C code linked in (librdkafka).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
