@@ -45,10 +45,6 @@ WORKDIR /
 # api 8080, relay 9100, workers 9101-9104 (metrics, /healthz, /readyz); every listener
 # is 127.0.0.1 unless --listen says otherwise (0.0.0.0:<port> in containers).
 EXPOSE 8080 9100 9101 9102 9103 9104
-# mimalloc (ltf's allocator, librdkafka's too) returns freed memory to the OS at once
-# instead of after 10 ms: a worker under load keeps a quarter less resident (README,
-# "Configuration").
-ENV MIMALLOC_PURGE_DELAY=0
 # ltf handles SIGTERM itself (finishes in-flight work, commits, exits).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["ltf"]
