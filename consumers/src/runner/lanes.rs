@@ -7,6 +7,11 @@
 //! as they queue up. So a task is spawned per batch, not per event (every record has a
 //! key of its own when records are keyed by id), and the batches of one partition still
 //! spread over the runtime's threads.
+//!
+//! A task records what its lanes finished each time it waits (and when it ends): one lock
+//! of the partitions' bookkeeping and one release of the in-flight slots per round of the
+//! task, not per event. The lanes' queues are sharded by lane key, so the poll thread and
+//! the lanes on every runtime thread seldom meet on one lock.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
