@@ -46,9 +46,9 @@ pub struct Job {
     pub permit: OwnedSemaphorePermit,
 }
 
-/// Shards of the lanes' queues: the readers of several partitions and the lanes on every
-/// runtime thread queue and take jobs at once, and one lock for all of them made the
-/// threads wait for each other (a lock convoy).
+/// Shards of the lanes' queues: the poll thread queues jobs while the lanes on every
+/// runtime thread take them, and one lock for all of them made the threads wait for each
+/// other (a lock convoy).
 const SHARDS: usize = 64;
 
 /// The queues of the lanes of one shard.
