@@ -20,6 +20,7 @@ mod chaos;
 mod database;
 mod demo;
 mod dlq;
+mod memory;
 mod migrate;
 mod ops;
 mod outbox;
@@ -87,8 +88,12 @@ enum Command {
     Chaos(chaos::ChaosArgs),
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    memory::without_huge_pages();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?.block_on(run())
+}
+
+async fn run() -> Result<()> {
     let cli = Cli::parse();
     let _telemetry = cli.common.init_tracing(&service_name(&cli.command));
     if uses_kafka(&cli.command) {
