@@ -63,7 +63,7 @@ async fn a_dead_letter_keeps_the_message_and_adds_every_dlq_header() -> Result<(
     ]);
     let dl = DeadLetter {
         original: Meta {
-            topic: s.event_topic.clone(),
+            topic: s.event_topic.as_str().into(),
             partition: 1,
             offset: 1234,
             key: Some("tbl_1".into()),
@@ -117,7 +117,7 @@ async fn a_keyless_replayed_dead_letter_goes_to_the_same_dlq_with_its_origin() -
     // failed again: its old dlq-* headers say where it was first read.
     let dl = DeadLetter {
         original: Meta {
-            topic: retry_topic.clone(),
+            topic: retry_topic.as_str().into(),
             partition: 0,
             offset: 3,
             key: None,

@@ -19,8 +19,9 @@ use crate::{ErrorClass, MessageHeaders};
 /// Kafka metadata of the message an event came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
-    /// The topic it was read from (an event topic or the group's retry topic).
-    pub topic: String,
+    /// The topic it was read from (an event topic or the group's retry topic); shared by
+    /// the messages of a partition, not copied per message.
+    pub topic: Arc<str>,
     /// Its partition.
     pub partition: i32,
     /// Its offset.
@@ -36,9 +37,14 @@ pub struct Meta {
 impl Meta {
     /// The metadata of a fetched message; header values as UTF-8 (lossy).
     pub fn of(msg: &impl Message) -> Meta {
+        Meta::in_topic(msg, msg.topic().into())
+    }
+
+    /// [`Meta::of`] a message of `topic` (its name, shared).
+    pub(crate) fn in_topic(msg: &impl Message, topic: Arc<str>) -> Meta {
         let headers = msg.headers().map(MessageHeaders::of).unwrap_or_default();
         Meta {
-            topic: msg.topic().to_owned(),
+            topic,
             partition: msg.partition(),
             offset: msg.offset(),
             key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),

@@ -50,7 +50,7 @@ impl Handler for AuditHandler {
         .bind(&e.envelope.causation_id)
         .bind(payload)
         .bind(e.envelope.occurred_on)
-        .bind(&event.meta.topic)
+        .bind(&*event.meta.topic)
         .bind(event.meta.partition)
         .bind(event.meta.offset)
         .execute(&mut *tx)

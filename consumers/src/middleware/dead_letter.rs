@@ -123,8 +123,9 @@ impl DeadLetter {
     /// dead letter): those (and `-timestamp`). Otherwise: the message's own coordinates.
     pub fn origin(&self) -> Origin {
         let m = &self.original;
-        let own = || Origin { topic: m.topic.clone(), partition: m.partition, offset: m.offset, timestamp_ms: m.timestamp_ms };
-        if self.event_topic() == m.topic {
+        let own =
+            || Origin { topic: m.topic.to_string(), partition: m.partition, offset: m.offset, timestamp_ms: m.timestamp_ms };
+        if self.event_topic() == &*m.topic {
             return own();
         }
         let topic = m.header(DlqHeaders::ORIGINAL_TOPIC).filter(|t| !t.is_empty());

@@ -26,7 +26,7 @@ impl ClientContext for RunnerContext {
                 if *id < 0 || p.consumer_lag_stored < 0 {
                     continue;
                 }
-                let tp = (topic.clone(), *id);
+                let tp = (topic.as_str().into(), *id);
                 let lbl = [(labels::GROUP, group.clone()), (labels::TOPIC, topic.clone()), (labels::PARTITION, id.to_string())];
                 gauge!(LAG_MESSAGES, &lbl).set(p.consumer_lag_stored as f64);
                 gauge!(LAG_SECONDS, &lbl).set(self.shared.oldest_age_seconds(&tp));

@@ -217,6 +217,7 @@ impl Runner {
         let resume_at_free = (self.config.max_in_flight as usize / 4).max(1);
         let tick = Duration::from_secs(1);
         let mut next_positions = Instant::now() + tick;
+        let mut names = SharedNames::default();
         loop {
             self.shared.beat();
             self.shared.flush_offsets();
@@ -260,7 +261,7 @@ impl Runner {
             let mut batch = Vec::with_capacity(BATCH);
             let mut next = Some(msg);
             while let Some(msg) = next.take() {
-                let tp = (msg.topic().to_owned(), msg.partition());
+                let tp = (names.of(msg.topic()), msg.partition());
                 // Fetched before its partition was paused: read again on resume.
                 if !self.shared.is_held(&tp, msg.offset()) {
                     let permit = match permits.clone().try_acquire_owned() {
@@ -309,12 +310,28 @@ impl Runner {
         msg: &BorrowedMessage<'_>,
         permit: OwnedSemaphorePermit,
     ) -> Option<(LaneKey, Job)> {
-        let meta = Meta::of(msg);
+        let meta = Meta::in_topic(msg, tp.0.clone());
         let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
         let generation = self.shared.start(&tp, meta.offset, meta.timestamp_ms)?;
         let ordering = meta.header(ltf_schemas::Headers::ORDERING_KEY).or(meta.key.as_deref());
         let key = lanes.key(&tp, ordering, meta.offset);
         Some((key, Job { tp, incoming: Incoming { meta: Arc::new(meta), value }, generation, permit }))
+    }
+}
+
+/// The names of the topics read, each allocated once: every message's partition and
+/// metadata share its topic's name.
+#[derive(Debug, Default)]
+struct SharedNames(Vec<Arc<str>>);
+
+impl SharedNames {
+    fn of(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.iter().find(|t| &***t == name) {
+            return known.clone();
+        }
+        let new: Arc<str> = name.into();
+        self.0.push(new.clone());
+        new
     }
 }
 
@@ -330,7 +347,7 @@ fn store_idle_positions(consumer: &StreamConsumer<RunnerContext>, shared: &Parti
         .elements()
         .iter()
         .filter_map(|e| match e.offset() {
-            rdkafka::Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+            rdkafka::Offset::Offset(o) => Some(((e.topic().into(), e.partition()), o)),
             _ => None,
         })
         .collect();

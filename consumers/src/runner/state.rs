@@ -17,7 +17,8 @@ use crate::runner::context::RunnerContext;
 use crate::runner::offsets::PartitionOffsets;
 
 /// (topic, partition).
-pub type Tp = (String, i32);
+/// (topic, partition); the topic's name is shared, so a `Tp` is cloned without copying it.
+pub type Tp = (Arc<str>, i32);
 
 /// What the partition bookkeeping asks of the consumer: store an offset, pause a
 /// partition, seek and resume it. The runner's consumer implements it; tests of the
@@ -142,7 +143,10 @@ impl PartitionStates {
     pub fn start(&self, tp: &Tp, offset: i64, timestamp_ms: Option<i64>) -> Option<u64> {
         let generation = self.generation.load(Ordering::SeqCst);
         let mut parts = self.lock();
-        let p = parts.entry(tp.clone()).or_insert_with(|| PartitionState { generation, ..Default::default() });
+        if !parts.contains_key(tp) {
+            parts.insert(tp.clone(), PartitionState { generation, ..Default::default() });
+        }
+        let p = parts.get_mut(tp)?;
         if p.resume_at.is_some_and(|r| offset >= r) {
             return None;
         }
@@ -309,7 +313,7 @@ impl PartitionStates {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let mut parts = self.lock();
         for e in tpl.elements() {
-            parts.remove(&(e.topic().to_owned(), e.partition()));
+            parts.remove(&(e.topic().into(), e.partition()));
         }
         let held = parts.values().filter(|p| p.resume_at.is_some()).count();
         self.held.store(held, Ordering::SeqCst);
@@ -323,7 +327,7 @@ impl PartitionStates {
     /// before a revocation across the rebalance, and this assignment starts unpaused.
     pub fn assign(&self, tpl: &TopicPartitionList) {
         for e in tpl.elements() {
-            self.pause_resume(&(e.topic().to_owned(), e.partition()), false, None);
+            self.pause_resume(&(e.topic().into(), e.partition()), false, None);
         }
         self.assigned.fetch_add(tpl.count(), Ordering::SeqCst);
         counter!(REBALANCES_TOTAL, labels::GROUP => self.group.clone(), labels::KIND => "assign").increment(1);

@@ -59,7 +59,7 @@ impl PartitionControl for Recorder {
 
 /// The partition every message of these tests is read from.
 pub(crate) fn tp() -> Tp {
-    ("t".to_owned(), 0)
+    ("t".into(), 0)
 }
 
 /// Partition bookkeeping on a recording consumer.

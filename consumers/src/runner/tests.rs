@@ -106,7 +106,7 @@ fn work_of_a_revoked_assignment_stores_no_offset_and_the_next_assignment_starts_
 #[test]
 fn offsets_finished_between_two_flushes_are_stored_once_at_the_lowest_unfinished_one() {
     let (states, rec) = states();
-    let other = ("t".to_owned(), 1);
+    let other: Tp = ("t".into(), 1);
     let mut g = 0;
     for o in 0..6 {
         g = states.start(&tp(), o, None).expect("not paused");
@@ -171,7 +171,7 @@ fn an_idle_partition_stores_the_position_past_a_transaction_marker_and_a_busy_or
     states.finish(&tp(), g, 3);
     states.flush_offsets();
     assert_eq!(rec.calls().last(), Some(&Call::Store(4)));
-    let other = ("t".to_owned(), 1);
+    let other: Tp = ("t".into(), 1);
     states.store_idle_positions(&[(other, 7)]);
     assert_eq!(rec.calls().last(), Some(&Call::Store(7)), "a partition that delivered only markers");
 }
