@@ -279,13 +279,26 @@ impl Runner {
                         self.shared.hold(&tp, msg.offset());
                         break;
                     };
-                    batch.extend(self.job(lanes, tp, &msg, permit));
+                    batch.push(self.job(lanes, tp, &msg, permit));
                 }
                 drop(msg);
                 if batch.len() < BATCH && permits.available_permits() > 0 {
                     next = consumer.recv().now_or_never().and_then(Result::ok);
                 }
             }
+            // Their partitions' bookkeeping, for the whole batch at once; a message of a
+            // partition held meanwhile is dropped (fetched again on resume).
+            let generations = self.shared.start_all(
+                batch.iter().map(|(_, j)| (&j.tp, j.incoming.meta.offset, j.incoming.meta.timestamp_ms, j.generation)),
+            );
+            let batch = batch
+                .into_iter()
+                .zip(generations)
+                .filter_map(|((key, mut job), generation)| {
+                    job.generation = generation?;
+                    Some((key, job))
+                })
+                .collect();
             lanes.push_batch(batch);
         }
 
@@ -300,22 +313,16 @@ impl Runner {
 }
 
 impl Runner {
-    /// A fetched message as a lane's job: its partition's bookkeeping started, its
-    /// ordering key (the `ordering-key` header, else the Kafka key, else the offset).
-    /// `None` when its partition is held (it is fetched again on resume).
-    fn job(
-        &self,
-        lanes: &Lanes,
-        tp: state::Tp,
-        msg: &BorrowedMessage<'_>,
-        permit: OwnedSemaphorePermit,
-    ) -> Option<(LaneKey, Job)> {
+    /// A fetched message as a lane's job, with its ordering key (the `ordering-key`
+    /// header, else the Kafka key, else the offset). Its generation is the one it was
+    /// received in until the batch is started ([`PartitionStates::start_all`]).
+    fn job(&self, lanes: &Lanes, tp: state::Tp, msg: &BorrowedMessage<'_>, permit: OwnedSemaphorePermit) -> (LaneKey, Job) {
+        let received = self.shared.generation();
         let meta = Meta::in_topic(msg, tp.0.clone());
         let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
-        let generation = self.shared.start(&tp, meta.offset, meta.timestamp_ms)?;
         let ordering = meta.header(ltf_schemas::Headers::ORDERING_KEY).or(meta.key.as_deref());
         let key = lanes.key(&tp, ordering, meta.offset);
-        Some((key, Job { tp, incoming: Incoming { meta: Arc::new(meta), value }, generation, permit }))
+        (key, Job { tp, incoming: Incoming { meta: Arc::new(meta), value }, generation: received, permit })
     }
 }
 

@@ -140,20 +140,46 @@ impl PartitionStates {
 
     /// Registers a fetched offset. Returns its generation, or `None` when the message
     /// must be dropped: its partition is paused and it will be fetched again on resume.
+    #[cfg(test)]
     pub fn start(&self, tp: &Tp, offset: i64, timestamp_ms: Option<i64>) -> Option<u64> {
+        self.start_all([(tp, offset, timestamp_ms, self.generation())])[0]
+    }
+
+    /// The current generation: bumped by every revocation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// [`start`](Self::start) of the messages of a batch at once (one lock, so the poll
+    /// thread and the lanes finishing work seldom meet on it): (partition, offset,
+    /// timestamp, [`generation`](Self::generation) when it was received) each; their
+    /// generations, in order. A message received before a revocation of its partition
+    /// (a rebalance ran during the batch's later polls) is dropped: the partition's new
+    /// owner reads it.
+    pub fn start_all<'a>(&self, messages: impl IntoIterator<Item = (&'a Tp, i64, Option<i64>, u64)>) -> Vec<Option<u64>> {
         let generation = self.generation.load(Ordering::SeqCst);
         let mut parts = self.lock();
-        if !parts.contains_key(tp) {
-            parts.insert(tp.clone(), PartitionState { generation, ..Default::default() });
-        }
-        let p = parts.get_mut(tp)?;
-        if p.resume_at.is_some_and(|r| offset >= r) {
-            return None;
-        }
-        p.offsets.start_at(offset, timestamp_ms);
-        let generation_of_p = p.generation;
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        Some(generation_of_p)
+        let started: Vec<Option<u64>> = messages
+            .into_iter()
+            .map(|(tp, offset, timestamp_ms, received)| {
+                // Revoked since it was received: no state, or the state of a later
+                // assignment (created after the revocation, so of a later generation).
+                if received != generation && parts.get(tp).is_none_or(|p| p.generation > received) {
+                    return None;
+                }
+                if !parts.contains_key(tp) {
+                    parts.insert(tp.clone(), PartitionState { generation, ..Default::default() });
+                }
+                let p = parts.get_mut(tp)?;
+                if p.resume_at.is_some_and(|r| offset >= r) {
+                    return None;
+                }
+                p.offsets.start_at(offset, timestamp_ms);
+                Some(p.generation)
+            })
+            .collect();
+        self.in_flight.fetch_add(started.iter().flatten().count(), Ordering::SeqCst);
+        started
     }
 
     /// Sets the in-flight gauge: once per poll round (per batch), not per event.

@@ -104,6 +104,28 @@ fn work_of_a_revoked_assignment_stores_no_offset_and_the_next_assignment_starts_
 }
 
 #[test]
+fn a_batch_drops_the_messages_received_before_their_partition_was_revoked_and_keeps_the_others() {
+    let (states, rec) = states();
+    let other: Tp = ("t".into(), 1);
+    // Both partitions known, then a batch whose first messages came before a revocation
+    // of partition 0 (run by a later poll of the same batch).
+    let g = states.start(&tp(), 0, None).expect("not paused");
+    states.start(&other, 0, None).expect("not paused");
+    let received = states.generation();
+    revoke_all(&states);
+    let after = states.generation();
+    let started = states.start_all([(&tp(), 1, None, received), (&other, 1, None, received), (&tp(), 7, None, after)]);
+    assert_eq!(started[0], None, "received before its partition was revoked: left to the new owner");
+    assert_eq!(started[1], Some(g), "its partition was not revoked: started in its own generation");
+    assert!(started[2].is_some_and(|n| n > g), "received after the revocation: a new assignment");
+    assert_eq!(states.in_flight(), 4, "the two earlier messages and the two started now");
+    states.finish(&other, g, 0);
+    states.finish(&other, g, 1);
+    states.flush_offsets();
+    assert_eq!(rec.calls(), vec![Call::Store(2)], "the kept message's partition commits past it");
+}
+
+#[test]
 fn offsets_finished_between_two_flushes_are_stored_once_at_the_lowest_unfinished_one() {
     let (states, rec) = states();
     let other: Tp = ("t".into(), 1);
