@@ -7,8 +7,8 @@
 pub use ltf_kafka::metrics::{Kind, Metric};
 
 use std::hash::Hash;
-use std::sync::RwLock;
 
+use arc_swap::ArcSwap;
 use foldhash::HashMap;
 use metrics::{counter, histogram, Counter, Histogram};
 
@@ -141,13 +141,15 @@ type CountersByOutcome = HashMap<(&'static str, &'static str), Counter>;
 /// label set: counting an event is then an atomic add, not a lookup by name and labels
 /// with the label strings allocated anew (a twentieth of a worker's CPU per event).
 /// Handles are resolved on first use, so the recorder installed at start is the one
-/// they belong to.
+/// they belong to. Each map is an immutable snapshot, replaced whole when a label set is
+/// first seen: reading one takes no lock and no reference count that the lanes on other
+/// threads would contend for.
 pub(crate) struct GroupMetrics {
     group: String,
-    /// By handler, then (event type, outcome).
-    events: RwLock<HashMap<String, CountersByOutcome>>,
-    processing: RwLock<HashMap<String, Histogram>>,
-    end_to_end: RwLock<HashMap<&'static str, Histogram>>,
+    /// By (handler, event type, outcome).
+    events: ArcSwap<HashMap<String, CountersByOutcome>>,
+    processing: ArcSwap<HashMap<String, Histogram>>,
+    end_to_end: ArcSwap<HashMap<&'static str, Histogram>>,
 }
 
 impl std::fmt::Debug for GroupMetrics {
@@ -156,17 +158,28 @@ impl std::fmt::Debug for GroupMetrics {
     }
 }
 
-/// The handle of `key` in `map`, made by `make` the first time.
-fn cached<K, Q, V>(map: &RwLock<HashMap<K, V>>, key: &Q, own: impl FnOnce() -> K, make: impl FnOnce() -> V) -> V
-where
-    K: Eq + Hash + std::borrow::Borrow<Q>,
+/// Applies `use_it` to the handle of `key` in `map`, made by `make` the first time.
+fn with_cached<K, Q, V>(
+    map: &ArcSwap<HashMap<K, V>>,
+    key: &Q,
+    own: impl FnOnce() -> K,
+    make: impl FnOnce() -> V,
+    use_it: impl FnOnce(&V),
+) where
+    K: Eq + Hash + Clone + std::borrow::Borrow<Q>,
     Q: Eq + Hash + ?Sized,
     V: Clone,
 {
-    if let Some(v) = map.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(key) {
-        return v.clone();
+    if let Some(v) = map.load().get(key) {
+        return use_it(v);
     }
-    map.write().unwrap_or_else(std::sync::PoisonError::into_inner).entry(own()).or_insert_with(make).clone()
+    let (key, v) = (own(), make());
+    map.rcu(|old| {
+        let mut new = HashMap::clone(old);
+        new.entry(key.clone()).or_insert_with(|| v.clone());
+        new
+    });
+    use_it(&v);
 }
 
 impl GroupMetrics {
@@ -174,46 +187,37 @@ impl GroupMetrics {
     pub(crate) fn new(group: &str) -> GroupMetrics {
         GroupMetrics {
             group: group.to_owned(),
-            events: RwLock::default(),
-            processing: RwLock::default(),
-            end_to_end: RwLock::default(),
+            events: ArcSwap::default(),
+            processing: ArcSwap::default(),
+            end_to_end: ArcSwap::default(),
         }
     }
 
-    /// [`EVENTS_TOTAL`] of `handler`, `event_type` and `outcome`.
-    pub(crate) fn events(&self, handler: &str, event_type: &'static str, outcome: &'static str) -> Counter {
+    /// Adds `n` to [`EVENTS_TOTAL`] of `handler`, `event_type` and `outcome`.
+    pub(crate) fn count(&self, handler: &str, event_type: &'static str, outcome: &'static str, n: u64) {
         let key = (event_type, outcome);
-        let lookup = |per: &HashMap<(&'static str, &'static str), Counter>| per.get(&key).cloned();
-        if let Some(c) = self.events.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(handler).and_then(lookup) {
-            return c;
+        if let Some(c) = self.events.load().get(handler).and_then(|per| per.get(&key)) {
+            return c.increment(n);
         }
-        let mut all = self.events.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let per = all.entry(handler.to_owned()).or_default();
-        per.entry(key)
-            .or_insert_with(|| {
-                counter!(EVENTS_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => handler.to_owned(),
-                    labels::EVENT_TYPE => event_type, labels::OUTCOME => outcome)
-            })
-            .clone()
+        let c = counter!(EVENTS_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => handler.to_owned(),
+            labels::EVENT_TYPE => event_type, labels::OUTCOME => outcome);
+        self.events.rcu(|old| {
+            let mut new = HashMap::clone(old);
+            new.entry(handler.to_owned()).or_default().entry(key).or_insert_with(|| c.clone());
+            new
+        });
+        c.increment(n);
     }
 
-    /// [`PROCESSING_SECONDS`] of `handler`.
-    pub(crate) fn processing(&self, handler: &str) -> Histogram {
-        cached(
-            &self.processing,
-            handler,
-            || handler.to_owned(),
-            || histogram!(PROCESSING_SECONDS, labels::GROUP => self.group.clone(), labels::HANDLER => handler.to_owned()),
-        )
+    /// Records `secs` in [`PROCESSING_SECONDS`] of `handler`.
+    pub(crate) fn processing(&self, handler: &str, secs: f64) {
+        let make = || histogram!(PROCESSING_SECONDS, labels::GROUP => self.group.clone(), labels::HANDLER => handler.to_owned());
+        with_cached(&self.processing, handler, || handler.to_owned(), make, |h| h.record(secs));
     }
 
-    /// [`END_TO_END_SECONDS`] of `event_type`.
-    pub(crate) fn end_to_end(&self, event_type: &'static str) -> Histogram {
-        cached(
-            &self.end_to_end,
-            event_type,
-            || event_type,
-            || histogram!(END_TO_END_SECONDS, labels::GROUP => self.group.clone(), labels::EVENT_TYPE => event_type),
-        )
+    /// Records `secs` in [`END_TO_END_SECONDS`] of `event_type`.
+    pub(crate) fn end_to_end(&self, event_type: &'static str, secs: f64) {
+        let make = || histogram!(END_TO_END_SECONDS, labels::GROUP => self.group.clone(), labels::EVENT_TYPE => event_type);
+        with_cached(&self.end_to_end, event_type, || event_type, make, |h| h.record(secs));
     }
 }

@@ -263,7 +263,7 @@ where
         attempt += 1;
     };
     drop(parked);
-    metrics.processing(handler).record(started.elapsed().as_secs_f64());
+    metrics.processing(handler, started.elapsed().as_secs_f64());
     Attempted { result, attempts: attempt, first_failure }
 }
 

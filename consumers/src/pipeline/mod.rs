@@ -130,7 +130,7 @@ impl Pipeline {
 
     /// Counts one event's outcome.
     pub(crate) fn count(&self, handler: &str, event_type: &'static str, outcome: &'static str) {
-        self.metrics.events(handler, event_type, outcome).increment(1);
+        self.metrics.count(handler, event_type, outcome, 1);
     }
 
     /// The retry middleware around `call` (one handler call per attempt) of a handler
@@ -253,7 +253,7 @@ impl Process for Pipeline {
         .instrument(span)
         .await;
         let age_ms = (Utc::now() - event.event.envelope.occurred_on).num_milliseconds();
-        self.metrics.end_to_end(event.event_type().as_str()).record((age_ms.max(0) as f64) / 1000.0);
+        self.metrics.end_to_end(event.event_type().as_str(), (age_ms.max(0) as f64) / 1000.0);
     }
 }
 
