@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use apache_avro::{from_avro_datum, Schema};
+use arc_swap::ArcSwap;
 use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
@@ -102,8 +103,10 @@ pub struct EventCodec {
     topics: TopicNames,
     /// (topic, event type, version) -> schema id.
     ids: RwLock<HashMap<(String, EventType, i32), u32>>,
-    /// schema id -> writer schema.
-    writers: RwLock<HashMap<u32, Writer>>,
+    /// schema id -> writer schema: an immutable snapshot, replaced whole when an id is
+    /// first seen, so decoding reads it without a lock or a reference count that the
+    /// worker's threads would contend for.
+    writers: ArcSwap<HashMap<u32, Writer>>,
     /// The largest Kafka message an encoded event may make.
     max_message_bytes: usize,
 }
@@ -193,7 +196,7 @@ impl EventCodec {
             sr: sr_settings(registry_url)?,
             topics,
             ids: RwLock::default(),
-            writers: RwLock::default(),
+            writers: ArcSwap::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         })
     }
@@ -227,7 +230,7 @@ impl EventCodec {
         let subj = subject(topic, &def.event_type.full_name());
         let registered = post_schema(&self.sr, subj.clone(), supplied(def)).await.map_err(|e| registry_error(&subj, e))?;
         self.ids.write().expect("codec cache poisoned").insert(key, registered.id);
-        self.writers.write().expect("codec cache poisoned").entry(registered.id).or_insert_with(|| Writer::of(def));
+        self.remember(registered.id, || Writer::of(def), false);
         Ok(registered.id)
     }
 
@@ -258,7 +261,7 @@ impl EventCodec {
     /// Makes `def`'s schema the writer schema of `id` without asking the registry: for a
     /// reader that knows its schemas' ids, and for decoding in tests without a registry.
     pub fn remember_writer(&self, id: u32, def: &SchemaDef) {
-        self.writers.write().expect("codec cache poisoned").insert(id, Writer::of(def));
+        self.remember(id, || Writer::of(def), true);
     }
 
     /// The writer schema of `id`, fetched once.
@@ -268,7 +271,7 @@ impl EventCodec {
 
     /// The writer schema of `id` and its catalog layout, fetched once.
     async fn writer(&self, id: u32) -> Result<Writer, SchemaError> {
-        if let Some(w) = self.writers.read().expect("codec cache poisoned").get(&id) {
+        if let Some(w) = self.writers.load().get(&id) {
             return Ok(w.clone());
         }
         let registered = get_schema_by_id(id, &self.sr).await.map_err(|e| {
@@ -281,19 +284,29 @@ impl EventCodec {
         let schema = Schema::parse_str(&registered.schema)
             .map_err(|e| SchemaError::UnknownSchemaId { id, reason: format!("unparsable schema: {e}") })?;
         let writer = Writer { layout: binary_decode::layout_of(&schema), schema: Arc::new(schema) };
-        self.writers.write().expect("codec cache poisoned").insert(id, writer.clone());
+        self.remember(id, || writer.clone(), true);
         Ok(writer)
+    }
+
+    /// Adds the writer schema of `id` to the cache (replacing one there when `replace`).
+    fn remember(&self, id: u32, writer: impl Fn() -> Writer, replace: bool) {
+        self.writers.rcu(|old| {
+            let mut new = HashMap::clone(old);
+            if replace || !new.contains_key(&id) {
+                new.insert(id, writer());
+            }
+            new
+        });
     }
 
     /// Decodes a Confluent-framed value into an event, resolving older versions to this
     /// build's newest reader schema.
     pub async fn decode(&self, bytes: &[u8]) -> Result<DomainEvent, SchemaError> {
         let (id, body) = split_frame(bytes)?;
-        let writer = self.writer(id).await?;
-        match writer.layout {
-            Some(def) => binary_decode::read_event(id, def, body),
-            None => decode_with_apache(id, &writer.schema, body),
+        if let Some(writer) = self.writers.load().get(&id) {
+            return writer.decode(id, body);
         }
+        self.writer(id).await?.decode(id, body)
     }
 }
 
@@ -306,6 +319,14 @@ struct Writer {
 }
 
 impl Writer {
+    /// The event of Avro body `body` written with this schema (of id `id`).
+    fn decode(&self, id: u32, body: &[u8]) -> Result<DomainEvent, SchemaError> {
+        match self.layout {
+            Some(def) => binary_decode::read_event(id, def, body),
+            None => decode_with_apache(id, &self.schema, body),
+        }
+    }
+
     /// The writer of a catalog schema: its layout is its own.
     fn of(def: &SchemaDef) -> Writer {
         Writer { schema: Arc::new(def.schema().clone()), layout: catalog::schema_def(def.event_type, def.version).ok() }
