@@ -174,12 +174,19 @@ fn with_cached<K, Q, V>(
         return use_it(v);
     }
     let (key, v) = (own(), make());
-    map.rcu(|old| {
-        let mut new = HashMap::clone(old);
+    add_to(map, |new| {
         new.entry(key.clone()).or_insert_with(|| v.clone());
-        new
     });
     use_it(&v);
+}
+
+/// Replaces `map`'s snapshot with a copy that `add` changed (a label set seen first).
+fn add_to<K: Eq + Hash + Clone, V: Clone>(map: &ArcSwap<HashMap<K, V>>, add: impl Fn(&mut HashMap<K, V>)) {
+    map.rcu(|old| {
+        let mut new = HashMap::clone(old);
+        add(&mut new);
+        new
+    });
 }
 
 impl GroupMetrics {
@@ -201,10 +208,8 @@ impl GroupMetrics {
         }
         let c = counter!(EVENTS_TOTAL, labels::GROUP => self.group.clone(), labels::HANDLER => handler.to_owned(),
             labels::EVENT_TYPE => event_type, labels::OUTCOME => outcome);
-        self.events.rcu(|old| {
-            let mut new = HashMap::clone(old);
+        add_to(&self.events, |new| {
             new.entry(handler.to_owned()).or_default().entry(key).or_insert_with(|| c.clone());
-            new
         });
         c.increment(n);
     }

@@ -167,10 +167,7 @@ impl PartitionStates {
                 if received != generation && parts.get(tp).is_none_or(|p| p.generation > received) {
                     return None;
                 }
-                if !parts.contains_key(tp) {
-                    parts.insert(tp.clone(), PartitionState { generation, ..Default::default() });
-                }
-                let p = parts.get_mut(tp)?;
+                let p = parts.entry(tp.clone()).or_insert_with(|| PartitionState { generation, ..Default::default() });
                 if p.resume_at.is_some_and(|r| offset >= r) {
                     return None;
                 }
