@@ -2,27 +2,54 @@
 //! `/healthz` (the process is alive) and, added by the command, `/readyz`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::routing::get;
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Latency buckets in seconds (1 ms … 30 s), so latencies export as Prometheus histograms
 /// that `histogram_quantile` can aggregate across instances.
 const SECONDS_BUCKETS: [f64; 16] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0];
 
+/// How often the recorder's histogram samples are folded into their buckets (see
+/// [`keep_up`]).
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The recorder every command installs: latencies as Prometheus histograms.
+fn recorder() -> Result<PrometheusRecorder> {
+    Ok(PrometheusBuilder::new().set_buckets(&SECONDS_BUCKETS).context("metric buckets")?.build_recorder())
+}
+
 /// Installs the process-wide Prometheus recorder and describes the producer metrics.
 pub fn install_metrics() -> Result<PrometheusHandle> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets(&SECONDS_BUCKETS)
-        .context("metric buckets")?
-        .install_recorder()
-        .context("installing the Prometheus recorder")?;
+    let recorder = recorder()?;
+    let handle = recorder.handle();
+    keep_up(handle.clone(), UPKEEP_EVERY)?;
+    metrics::set_global_recorder(recorder).context("installing the Prometheus recorder")?;
     ltf_kafka::metrics::describe();
     ltf_producers::metrics::describe();
     Ok(handle)
+}
+
+/// Folds the recorded histogram samples into their buckets every `every`, on a thread of
+/// its own, for the life of the process.
+///
+/// The recorder keeps each histogram sample until it is folded, which it does only when
+/// asked: by a scrape or by this upkeep. Without it a worker that nobody scrapes (or
+/// scrapes every 15 s) holds every event's latency samples in memory: two per event, about
+/// 1 MB a second at 60,000 events/s, without bound.
+fn keep_up(handle: PrometheusHandle, every: Duration) -> Result<()> {
+    std::thread::Builder::new()
+        .name("ltf-metrics".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            handle.run_upkeep();
+        })
+        .context("starting the metrics upkeep thread")?;
+    Ok(())
 }
 
 /// `/metrics` and `/healthz` (the process answers); add a `/readyz` of the command's own.
@@ -64,5 +91,50 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `VmRSS` of this process in KiB.
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).expect("a VmRSS line");
+        line.trim().trim_end_matches("kB").trim().parse().expect("VmRSS in kB")
+    }
+
+    #[test]
+    fn histogram_samples_are_folded_without_a_scrape() {
+        // A worker's recorder, never scraped, while 6,000,000 latencies are recorded at a
+        // worker's pace (bursts with pauses): unfolded, the samples alone hold 48 MB.
+        let recorder = recorder().unwrap();
+        let handle = recorder.handle();
+        keep_up(handle.clone(), Duration::from_millis(10)).unwrap();
+        let before = rss_kib();
+        let mut peak = before;
+        metrics::with_local_recorder(&recorder, || {
+            let h = metrics::histogram!("ltf_test_seconds");
+            for burst in 0..60 {
+                for i in 0..100_000u32 {
+                    h.record(f64::from(i % 1000) / 1e5 + f64::from(burst) * 1e-9);
+                }
+                std::thread::sleep(Duration::from_millis(30));
+                peak = peak.max(rss_kib());
+            }
+        });
+        let grown_mib = (peak - before) / 1024;
+        assert!(grown_mib < 16, "the process grew by {grown_mib} MiB: the samples were kept, not folded");
+        // Folded, not dropped: the samples are in the histogram's count. (metrics-util's
+        // bucket can lose a sample recorded at the instant it is drained, a scrape's drain
+        // as much as the upkeep's: a handful in millions, allowed for here.)
+        let text = handle.render();
+        let count: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ltf_test_seconds_count "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {text}"));
+        assert!((5_999_000..=6_000_000).contains(&count), "{count} of 6,000,000 samples counted");
     }
 }
