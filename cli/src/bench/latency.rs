@@ -113,8 +113,12 @@ pub struct LatencyArgs {
     /// The least lag growth tolerated (events), whatever the rate.
     #[arg(long, default_value_t = 1000)]
     pub lag_floor: u64,
-    /// The pacer's tick in milliseconds: each tick sends what the rate owes.
-    #[arg(long, default_value_t = 5)]
+    /// The pacer's tick in milliseconds: each tick sends what the rate owes. One
+    /// millisecond (the timer's resolution) is the closest to a steady rate: with a tick as
+    /// long as the producer's `linger.ms`, every event of a tick arrives in one burst at the
+    /// start of a batch and waits the whole linger, where steady traffic waits half of it on
+    /// average.
+    #[arg(long, default_value_t = 1)]
     pub tick_ms: u64,
     /// Distinct events encoded up front and cycled by the producer.
     #[arg(long, default_value_t = 20_000)]
