@@ -47,7 +47,10 @@ impl Meta {
             topic,
             partition: msg.partition(),
             offset: msg.offset(),
-            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            key: msg.key().map(|k| match std::str::from_utf8(k) {
+                Ok(key) => key.to_owned(),
+                Err(_) => String::from_utf8_lossy(k).into_owned(),
+            }),
             timestamp_ms: msg.timestamp().to_millis(),
             headers,
         }

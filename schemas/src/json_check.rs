@@ -6,8 +6,12 @@
 //! recursion limit and trailing characters. One rule of `Value`'s visitor is mirrored by
 //! hand: with serde_json's `raw_value` feature (enabled by other crates of a build, so not
 //! in every build of this one), an object whose first key is serde_json's raw-value token
-//! is read as the JSON text of its string value, and must have no other entry. The tests
-//! compare both on hand-picked and generated texts.
+//! is read as the JSON text of its string value, and must have no other entry.
+//!
+//! Before serde_json, a one-pass reader accepts the plain texts field values nearly always
+//! are ([`plainly_valid`]: no escapes, exponents, long numbers, deep nesting or `$` keys),
+//! all of which `Value` accepts too; any other text goes to serde_json. The tests compare
+//! both with `Value` on hand-picked and generated texts.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -19,7 +23,156 @@ use serde_json::Value as Json;
 
 /// `serde_json::from_str::<serde_json::Value>(text).is_ok()`, without allocating.
 pub(crate) fn parses(text: &str) -> bool {
-    serde_json::from_str::<Any>(text).is_ok()
+    plainly_valid(text.as_bytes()) || serde_json::from_str::<Any>(text).is_ok()
+}
+
+/// Nesting deeper than this is left to serde_json (its limit is 127).
+const PLAIN_DEPTH: u32 = 64;
+/// Longer numbers are left to serde_json (no number this long can be out of range).
+const PLAIN_NUMBER: usize = 20;
+
+/// Whether `text` is JSON of a plain subset that `Value` certainly accepts: strings without
+/// escapes or control characters, numbers without exponents of at most
+/// [`PLAIN_NUMBER`] characters, nesting up to [`PLAIN_DEPTH`], no object key starting
+/// with `$` (serde_json's raw-value token does). What field values nearly always are, read
+/// in one pass without serde's machinery; `false` says nothing (serde_json decides).
+fn plainly_valid(text: &[u8]) -> bool {
+    let mut p = Plain { s: text, i: 0 };
+    p.ws();
+    if !p.value(0) {
+        return false;
+    }
+    p.ws();
+    p.i == text.len()
+}
+
+/// The plain-subset reader of [`plainly_valid`]: `false` as soon as it leaves the subset.
+struct Plain<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Plain<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let here = self.peek() == Some(b);
+        self.i += usize::from(here);
+        here
+    }
+
+    /// serde_json's whitespace.
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn value(&mut self, depth: u32) -> bool {
+        match self.peek() {
+            Some(b'"') => self.string(),
+            Some(b'[') => depth < PLAIN_DEPTH && self.array(depth + 1),
+            Some(b'{') => depth < PLAIN_DEPTH && self.object(depth + 1),
+            Some(b't') => self.word(b"true"),
+            Some(b'f') => self.word(b"false"),
+            Some(b'n') => self.word(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => false,
+        }
+    }
+
+    fn word(&mut self, word: &[u8]) -> bool {
+        let here = self.s[self.i..].starts_with(word);
+        self.i += if here { word.len() } else { 0 };
+        here
+    }
+
+    /// A string without escapes or control characters (the text is UTF-8 already).
+    fn string(&mut self) -> bool {
+        let from = self.i + 1;
+        match self.s[from..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+            Some(n) if self.s[from + n] == b'"' => {
+                self.i = from + n + 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)?`, short, and not followed by a digit or an
+    /// exponent.
+    fn number(&mut self) -> bool {
+        let start = self.i;
+        self.eat(b'-');
+        if !self.eat(b'0') && (!matches!(self.peek(), Some(b'1'..=b'9')) || self.digits() == 0) {
+            return false;
+        }
+        if self.eat(b'.') && self.digits() == 0 {
+            return false;
+        }
+        !matches!(self.peek(), Some(b'0'..=b'9' | b'e' | b'E')) && self.i - start <= PLAIN_NUMBER
+    }
+
+    fn array(&mut self, depth: u32) -> bool {
+        self.i += 1;
+        self.ws();
+        if self.eat(b']') {
+            return true;
+        }
+        loop {
+            if !self.value(depth) {
+                return false;
+            }
+            self.ws();
+            if self.eat(b']') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+            self.ws();
+        }
+    }
+
+    fn object(&mut self, depth: u32) -> bool {
+        self.i += 1;
+        self.ws();
+        if self.eat(b'}') {
+            return true;
+        }
+        loop {
+            let key = self.peek() == Some(b'"') && self.s.get(self.i + 1) != Some(&b'$') && self.string();
+            if !key {
+                return false;
+            }
+            self.ws();
+            if !self.eat(b':') {
+                return false;
+            }
+            self.ws();
+            if !self.value(depth) {
+                return false;
+            }
+            self.ws();
+            if self.eat(b'}') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+            self.ws();
+        }
+    }
 }
 
 /// serde_json's `raw_value` token (`serde_json::raw::TOKEN`, not public).
@@ -232,6 +385,37 @@ mod tests {
         ] {
             same(&text);
         }
+    }
+
+    #[test]
+    fn plain_texts_are_read_without_serde_json_and_the_rest_left_to_it() {
+        for text in [
+            r#"["customer","vip"]"#,
+            r#"{"city":"Lyon","zip":"69001"}"#,
+            " [ 1 , -0 , 0.25 , -12.5 , true , false , null , \"é ☃\" , [] , {} ] ",
+            r#"{"a":{"b":[{"c":[1,2,{"d":"x"}]}]}}"#,
+            "-1234567890123456789",
+            "12345678901234567.25",
+        ] {
+            assert!(plainly_valid(text.as_bytes()), "{text:?} is plain");
+            same(text);
+        }
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        for text in [
+            "\"a\\nb\"".to_owned(),
+            "1e3".into(),
+            "123456789012345678901".into(),
+            r#"{"$serde_json::private::RawValue":"1"}"#.into(),
+            r#"{"$other":1}"#.into(),
+            deep(65),
+            "01".into(),
+            "\u{feff}1".into(),
+            "[1,]".into(),
+        ] {
+            assert!(!plainly_valid(text.as_bytes()), "{text:?} is left to serde_json");
+            same(&text);
+        }
+        assert!(plainly_valid(deep(64).as_bytes()));
     }
 
     #[test]

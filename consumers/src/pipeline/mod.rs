@@ -252,7 +252,9 @@ impl Process for Pipeline {
         }
         .instrument(span)
         .await;
-        let age_ms = (Utc::now() - event.event.envelope.occurred_on).num_milliseconds();
+        // The clock read as the system's, without chrono's calendar conversion of `Utc::now`.
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let age_ms = now_ms - event.event.envelope.occurred_on.timestamp_millis();
         self.metrics.end_to_end(event.event_type().as_str(), (age_ms.max(0) as f64) / 1000.0);
     }
 }
