@@ -107,6 +107,7 @@ mod tests {
 
     #[test]
     fn histogram_samples_are_folded_without_a_scrape() {
+        use ltf_consumers::metrics::{labels, PROCESSING_SECONDS};
         // A worker's recorder, never scraped, while 6,000,000 latencies are recorded at a
         // worker's pace (bursts with pauses): unfolded, the samples alone hold 48 MB.
         let recorder = recorder().unwrap();
@@ -115,7 +116,7 @@ mod tests {
         let before = rss_kib();
         let mut peak = before;
         metrics::with_local_recorder(&recorder, || {
-            let h = metrics::histogram!("ltf_test_seconds");
+            let h = metrics::histogram!(PROCESSING_SECONDS, labels::GROUP => "g", labels::HANDLER => "h");
             for burst in 0..60 {
                 for i in 0..100_000u32 {
                     h.record(f64::from(i % 1000) / 1e5 + f64::from(burst) * 1e-9);
@@ -132,7 +133,7 @@ mod tests {
         let text = handle.render();
         let count: u64 = text
             .lines()
-            .find_map(|l| l.strip_prefix("ltf_test_seconds_count "))
+            .find_map(|l| l.strip_prefix(&format!("{PROCESSING_SECONDS}_count{{group=\"g\",handler=\"h\"}} ")))
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no count in {text}"));
         assert!((5_999_000..=6_000_000).contains(&count), "{count} of 6,000,000 samples counted");
