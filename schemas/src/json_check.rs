@@ -124,47 +124,38 @@ impl Plain<'_> {
     }
 
     fn array(&mut self, depth: u32) -> bool {
-        self.i += 1;
-        self.ws();
-        if self.eat(b']') {
-            return true;
-        }
-        loop {
-            if !self.value(depth) {
-                return false;
-            }
-            self.ws();
-            if self.eat(b']') {
-                return true;
-            }
-            if !self.eat(b',') {
-                return false;
-            }
-            self.ws();
-        }
+        self.items(b']', |p| p.value(depth))
     }
 
     fn object(&mut self, depth: u32) -> bool {
+        self.items(b'}', |p| {
+            // A key that could be serde_json's raw-value token is left to serde_json.
+            if p.peek() != Some(b'"') || p.s.get(p.i + 1) == Some(&b'$') || !p.string() {
+                return false;
+            }
+            p.ws();
+            if !p.eat(b':') {
+                return false;
+            }
+            p.ws();
+            p.value(depth)
+        })
+    }
+
+    /// The items of an array or object after its opening bracket: `item` each, separated
+    /// by commas, up to `close`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> bool) -> bool {
         self.i += 1;
         self.ws();
-        if self.eat(b'}') {
+        if self.eat(close) {
             return true;
         }
         loop {
-            let key = self.peek() == Some(b'"') && self.s.get(self.i + 1) != Some(&b'$') && self.string();
-            if !key {
+            if !item(self) {
                 return false;
             }
             self.ws();
-            if !self.eat(b':') {
-                return false;
-            }
-            self.ws();
-            if !self.value(depth) {
-                return false;
-            }
-            self.ws();
-            if self.eat(b'}') {
+            if self.eat(close) {
                 return true;
             }
             if !self.eat(b',') {
