@@ -41,7 +41,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use ltf_kafka::topics::{ensure_side_topics, SideTopic};
 use ltf_schemas::TopicNames;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -218,6 +218,9 @@ impl Runner {
         let tick = Duration::from_secs(1);
         let mut next_positions = Instant::now() + tick;
         let mut names = SharedNames::default();
+        // One stream for the whole loop: `recv` makes a stream per message, registering
+        // and dropping a waker slot (a lock each) every time.
+        let mut messages = consumer.stream();
         loop {
             self.shared.beat();
             self.shared.flush_offsets();
@@ -243,7 +246,10 @@ impl Runner {
             let held = self.shared.any_held();
             let msg = tokio::select! {
                 _ = &mut shutdown => break,
-                m = consumer.recv() => m,
+                m = messages.next() => match m {
+                    Some(m) => m,
+                    None => continue,
+                },
                 // While partitions are held, wake as soon as enough slots are free.
                 _ = permits.acquire_many(resume_at_free as u32), if held => continue,
                 _ = tokio::time::sleep(tick) => continue,
@@ -283,7 +289,7 @@ impl Runner {
                 }
                 drop(msg);
                 if batch.len() < BATCH && permits.available_permits() > 0 {
-                    next = consumer.recv().now_or_never().and_then(Result::ok);
+                    next = messages.next().now_or_never().flatten().and_then(Result::ok);
                 }
             }
             // Their partitions' bookkeeping, for the whole batch at once; a message of a
