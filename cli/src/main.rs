@@ -90,11 +90,35 @@ enum Command {
 
 fn main() -> Result<()> {
     memory::without_huge_pages();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?.block_on(run())
+    let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = runtime_threads(&cli.command) {
+        runtime.worker_threads(threads);
+    }
+    runtime.enable_all().build().context("starting the runtime")?.block_on(run(cli))
 }
 
-async fn run() -> Result<()> {
-    let cli = Cli::parse();
+/// The runtime's threads for `command`, when not tokio's default (`TOKIO_WORKER_THREADS`,
+/// else one per core). A command that runs a consumer group's runner leaves one core to the
+/// runner's poll thread, which is busy as long as events come: with a runtime thread per core
+/// besides it, the three took turns on two cores and the no-op worker read 11 % fewer events
+/// per second with 8 % more CPU (BENCHMARKS.md, "Consumer"). `TOKIO_WORKER_THREADS` still
+/// decides when set.
+fn runtime_threads(command: &Command) -> Option<usize> {
+    let runs_a_runner = match command {
+        Command::Worker(_) => true,
+        Command::Bench(bench::BenchCmd::Consume(_)) => true,
+        Command::Bench(bench::BenchCmd::Latency(a)) => a.role == bench::latency::Role::Worker,
+        _ => false,
+    };
+    if !runs_a_runner || std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    Some(cores.saturating_sub(1).max(1))
+}
+
+async fn run(cli: Cli) -> Result<()> {
     let _telemetry = cli.common.init_tracing(&service_name(&cli.command));
     if uses_kafka(&cli.command) {
         cli.common.kafka_security.install()?;

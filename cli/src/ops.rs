@@ -72,6 +72,24 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("operations server")
 }
 
+/// [`serve`] on a thread of its own (with a single-threaded runtime), so the probes and the
+/// scrapes are answered while handlers keep every thread of the main runtime busy (a
+/// worker's runtime has one thread on two cores). The returned handle gives what `serve`
+/// returned.
+pub fn serve_on_own_thread(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
+    std::thread::Builder::new()
+        .name("ltf-ops".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("the operations runtime")?;
+            runtime.block_on(serve(addr, app, shutdown))
+        })
+        .context("starting the operations thread")
+}
+
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -103,6 +121,45 @@ mod tests {
         let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
         let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).expect("a VmRSS line");
         line.trim().trim_end_matches("kB").trim().parse().expect("VmRSS in kB")
+    }
+
+    /// The status line of `GET <path>` on `addr`, read with a blocking socket.
+    fn get_status(addr: SocketAddr, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("request");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.lines().next().unwrap_or_default().to_owned()
+    }
+
+    /// A runtime whose only thread a handler blocks (blocking work in a handler) still has
+    /// its probes answered: the operations server has a thread of its own.
+    #[test]
+    fn probes_are_answered_while_every_runtime_thread_is_blocked() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let app = router(recorder().unwrap().handle());
+        let server = serve_on_own_thread(addr, app, async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        })
+        .unwrap();
+        // The runtime's one thread, blocked for 3 s.
+        runtime.spawn(async { std::thread::sleep(Duration::from_secs(3)) });
+        std::thread::sleep(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let mut status = get_status(addr, "/healthz");
+        while status.is_empty() && started.elapsed() < Duration::from_secs(2) {
+            // Not listening yet.
+            std::thread::sleep(Duration::from_millis(20));
+            status = get_status(addr, "/healthz");
+        }
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(started.elapsed() < Duration::from_secs(2), "answered only after the block: {:?}", started.elapsed());
+        let _ = stop_tx.send(true);
+        server.join().expect("the operations thread").expect("served");
     }
 
     #[test]

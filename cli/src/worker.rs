@@ -248,7 +248,8 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
             }),
         )
         .route("/readyz", get(move || std::future::ready(ready(&health))));
-    let server = tokio::spawn(ops::serve(listen, app, wait_for(stop_rx.clone())));
+    // Its own thread: the runtime has one thread on two cores (`runtime_threads` in main).
+    let server = ops::serve_on_own_thread(listen, app, wait_for(stop_rx.clone()))?;
     info!(worker = kind.name(), %group, %listen, "worker starting");
 
     let pruning = tokio::spawn(async move {
@@ -266,7 +267,10 @@ pub async fn run(common: &Common, args: WorkerArgs) -> Result<()> {
     });
     let report = runner.run(wait_for(stop_rx)).await?;
     pruning.abort();
-    server.await.context("operations server task")??;
+    tokio::task::spawn_blocking(move || server.join())
+        .await
+        .context("waiting for the operations server")?
+        .map_err(|_| anyhow::anyhow!("the operations server panicked"))??;
     info!(abandoned = report.abandoned, "worker stopped");
     Ok(())
 }
