@@ -7,8 +7,8 @@
 //!   one dedup record per event);
 //! * `runner`: the runner alone, handing every message to a process that does nothing (no
 //!   decode, no pipeline): the fetch-and-schedule share of the cost;
-//! * `raw`: no runner: a `StreamConsumer` with the worker's consumer settings, `recv` in a
-//!   loop; `decode`: the same, decoding every value.
+//! * `raw`: no runner: a `StreamConsumer` with the worker's consumer settings, its message
+//!   stream read in a loop; `decode`: the same, decoding every value.
 //!
 //! The clock runs from the first message handed to the pipeline to the end of the N-th
 //! (so the group join is not measured, as Kafka's `ConsumerPerformance` reports
@@ -52,7 +52,7 @@ pub enum Mode {
     /// The runner alone: no decode, no pipeline.
     Runner,
     /// No runner: one rust-rdkafka `StreamConsumer` with the worker's consumer settings,
-    /// `recv` in a loop (librdkafka's and rust-rdkafka's share).
+    /// its message stream read in a loop (librdkafka's and rust-rdkafka's share).
     Raw,
     /// As `raw`, decoding every value with the codec (no runner, no pipeline).
     Decode,
@@ -284,15 +284,17 @@ fn print_result(a: &ConsumeArgs, secs: f64, handled: u64, topic: &str, group: &s
     );
 }
 
-/// `raw` and `decode` modes: `recv` in a loop on a consumer with the worker's settings,
+/// `raw` and `decode` modes: one message stream read in a loop (as the runner reads it) on
+/// a consumer with the worker's settings,
 /// decoding each value when given a codec; seconds from the first message to the N-th.
 async fn raw(config: &ConsumerConfig, topic: &str, events: u64, timeout_secs: u64, codec: Option<&EventCodec>) -> Result<f64> {
     let consumer: StreamConsumer = config.client_config()?.create()?;
     consumer.subscribe(&[topic])?;
     let count = async {
         let mut first = None;
+        let mut messages = consumer.stream();
         for _ in 0..events {
-            let msg = consumer.recv().await?;
+            let msg = messages.next().await.context("the message stream ended")??;
             first.get_or_insert_with(Instant::now);
             match codec {
                 Some(codec) => {
