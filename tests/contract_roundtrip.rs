@@ -130,3 +130,35 @@ async fn topics_ensure_creates_then_is_a_no_op() -> Result<()> {
     assert_eq!(md.topics()[0].partitions().len(), 4);
     Ok(())
 }
+
+/// `publish_batch` encodes every event before it sends any: one event over the codec's
+/// size limit fails the whole batch, naming it, and none of the batch reaches Kafka; the
+/// same batch within the limit is published with the headers the contract gives each event.
+#[tokio::test]
+async fn a_batch_with_an_event_too_large_sends_nothing_and_within_the_limit_sends_every_header() -> Result<()> {
+    let topics = setup("batchlimit").await?;
+    let events = examples::samples();
+    let largest = events.iter().map(|e| ltf_schemas::codec::encode_body(e).map(|b| b.len())).collect::<Result<Vec<_>, _>>()?;
+    let limit = ltf_schemas::codec::MESSAGE_OVERHEAD_BYTES + largest.iter().max().copied().unwrap_or(0);
+    let codec = Arc::new(EventCodec::new(&registry_url(), topics.clone())?.with_max_message_bytes(limit));
+    let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), codec)?;
+    let err = publisher.publish_batch(&events).await.expect_err("an event over the limit");
+    assert!(err.to_string().contains("a Kafka message may hold"), "{err}");
+
+    let codec = Arc::new(EventCodec::new(&registry_url(), topics.clone())?);
+    let publisher = EventPublisher::new(&PublisherConfig::with_bootstrap(bootstrap()), codec)?;
+    assert_eq!(publisher.publish_batch(&events).await?.len(), events.len());
+    let msgs = read_n(&topics.all_events(), events.len(), Duration::from_secs(30))?;
+    assert_eq!(msgs.len(), events.len());
+    // Nothing more: the failed batch sent none of its events.
+    let more = read_n(&topics.all_events(), events.len() + 1, Duration::from_secs(5)).expect_err("only the second batch");
+    let n = events.len();
+    assert!(more.to_string().contains(&format!("read {n} of {}", n + 1)), "{more}");
+    let by_id: HashMap<_, _> = events.iter().map(|e| (e.event_id().to_string(), e)).collect();
+    for m in &msgs {
+        let h = headers(m);
+        let id = &h.iter().find(|(k, _)| k == "event-id").expect("event-id").1;
+        assert_eq!(h, ltf_schemas::codec::headers_for(by_id[id]), "the contract's headers, in order");
+    }
+    Ok(())
+}

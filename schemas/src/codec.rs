@@ -60,19 +60,36 @@ impl EncodedEvent {
 /// The contract's headers for `event` (without `traceparent`, which the caller adds when a
 /// trace is active).
 pub fn headers_for(event: &DomainEvent) -> Vec<(String, String)> {
-    let env = &event.envelope;
-    let mut h = vec![
-        (Headers::EVENT_ID.to_owned(), env.event_id.to_string()),
-        (Headers::EVENT_TYPE.to_owned(), event.event_type().as_str().to_owned()),
-        (Headers::EVENT_VERSION.to_owned(), env.version.to_string()),
-        (Headers::CONTENT_TYPE.to_owned(), CONTENT_TYPE.to_owned()),
-        (Headers::CORRELATION_ID.to_owned(), env.correlation_id.clone()),
-        (Headers::ORDERING_KEY.to_owned(), event.ordering_key().to_owned()),
-    ];
-    if let Some(c) = &env.causation_id {
-        h.push((Headers::CAUSATION_ID.to_owned(), c.clone()));
-    }
+    let mut h = Vec::with_capacity(7);
+    each_header(event, |name, value| h.push((name.to_owned(), value.to_owned())));
     h
+}
+
+/// The headers of [`headers_for`], handed to `add` one at a time as (name, value) without
+/// allocating them (a publisher copies them into the message).
+pub fn each_header(event: &DomainEvent, mut add: impl FnMut(&'static str, &str)) {
+    let env = &event.envelope;
+    let mut id = uuid::Uuid::encode_buffer();
+    add(Headers::EVENT_ID, env.event_id.hyphenated().encode_lower(&mut id));
+    add(Headers::EVENT_TYPE, event.event_type().as_str());
+    let mut digits = [0u8; 12];
+    add(Headers::EVENT_VERSION, decimal(env.version, &mut digits));
+    add(Headers::CONTENT_TYPE, CONTENT_TYPE);
+    add(Headers::CORRELATION_ID, &env.correlation_id);
+    add(Headers::ORDERING_KEY, event.ordering_key());
+    if let Some(c) = &env.causation_id {
+        add(Headers::CAUSATION_ID, c);
+    }
+}
+
+/// `n` in decimal, written into `buf`.
+fn decimal(n: i32, buf: &mut [u8; 12]) -> &str {
+    use std::io::Write as _;
+    let mut out = std::io::Cursor::new(&mut buf[..]);
+    // An i32 has at most 11 characters.
+    let _ = write!(out, "{n}");
+    let len = out.position() as usize;
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 /// Splits a Confluent-framed value into schema id and Avro body.
@@ -239,14 +256,29 @@ impl EventCodec {
     /// [`max_message_bytes`](Self::max_message_bytes) is [`SchemaError::TooLarge`], naming
     /// the field that makes it too large when one does.
     pub async fn encode(&self, event: &DomainEvent) -> Result<EncodedEvent, SchemaError> {
+        let mut value = Vec::with_capacity(5 + BODY_CAPACITY);
+        let topic = self.encode_value_into(event, &mut value).await?;
+        Ok(EncodedEvent { topic, key: event.aggregate_id().to_owned(), value, headers: headers_for(event) })
+    }
+
+    /// [`encode`](Self::encode) without its allocations, for a batch written into one
+    /// buffer: appends the Confluent-framed value of `event` to `buf` and returns its
+    /// topic; the key is `event.aggregate_id()` and the headers are [`each_header`]'s. On
+    /// an error (the same as `encode`'s, sizes included) `buf` is left as it was.
+    pub async fn encode_value_into(&self, event: &DomainEvent, buf: &mut Vec<u8>) -> Result<String, SchemaError> {
         let ty = event.event_type();
         let def = catalog::schema_def(ty, event.envelope.version)?;
         let topic = event.topic(&self.topics);
         let id = self.schema_id(&topic, def).await?;
-        let value = encode_framed(id, event)?;
-        let encoded = EncodedEvent { topic, key: event.aggregate_id().to_owned(), value, headers: headers_for(event) };
-        let (bytes, limit) = (encoded.message_bytes(), self.max_message_bytes);
+        let start = buf.len();
+        encode_framed_into(id, event, buf)?;
+        // The size of the message as `EncodedEvent::message_bytes` counts it.
+        let mut headers = 0;
+        each_header(event, |name, value| headers += name.len() + value.len() + HEADER_OVERHEAD_BYTES);
+        let (bytes, limit) =
+            (MESSAGE_OVERHEAD_BYTES + event.aggregate_id().len() + (buf.len() - start) + headers, self.max_message_bytes);
         if bytes > limit {
+            buf.truncate(start);
             return Err(SchemaError::TooLarge {
                 event_type: ty.as_str(),
                 event_id: event.event_id().to_string(),
@@ -255,7 +287,7 @@ impl EventCodec {
                 field: culprit(event, bytes, limit),
             });
         }
-        Ok(encoded)
+        Ok(topic)
     }
 
     /// Makes `def`'s schema the writer schema of `id` without asking the registry: for a
@@ -353,14 +385,13 @@ pub fn encode_body_into(event: &DomainEvent, buf: &mut Vec<u8>) -> Result<(), Sc
     Ok(())
 }
 
-/// The Confluent-framed value of `event` under schema id `id`: `frame(id, &encode_body(event)?)`
-/// written in one buffer.
-fn encode_framed(id: u32, event: &DomainEvent) -> Result<Vec<u8>, SchemaError> {
-    let mut out = Vec::with_capacity(5 + BODY_CAPACITY);
-    out.push(MAGIC_BYTE);
-    out.extend_from_slice(&id.to_be_bytes());
-    encode_body_into(event, &mut out)?;
-    Ok(out)
+/// Appends the Confluent-framed value of `event` under schema id `id` to `buf`:
+/// `frame(id, &encode_body(event)?)` written in place. On an error `buf` is left as it was.
+fn encode_framed_into(id: u32, event: &DomainEvent, buf: &mut Vec<u8>) -> Result<(), SchemaError> {
+    let start = buf.len();
+    buf.push(MAGIC_BYTE);
+    buf.extend_from_slice(&id.to_be_bytes());
+    encode_body_into(event, buf).inspect_err(|_| buf.truncate(start))
 }
 
 /// Decodes an Avro body written with `writer` (schema id `id`), resolved to the newest
@@ -457,7 +488,9 @@ mod tests {
             buf.clear();
             encode_body_into(&e, &mut buf).unwrap();
             assert_eq!(buf, body, "{}", e.event_type());
-            assert_eq!(encode_framed(258, &e).unwrap(), frame(258, &body), "{}", e.event_type());
+            let mut framed = vec![7];
+            encode_framed_into(258, &e, &mut framed).unwrap();
+            assert_eq!(framed[1..], frame(258, &body), "{}", e.event_type());
         }
         // Appended after what the buffer holds; an event that cannot be encoded leaves it.
         let mut bad = samples().remove(1);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
+use ltf_schemas::codec::each_header;
 use ltf_schemas::{DomainEvent, EncodedEvent, EventCodec, Headers};
 use metrics::counter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -53,6 +53,10 @@ type TopicLimit = (Option<usize>, Instant);
 
 /// How long a topic's `max.message.bytes` is trusted before it is read again.
 const TOPIC_LIMIT_TTL: Duration = Duration::from_secs(60);
+
+/// Bytes reserved per event of a batch for its framed value (a RecordUpdated of ten field
+/// values before and after is ~800 bytes).
+const VALUE_CAPACITY: usize = 1024;
 
 impl std::fmt::Debug for EventPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -169,20 +173,48 @@ impl EventPublisher {
     }
 
     /// Publishes many events: all are encoded and enqueued before any acknowledgement is
-    /// awaited. Fails with the first error, after every send has ended.
+    /// awaited. Fails with the first error, after every send has ended; an event that does
+    /// not encode fails the batch before anything is sent.
+    ///
+    /// The values are written into one buffer and the headers handed to librdkafka from
+    /// borrowed text ([`each_header`]): no `EncodedEvent` per event.
     pub async fn publish_batch(&self, events: &[DomainEvent]) -> Result<Vec<Delivery>, PublishError> {
+        let mut values = Vec::with_capacity(events.len() * VALUE_CAPACITY);
         let mut encoded = Vec::with_capacity(events.len());
         for e in events {
-            encoded.push(self.encode(e).await?);
+            let start = values.len();
+            let topic = self.codec.encode_value_into(e, &mut values).await.map_err(|source| PublishError::Encode {
+                topic: e.topic(self.codec.topics()),
+                event_id: e.event_id().to_string(),
+                source: Box::new(source),
+            })?;
+            encoded.push((topic, start..values.len()));
         }
-        self.publish_encoded_batch(&encoded).await.into_iter().collect()
+        let mut pending = Vec::with_capacity(events.len());
+        for (e, (topic, value)) in events.iter().zip(&encoded) {
+            let mut headers = OwnedHeaders::new_with_capacity(7);
+            each_header(e, |key, value| headers = std::mem::take(&mut headers).insert(Header { key, value: Some(value) }));
+            let event_id = || e.event_id().to_string();
+            pending.push(self.send(topic, Some(e.aggregate_id()), &values[value.clone()], headers, event_id).await);
+        }
+        let mut deliveries = Vec::with_capacity(events.len());
+        let mut failed = None;
+        for ((e, (topic, _)), p) in events.iter().zip(&encoded).zip(pending) {
+            match awaited(p, topic, || e.event_id().to_string()).await {
+                Ok(d) => deliveries.push(d),
+                Err(err) => {
+                    failed.get_or_insert(err);
+                }
+            }
+        }
+        failed.map_or(Ok(deliveries), Err)
     }
 
     /// Publishes an already-encoded value with its key and headers (outbox relay,
     /// dead-lettering, replay).
     pub async fn publish_encoded(&self, msg: &EncodedEvent) -> Result<Delivery, PublishError> {
         let fut = self.enqueue(msg).await?;
-        delivered(msg, fut).await
+        delivered(&msg.topic, || event_id_of(msg), fut).await
     }
 
     /// Publishes an already-encoded value without a Kafka key (`msg.key` is ignored): for
@@ -190,7 +222,7 @@ impl EventPublisher {
     /// must stay keyless rather than gain an empty key.
     pub async fn publish_encoded_without_key(&self, msg: &EncodedEvent) -> Result<Delivery, PublishError> {
         let fut = self.enqueue_as(msg, false).await?;
-        delivered(msg, fut).await
+        delivered(&msg.topic, || event_id_of(msg), fut).await
     }
 
     /// Publishes already-encoded values; one result per message, in order.
@@ -199,13 +231,11 @@ impl EventPublisher {
         for m in msgs {
             pending.push(self.enqueue(m).await);
         }
-        join_all(msgs.iter().zip(pending).map(|(m, p)| async move {
-            match p {
-                Ok(fut) => delivered(m, fut).await,
-                Err(e) => Err(e),
-            }
-        }))
-        .await
+        let mut results = Vec::with_capacity(msgs.len());
+        for (m, p) in msgs.iter().zip(pending) {
+            results.push(awaited(p, &m.topic, || event_id_of(m)).await);
+        }
+        results
     }
 
     /// Hands a message to librdkafka, waiting (without blocking the runtime) while its
@@ -220,9 +250,23 @@ impl EventPublisher {
         for (k, v) in &msg.headers {
             headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
         }
-        let mut record: FutureRecord<'_, String, Vec<u8>> = FutureRecord::to(&msg.topic).payload(&msg.value).headers(headers);
-        if keyed {
-            record = record.key(&msg.key);
+        let key = keyed.then_some(msg.key.as_str());
+        self.send(&msg.topic, key, &msg.value, headers, || event_id_of(msg)).await
+    }
+
+    /// Hands one message to librdkafka (which copies it), waiting (without blocking the
+    /// runtime) while its queue is full; `event_id` names the event in an error.
+    async fn send(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        value: &[u8],
+        headers: OwnedHeaders,
+        event_id: impl Fn() -> String,
+    ) -> Result<DeliveryFuture, PublishError> {
+        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(value).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
         }
         let mut backoff = Duration::from_micros(200);
         let mut replaced = false;
@@ -238,14 +282,12 @@ impl EventPublisher {
                     record = r;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    debug!(topic = %msg.topic, "producer queue full; waiting");
+                    debug!(topic, "producer queue full; waiting");
                     record = r;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(20));
                 }
-                Err((source, _)) => {
-                    return Err(PublishError::Kafka { topic: msg.topic.clone(), event_id: event_id_of(msg), source })
-                }
+                Err((source, _)) => return Err(PublishError::Kafka { topic: topic.to_owned(), event_id: event_id(), source }),
             }
         }
     }
@@ -256,13 +298,25 @@ impl EventPublisher {
     }
 }
 
-async fn delivered(msg: &EncodedEvent, fut: DeliveryFuture) -> Result<Delivery, PublishError> {
-    let err = |source| PublishError::Kafka { topic: msg.topic.clone(), event_id: event_id_of(msg), source };
+async fn delivered(topic: &str, event_id: impl FnOnce() -> String, fut: DeliveryFuture) -> Result<Delivery, PublishError> {
+    let err = |source| PublishError::Kafka { topic: topic.to_owned(), event_id: event_id(), source };
     match fut.await {
         Ok(Ok(d)) => Ok(Delivery { partition: d.partition, offset: d.offset }),
         Ok(Err((e, _))) => Err(err(e)),
         Err(_canceled) => Err(err(KafkaError::Canceled)),
     }
+}
+
+/// The delivery of a message that was enqueued (or the error that kept it from the
+/// queue). The deliveries of a batch are awaited one after another, in order: every
+/// message is queued already, so waiting on one holds none of the others back, and no task
+/// is made per message (as a `join_all` would).
+async fn awaited(
+    enqueued: Result<DeliveryFuture, PublishError>,
+    topic: &str,
+    event_id: impl FnOnce() -> String,
+) -> Result<Delivery, PublishError> {
+    delivered(topic, event_id, enqueued?).await
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::debug;
 
-use super::{delivered, EventPublisher};
+use super::{delivered, event_id_of, EventPublisher};
 use crate::PublishError;
 
 /// How [`EventPublisher::publish_transaction`] ended.
@@ -72,7 +72,7 @@ impl EventPublisher {
         let mut failed = None;
         for (at, &msg) in msgs.iter().enumerate() {
             match self.enqueue(msg).await {
-                Ok(fut) => deliveries.push(async move { (at, delivered(msg, fut).await) }),
+                Ok(fut) => deliveries.push(async move { (at, delivered(&msg.topic, || event_id_of(msg), fut).await) }),
                 Err(e) => {
                     failed = Some(e);
                     break;
