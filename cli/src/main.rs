@@ -101,9 +101,9 @@ fn main() -> Result<()> {
 /// The runtime's threads for `command`, when not tokio's default (`TOKIO_WORKER_THREADS`,
 /// else one per core). A command that runs a consumer group's runner leaves one core to the
 /// runner's poll thread, which is busy as long as events come: with a runtime thread per core
-/// besides it, the three took turns on two cores and the no-op worker read 11 % fewer events
-/// per second with 8 % more CPU (BENCHMARKS.md, "Consumer"). `TOKIO_WORKER_THREADS` still
-/// decides when set.
+/// besides it, the three took turns on two cores and the no-op worker read 7 % fewer events
+/// per second (19 alternated rounds, BENCHMARKS.md, "Consumer"). `TOKIO_WORKER_THREADS`
+/// still decides when set.
 fn runtime_threads(command: &Command) -> Option<usize> {
     let runs_a_runner = match command {
         Command::Worker(_) => true,
