@@ -72,24 +72,14 @@ pub fn each_header(event: &DomainEvent, mut add: impl FnMut(&'static str, &str))
     let mut id = uuid::Uuid::encode_buffer();
     add(Headers::EVENT_ID, env.event_id.hyphenated().encode_lower(&mut id));
     add(Headers::EVENT_TYPE, event.event_type().as_str());
-    let mut digits = [0u8; 12];
-    add(Headers::EVENT_VERSION, decimal(env.version, &mut digits));
+    let mut digits = itoa::Buffer::new();
+    add(Headers::EVENT_VERSION, digits.format(env.version));
     add(Headers::CONTENT_TYPE, CONTENT_TYPE);
     add(Headers::CORRELATION_ID, &env.correlation_id);
     add(Headers::ORDERING_KEY, event.ordering_key());
     if let Some(c) = &env.causation_id {
         add(Headers::CAUSATION_ID, c);
     }
-}
-
-/// `n` in decimal, written into `buf`.
-fn decimal(n: i32, buf: &mut [u8; 12]) -> &str {
-    use std::io::Write as _;
-    let mut out = std::io::Cursor::new(&mut buf[..]);
-    // An i32 has at most 11 characters.
-    let _ = write!(out, "{n}");
-    let len = out.position() as usize;
-    std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 /// Splits a Confluent-framed value into schema id and Avro body.
@@ -144,9 +134,19 @@ impl EncodedEvent {
     /// Its size as a Kafka message: key, value, headers and framing
     /// ([`MESSAGE_OVERHEAD_BYTES`]).
     pub fn message_bytes(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + HEADER_OVERHEAD_BYTES).sum();
-        MESSAGE_OVERHEAD_BYTES + self.key.len() + self.value.len() + headers
+        let headers: usize = self.headers.iter().map(|(k, v)| header_bytes(k, v)).sum();
+        message_bytes(self.key.len(), self.value.len(), headers)
     }
+}
+
+/// A header's size as [`EncodedEvent::message_bytes`] counts it.
+fn header_bytes(name: &str, value: &str) -> usize {
+    name.len() + value.len() + HEADER_OVERHEAD_BYTES
+}
+
+/// A message's size from its key's, value's and headers' sizes, with its framing.
+fn message_bytes(key: usize, value: usize, headers: usize) -> usize {
+    MESSAGE_OVERHEAD_BYTES + key + value + headers
 }
 
 /// The field of `event` (of its record or form field maps) whose value is the largest
@@ -272,11 +272,9 @@ impl EventCodec {
         let id = self.schema_id(&topic, def).await?;
         let start = buf.len();
         encode_framed_into(id, event, buf)?;
-        // The size of the message as `EncodedEvent::message_bytes` counts it.
         let mut headers = 0;
-        each_header(event, |name, value| headers += name.len() + value.len() + HEADER_OVERHEAD_BYTES);
-        let (bytes, limit) =
-            (MESSAGE_OVERHEAD_BYTES + event.aggregate_id().len() + (buf.len() - start) + headers, self.max_message_bytes);
+        each_header(event, |name, value| headers += header_bytes(name, value));
+        let (bytes, limit) = (message_bytes(event.aggregate_id().len(), buf.len() - start, headers), self.max_message_bytes);
         if bytes > limit {
             buf.truncate(start);
             return Err(SchemaError::TooLarge {

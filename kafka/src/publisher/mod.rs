@@ -159,11 +159,16 @@ impl EventPublisher {
 
     /// Encodes `event` for its topic.
     pub async fn encode(&self, event: &DomainEvent) -> Result<EncodedEvent, PublishError> {
-        self.codec.encode(event).await.map_err(|source| PublishError::Encode {
+        self.codec.encode(event).await.map_err(|source| self.encode_error(event, source))
+    }
+
+    /// The error of an event that could not be encoded.
+    fn encode_error(&self, event: &DomainEvent, source: ltf_schemas::SchemaError) -> PublishError {
+        PublishError::Encode {
             topic: event.topic(self.codec.topics()),
             event_id: event.event_id().to_string(),
             source: Box::new(source),
-        })
+        }
     }
 
     /// Publishes one event; resolves once the broker acknowledged it.
@@ -183,11 +188,7 @@ impl EventPublisher {
         let mut encoded = Vec::with_capacity(events.len());
         for e in events {
             let start = values.len();
-            let topic = self.codec.encode_value_into(e, &mut values).await.map_err(|source| PublishError::Encode {
-                topic: e.topic(self.codec.topics()),
-                event_id: e.event_id().to_string(),
-                source: Box::new(source),
-            })?;
+            let topic = self.codec.encode_value_into(e, &mut values).await.map_err(|source| self.encode_error(e, source))?;
             encoded.push((topic, start..values.len()));
         }
         let mut pending = Vec::with_capacity(events.len());
