@@ -169,16 +169,17 @@ pub(crate) async fn guarded(call: impl std::future::Future<Output = Result<(), H
 /// What the runtime gives a handler besides the event.
 #[derive(Debug, Clone)]
 pub struct HandlerContext {
-    /// The consumer group id.
-    pub group: String,
-    /// The handler's name.
-    pub handler: String,
+    /// The consumer group id (shared: a call's context copies no name).
+    pub group: Arc<str>,
+    /// The handler's name (shared).
+    pub handler: Arc<str>,
     /// This attempt's number, from 1.
     pub attempt: u32,
     /// The group's dedup store, when configured.
     pub dedup: Option<Arc<DedupStore>>,
-    /// The dedup middleware's state of this call ([`DedupStore::begin`] marks it).
-    pub(crate) recording: Arc<Recording>,
+    /// What this call tells the runtime besides its result: whether the handler recorded
+    /// the event itself, which dependencies it reported.
+    pub(crate) call: Arc<CallState>,
     /// Attempts the runtime's retry policy allows this delivery (1 when unknown).
     pub max_attempts: u32,
     /// The group's circuit breakers, for calls made through [`dependency`](HandlerContext::dependency).
@@ -190,8 +191,16 @@ pub struct HandlerContext {
     /// How long the event may stay parked before [`park_expired`](HandlerContext::park_expired)
     /// (`None`: without limit).
     pub max_park: Option<Duration>,
-    /// Dependencies whose outcome this call reported itself.
-    pub(crate) reported: Arc<Mutex<Vec<String>>>,
+}
+
+/// The state of one handler call that the runtime reads after it (one allocation per
+/// call for both).
+#[derive(Debug, Default)]
+pub(crate) struct CallState {
+    /// The dedup middleware's state ([`DedupStore::begin`] marks it).
+    pub(crate) recording: Recording,
+    /// Dependencies whose outcome the call reported itself.
+    pub(crate) reported: Mutex<Vec<String>>,
 }
 
 /// A call to a dependency admitted by its circuit breaker ([`HandlerContext::dependency`]):
@@ -199,7 +208,7 @@ pub struct HandlerContext {
 #[derive(Debug)]
 pub struct DependencyCall {
     permit: Option<DependencyPermit>,
-    reported: Arc<Mutex<Vec<String>>>,
+    call: Arc<CallState>,
 }
 
 impl DependencyCall {
@@ -208,7 +217,7 @@ impl DependencyCall {
     /// handler's error of this dependency a second time.
     pub fn finish(mut self, ok: bool) {
         if let Some(p) = self.permit.take() {
-            self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(p.dependency().to_owned());
+            self.call.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(p.dependency().to_owned());
             p.finish(ok);
         }
     }
@@ -217,8 +226,8 @@ impl DependencyCall {
 impl HandlerContext {
     /// The context of attempt `attempt` of `handler` in `group`.
     pub fn new(
-        group: impl Into<String>,
-        handler: impl Into<String>,
+        group: impl Into<Arc<str>>,
+        handler: impl Into<Arc<str>>,
         attempt: u32,
         dedup: Option<Arc<DedupStore>>,
     ) -> HandlerContext {
@@ -227,13 +236,12 @@ impl HandlerContext {
             handler: handler.into(),
             attempt,
             dedup,
-            recording: Arc::default(),
+            call: Arc::default(),
             max_attempts: 1,
             breakers: None,
             probe: None,
             parked: Duration::ZERO,
             max_park: None,
-            reported: Arc::default(),
         }
     }
 
@@ -244,12 +252,12 @@ impl HandlerContext {
     /// every call is admitted.
     pub async fn dependency(&self, dependency: &str) -> Result<DependencyCall, HandlerError> {
         let Some(breakers) = &self.breakers else {
-            return Ok(DependencyCall { permit: None, reported: self.reported.clone() });
+            return Ok(DependencyCall { permit: None, call: self.call.clone() });
         };
         let holds_probe = self.probe.as_deref() == Some(dependency);
         loop {
             match breakers.admit(dependency, holds_probe) {
-                Admission::Go(permit) => return Ok(DependencyCall { permit: Some(permit), reported: self.reported.clone() }),
+                Admission::Go(permit) => return Ok(DependencyCall { permit: Some(permit), call: self.call.clone() }),
                 Admission::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
                 Admission::Open => {
                     return Err(HandlerError::retryable(ErrorClass::CircuitOpen, format!("the circuit of {dependency} is open"))

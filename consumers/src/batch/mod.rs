@@ -139,7 +139,7 @@ async fn batcher(core: Arc<Pipeline>, handler: Arc<dyn BatchHandler>, config: Ba
 
 /// One batch of one type: as a whole with retries, then event by event if it failed.
 async fn run_group(core: &Pipeline, handler: &dyn BatchHandler, group: Vec<Pending>) {
-    let name = handler.name().to_owned();
+    let name: Arc<str> = handler.name().into();
     let blocker = group[0].blocker.clone();
     if attempt(core, handler, &name, &group, &blocker, false).await {
         for p in group {
@@ -160,7 +160,7 @@ async fn run_group(core: &Pipeline, handler: &dyn BatchHandler, group: Vec<Pendi
 async fn attempt(
     core: &Pipeline,
     handler: &dyn BatchHandler,
-    name: &str,
+    name: &Arc<str>,
     events: &[Pending],
     blocker: &PartitionPause,
     conclude_failure: bool,

@@ -66,7 +66,7 @@ where
 {
     call.await?;
     let Some(dedup) = &ctx.dedup else { return Ok(()) };
-    if ctx.recording.recorded_by_handler() {
+    if ctx.call.recording.recorded_by_handler() {
         return Ok(());
     }
     let mut conn = dedup.pool().acquire().await?;
@@ -149,7 +149,7 @@ impl DedupStore {
         event: &Event,
     ) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        ctx.recording.mark_recorded_by_handler();
+        ctx.call.recording.mark_recorded_by_handler();
         if DedupStore::record(&mut tx, &ctx.group, &ctx.handler, event.event_id()).await? {
             Ok(Some(tx))
         } else {

@@ -132,8 +132,8 @@ pub(crate) struct Attempted {
 /// (a successful call is a success of each), and how long an event may stay parked.
 #[derive(Debug)]
 pub(crate) struct Scope<'a> {
-    pub group: &'a str,
-    pub handler: &'a str,
+    pub group: &'a Arc<str>,
+    pub handler: &'a Arc<str>,
     pub policy: &'a RetryPolicy,
     pub breakers: &'a Arc<Breakers>,
     pub dedup: Option<&'a Arc<DedupStore>>,
@@ -183,15 +183,15 @@ where
     let mut probe: Option<String> = None;
     let result = loop {
         let mut ctx =
-            HandlerContext::new(group.to_owned(), handler, attempt, dedup.cloned()).with_max_attempts(policy.max_attempts);
+            HandlerContext::new(group.clone(), handler.clone(), attempt, dedup.cloned()).with_max_attempts(policy.max_attempts);
         ctx.breakers = Some(breakers.clone());
         ctx.probe = probe.take();
         ctx.parked = parked.as_ref().map_or(Duration::ZERO, |(since, _)| since.elapsed());
         ctx.max_park = max_park;
         // What is needed of the context after the call, so the call takes it (no copy).
-        let (reported_by, claimed, park_expired) = (ctx.reported.clone(), ctx.probe.clone(), ctx.park_expired());
+        let (call_state, claimed, park_expired) = (ctx.call.clone(), ctx.probe.clone(), ctx.park_expired());
         let outcome = call(ctx).await;
-        let reported = reported_by.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let reported = std::mem::take(&mut *call_state.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let failed_dependency = outcome.as_ref().err().and_then(|e| e.dependency.clone());
         // A probe the runtime claimed and the call did not report: the call's outcome is
         // the dependency's (it answered unless it is the one that failed).
@@ -224,14 +224,14 @@ where
             if parked.is_none() {
                 parked = Some((Instant::now(), ParkedGauge::new(group)));
             }
-            counter!(PARKS_TOTAL, labels::GROUP => group.to_owned(), labels::HANDLER => handler.to_owned(),
+            counter!(PARKS_TOTAL, labels::GROUP => group.to_string(), labels::HANDLER => handler.to_string(),
                 labels::DEPENDENCY => dep.clone())
             .increment(1);
             waits += 1;
             if breakers.is_open(&dep) {
                 // Not the event's fault: wait for the dependency without using an attempt,
                 // at most until `max_park` is over.
-                debug!(handler, dependency = %dep, "circuit open; the event is parked");
+                debug!(handler = &**handler, dependency = %dep, "circuit open; the event is parked");
                 let left = max_park.map(|max| max.saturating_sub(parked.as_ref().map_or(Duration::ZERO, |(s, _)| s.elapsed())));
                 match left {
                     None => {
@@ -254,7 +254,7 @@ where
         if !policy.should_retry(&err, attempt) {
             break Err(err);
         }
-        counter!(RETRIES_TOTAL, labels::GROUP => group.to_owned(), labels::HANDLER => handler.to_owned(),
+        counter!(RETRIES_TOTAL, labels::GROUP => group.to_string(), labels::HANDLER => handler.to_string(),
             labels::CLASS => err.class.as_str())
         .increment(1);
         // The thread-local generator is not `Send`: use it within this statement only.
@@ -298,9 +298,19 @@ mod tests {
     }
 
     static METRICS: std::sync::LazyLock<GroupMetrics> = std::sync::LazyLock::new(|| GroupMetrics::new("g"));
+    static NAMES: std::sync::LazyLock<(Arc<str>, Arc<str>)> = std::sync::LazyLock::new(|| ("g".into(), "h".into()));
 
     fn scope<'a>(policy: &'a RetryPolicy, breakers: &'a Arc<Breakers>, max_park: Option<Duration>) -> Scope<'a> {
-        Scope { group: "g", handler: "h", policy, breakers, dedup: None, dependencies: &[], max_park, metrics: &METRICS }
+        Scope {
+            group: &NAMES.0,
+            handler: &NAMES.1,
+            policy,
+            breakers,
+            dedup: None,
+            dependencies: &[],
+            max_park,
+            metrics: &METRICS,
+        }
     }
 
     /// Runs the retry loop with `fast(max)` and breakers opening after `threshold`
@@ -314,7 +324,7 @@ mod tests {
             let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
             let result = outcome(n);
             async move {
-                assert_eq!(ctx.handler, "h");
+                assert_eq!(&*ctx.handler, "h");
                 result
             }
         })

@@ -52,9 +52,12 @@ const POSTGRES: &str = "postgres";
 /// The pipeline of one consumer group.
 #[derive(Debug)]
 pub struct Pipeline {
-    group: String,
+    group: Arc<str>,
     codec: Arc<EventCodec>,
     router: Router,
+    /// The name of each of the router's handlers, in its order (each call's context shares
+    /// them).
+    names: Vec<Arc<str>>,
     dedup: Option<Arc<DedupStore>>,
     retry: RetryPolicy,
     breakers: Arc<Breakers>,
@@ -78,9 +81,22 @@ impl Pipeline {
         fuse: Arc<DlqFuse>,
         dead_letters: Arc<dyn DeadLetterSink>,
     ) -> Pipeline {
-        let group = group.into();
+        let group: String = group.into();
         let metrics = GroupMetrics::new(&group);
-        Pipeline { group, codec, router, dedup, retry, breakers, fuse, dead_letters, max_park: None, metrics }
+        let names = router.handlers().iter().map(|h| Arc::from(h.name())).collect();
+        Pipeline {
+            group: group.into(),
+            codec,
+            router,
+            names,
+            dedup,
+            retry,
+            breakers,
+            fuse,
+            dead_letters,
+            max_park: None,
+            metrics,
+        }
     }
 
     /// The retry policy's delay before attempt `attempt + 1`.
@@ -113,8 +129,7 @@ impl Pipeline {
     }
 
     /// Runs one handler on one event to the end.
-    async fn handle(&self, handler: &Arc<dyn Handler>, event: &Event, value: &[u8], blocker: &PartitionPause) {
-        let name = handler.name();
+    async fn handle(&self, handler: &Arc<dyn Handler>, name: &Arc<str>, event: &Event, value: &[u8], blocker: &PartitionPause) {
         if self.is_duplicate(name, event).await {
             self.count(name, event.event_type().as_str(), outcome::DUPLICATE);
             return;
@@ -135,7 +150,7 @@ impl Pipeline {
 
     /// The retry middleware around `call` (one handler call per attempt) of a handler
     /// that declared `dependencies`.
-    pub(crate) async fn attempts<F, Fut>(&self, name: &str, dependencies: &[&'static str], call: F) -> Attempted
+    pub(crate) async fn attempts<F, Fut>(&self, name: &Arc<str>, dependencies: &[&'static str], call: F) -> Attempted
     where
         F: FnMut(HandlerContext) -> Fut,
         Fut: Future<Output = Result<(), HandlerError>>,
@@ -172,7 +187,7 @@ impl Pipeline {
                         error_class: err.class,
                         error_message: err.message.clone(),
                         attempts: attempted.attempts,
-                        group: self.group.clone(),
+                        group: self.group.to_string(),
                         handler: name.to_owned(),
                         first_failure: attempted.first_failure.unwrap_or_else(Utc::now),
                         last_failure: Utc::now(),
@@ -200,7 +215,7 @@ impl Pipeline {
             error_class: ErrorClass::of_decode(&e),
             error_message: e.to_string(),
             attempts: 0,
-            group: self.group.clone(),
+            group: self.group.to_string(),
             handler: UNDECODABLE_HANDLER.to_owned(),
             first_failure: now,
             last_failure: now,
@@ -244,8 +259,9 @@ impl Process for Pipeline {
         }
         async {
             let mut handlers = 0;
-            for handler in self.router.handlers().iter().filter(|h| h.can_handle(event.event_type())) {
-                self.handle(handler, &event, &msg.value, blocker).await;
+            let named = self.router.handlers().iter().zip(&self.names);
+            for (handler, name) in named.filter(|(h, _)| h.can_handle(event.event_type())) {
+                self.handle(handler, name, &event, &msg.value, blocker).await;
                 handlers += 1;
             }
             debug!(handlers, "event handled");

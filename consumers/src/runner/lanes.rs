@@ -81,6 +81,9 @@ pub struct Lanes {
     queues: Box<[Mutex<Queues>]>,
     seed: foldhash::fast::RandomState,
     shared: Arc<PartitionStates>,
+    /// The lanes' handle on the runner, lent to every event (not cloned per event: its
+    /// count would be one more shared cache line written from both threads).
+    pause: PartitionPause,
     process: Arc<dyn Process>,
     /// Where the lanes run (the poll loop has a runtime of its own).
     runtime: Handle,
@@ -89,7 +92,8 @@ pub struct Lanes {
 impl Lanes {
     pub fn new(shared: Arc<PartitionStates>, process: Arc<dyn Process>, runtime: Handle) -> Arc<Lanes> {
         let queues = (0..SHARDS).map(|_| Mutex::new(Queues::default())).collect();
-        Arc::new(Lanes { queues, seed: Default::default(), shared, process, runtime })
+        let pause = PartitionPause::new(shared.clone());
+        Arc::new(Lanes { queues, seed: Default::default(), shared, pause, process, runtime })
     }
 
     /// The queues of the shard of `key`.
@@ -161,11 +165,10 @@ impl Lanes {
 
     /// Runs the lane of `key` from `first` until its queue is empty.
     async fn run(&self, key: LaneKey, first: Job, finished: &Mutex<Finished>) {
-        let blocker = PartitionPause::new(self.shared.clone());
         let mut job = first;
         loop {
             let offset = job.incoming.meta.offset;
-            let processed = AssertUnwindSafe(self.process.process(&job.incoming, &blocker)).catch_unwind().await;
+            let processed = AssertUnwindSafe(self.process.process(&job.incoming, &self.pause)).catch_unwind().await;
             if processed.is_err() {
                 // The lane stays: its key's later events wait behind an event that is never
                 // finished, which is read again after a restart (at-least-once).
