@@ -422,7 +422,7 @@ struct Ignore;
 
 #[async_trait]
 impl ltf_consumers::Process for Ignore {
-    async fn process(&self, _: &ltf_consumers::Incoming, _: &ltf_consumers::PartitionPause) {}
+    async fn process(&self, _: ltf_consumers::Incoming, _: &ltf_consumers::PartitionPause) {}
 }
 
 /// A process that blocks its thread (a handler doing blocking work) for `block` on the
@@ -436,7 +436,7 @@ struct BlockOnce {
 
 #[async_trait]
 impl ltf_consumers::Process for BlockOnce {
-    async fn process(&self, _: &ltf_consumers::Incoming, _: &ltf_consumers::PartitionPause) {
+    async fn process(&self, _: ltf_consumers::Incoming, _: &ltf_consumers::PartitionPause) {
         if !self.blocking.swap(true, Ordering::SeqCst) {
             std::thread::sleep(self.block);
             self.done.store(true, Ordering::SeqCst);

@@ -130,7 +130,7 @@ struct Nothing;
 
 #[async_trait]
 impl Process for Nothing {
-    async fn process(&self, _msg: &Incoming, _blocker: &PartitionPause) {}
+    async fn process(&self, _msg: Incoming, _blocker: &PartitionPause) {}
 }
 
 /// When the first message started and the N-th finished.
@@ -153,7 +153,7 @@ struct Timed {
 
 #[async_trait]
 impl Process for Timed {
-    async fn process(&self, msg: &Incoming, blocker: &PartitionPause) {
+    async fn process(&self, msg: Incoming, blocker: &PartitionPause) {
         self.progress.first.get_or_init(Instant::now);
         self.inner.process(msg, blocker).await;
         if self.progress.finished.fetch_add(1, Ordering::Relaxed) + 1 == self.progress.target {

@@ -95,7 +95,8 @@ impl BatchPipeline {
 
 #[async_trait]
 impl Process for BatchPipeline {
-    async fn process(&self, msg: &Incoming, blocker: &PartitionPause) {
+    async fn process(&self, msg: Incoming, blocker: &PartitionPause) {
+        let msg = &msg;
         let Some(event) = self.core.decode_or_dead_letter(msg, blocker).await else { return };
         if !self.wants.contains(&event.event_type()) {
             return;

@@ -241,7 +241,8 @@ impl Pipeline {
 
 #[async_trait]
 impl Process for Pipeline {
-    async fn process(&self, msg: &Incoming, blocker: &PartitionPause) {
+    async fn process(&self, msg: Incoming, blocker: &PartitionPause) {
+        let msg = &msg;
         let Some(event) = self.decode_or_dead_letter(msg, blocker).await else { return };
         let span = info_span!("handle_event",
             group = %self.group,

@@ -14,7 +14,7 @@ async fn an_event_handled_at_once_or_after_a_retry_is_not_dead_lettered() {
     let ok = Scripted::new("ok", []);
     let heals = Scripted::new("heals", [Err(timeout())]);
     let p = pipeline(&[ok.clone(), heals.clone()], sink.clone(), FuseConfig::default());
-    p.process(&incoming(0, 7).1, &test_pause()).await;
+    p.process(incoming(0, 7).1, &test_pause()).await;
     assert_eq!((ok.calls(), heals.calls()), (1, 2));
     assert!(sink.letters().is_empty());
 }
@@ -25,7 +25,7 @@ async fn a_permanent_error_is_dead_lettered_after_one_attempt_with_its_class_and
     let bad = Scripted::new("bad", [Err(HandlerError::permanent(ErrorClass::Validation, "field `age` is not a number"))]);
     let p = pipeline(std::slice::from_ref(&bad), sink.clone(), FuseConfig::default());
     let (event, msg) = incoming(1, 7);
-    p.process(&msg, &test_pause()).await;
+    p.process(msg.clone(), &test_pause()).await;
     assert_eq!(bad.calls(), 1, "a permanent error is not retried");
     let letters = sink.letters();
     assert_eq!(letters.len(), 1);
@@ -44,7 +44,7 @@ async fn a_retryable_error_that_never_heals_is_dead_lettered_after_the_last_atte
     let sink = Arc::new(Sink::default());
     let flaky = Scripted::new("flaky", [Err(timeout()), Err(timeout()), Err(timeout()), Err(timeout())]);
     let p = pipeline(std::slice::from_ref(&flaky), sink.clone(), FuseConfig::default());
-    p.process(&incoming(2, 7).1, &test_pause()).await;
+    p.process(incoming(2, 7).1, &test_pause()).await;
     assert_eq!(*flaky.attempts.lock().expect("attempts"), vec![1, 2, 3]);
     let letters = sink.letters();
     assert_eq!(letters.len(), 1);
@@ -58,7 +58,7 @@ async fn each_handler_concludes_on_its_own_and_a_failing_one_does_not_stop_the_o
     let first = Scripted::new("first", [Err(HandlerError::permanent(ErrorClass::Config, "no table"))]);
     let second = Scripted::new("second", []);
     let p = pipeline(&[first.clone(), second.clone()], sink.clone(), FuseConfig::default());
-    p.process(&incoming(0, 7).1, &test_pause()).await;
+    p.process(incoming(0, 7).1, &test_pause()).await;
     assert_eq!((first.calls(), second.calls()), (1, 1));
     let handlers: Vec<String> = sink.letters().into_iter().map(|d| d.handler).collect();
     assert_eq!(handlers, vec!["first".to_owned()]);
@@ -71,11 +71,11 @@ async fn a_value_that_does_not_decode_is_dead_lettered_as_it_is_and_no_handler_r
     let p = pipeline(std::slice::from_ref(&h), sink.clone(), FuseConfig::default());
     let (_, mut msg) = incoming(0, 7);
     msg.value = b"plain text, not Confluent-framed".to_vec();
-    p.process(&msg, &test_pause()).await;
+    p.process(msg.clone(), &test_pause()).await;
     // Framed, but the body is cut short: bad Avro.
     let (_, mut cut) = incoming(0, 8);
     cut.value.truncate(9);
-    p.process(&cut, &test_pause()).await;
+    p.process(cut.clone(), &test_pause()).await;
     assert_eq!(h.calls(), 0);
     let letters = sink.letters();
     let got: Vec<_> = letters.iter().map(|d| (d.error_class, d.handler.as_str(), d.attempts, d.value.clone())).collect();
@@ -93,7 +93,7 @@ async fn a_dead_letter_the_sink_refuses_is_retried_until_it_is_taken_before_the_
     let sink = Arc::new(Sink { refuse: AtomicU32::new(3), ..Sink::default() });
     let bad = Scripted::new("bad", [Err(HandlerError::permanent(ErrorClass::Validation, "no"))]);
     let p = pipeline(&[bad], sink.clone(), FuseConfig::default());
-    p.process(&incoming(0, 7).1, &test_pause()).await;
+    p.process(incoming(0, 7).1, &test_pause()).await;
     assert_eq!(sink.refused.load(Ordering::SeqCst), 3);
     assert_eq!(sink.letters().len(), 1, "process returned only once the dead letter was taken");
 }
@@ -107,7 +107,7 @@ async fn the_fuse_stops_the_worker_once_too_large_a_share_is_dead_lettered() {
     let p = pipeline(&[h], sink.clone(), fuse);
     let pause = test_pause();
     for (n, stopped) in [(0, false), (1, false), (2, false), (3, true)] {
-        p.process(&incoming(0, n).1, &pause).await;
+        p.process(incoming(0, n).1, &pause).await;
         assert_eq!(pause.is_worker_stopped(), stopped, "after event {n}");
     }
     assert_eq!(sink.letters().len(), 3);

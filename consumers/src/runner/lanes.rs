@@ -6,7 +6,9 @@
 //! whole batch, which runs their lanes concurrently and takes each lane's later events
 //! as they queue up. So a task is spawned per batch, not per event (every record has a
 //! key of its own when records are keyed by id), and the batches of one partition still
-//! spread over the runtime's threads.
+//! spread over the runtime's threads. The task first runs each new lane as far as it goes
+//! without waiting; only a lane whose event waits (a handler's I/O, a parked event)
+//! becomes a future of the task's set, so an event handled at once costs no slot there.
 //!
 //! A task records what its lanes finished each time it waits (and when it ends): one lock
 //! of the partitions' bookkeeping and one release of the in-flight slots per round of the
@@ -14,10 +16,12 @@
 //! the lanes on every runtime thread seldom meet on one lock.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::hash::BuildHasher;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use foldhash::HashMap;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -126,19 +130,29 @@ impl Lanes {
         let lanes = self.clone();
         self.runtime.spawn(async move {
             let finished = Mutex::new(Finished::default());
-            let mut running: FuturesUnordered<_> = fresh.into_iter().map(|(key, job)| lanes.run(key, job, &finished)).collect();
+            let mut fresh = fresh.into_iter();
+            let mut waiting = FuturesUnordered::new();
             // What finished is recorded whenever the lanes wait (and at the end): once per
             // round of the task, not once per event.
-            std::future::poll_fn(|cx| loop {
-                match running.poll_next_unpin(cx) {
-                    Poll::Ready(Some(())) => continue,
-                    Poll::Ready(None) => {
-                        lanes.record(&finished);
-                        return Poll::Ready(());
+            std::future::poll_fn(|cx| {
+                // The batch's new lanes first, each as far as it goes without waiting: only
+                // a lane that waits becomes a future of the task's set.
+                for (key, job) in fresh.by_ref() {
+                    if let Some(started) = lanes.run_ready(key, job, &finished, cx) {
+                        waiting.push(lanes.run_rest(key, started, &finished));
                     }
-                    Poll::Pending => {
-                        lanes.record(&finished);
-                        return Poll::Pending;
+                }
+                loop {
+                    match waiting.poll_next_unpin(cx) {
+                        Poll::Ready(Some(())) => continue,
+                        Poll::Ready(None) => {
+                            lanes.record(&finished);
+                            return Poll::Ready(());
+                        }
+                        Poll::Pending => {
+                            lanes.record(&finished);
+                            return Poll::Pending;
+                        }
                     }
                 }
             })
@@ -163,30 +177,85 @@ impl Lanes {
         self.push_batch(vec![(key, job)]);
     }
 
+    /// Runs the lane of `key` from `job` as far as it goes without waiting, polling each
+    /// event's processing with the task's context `cx`; returns the event whose processing
+    /// waits (its lane goes on in [`Lanes::run_rest`]), or `None` once the lane's queue is
+    /// empty (or an event panicked).
+    fn run_ready<'a>(
+        &'a self,
+        key: LaneKey,
+        mut job: Job,
+        finished: &Mutex<Finished>,
+        cx: &mut Context<'_>,
+    ) -> Option<Started<'a>> {
+        loop {
+            let Job { tp, incoming, generation, permit } = job;
+            let offset = incoming.meta.offset;
+            let mut processing = self.process.process(incoming, &self.pause);
+            match std::panic::catch_unwind(AssertUnwindSafe(|| processing.as_mut().poll(cx))) {
+                Ok(Poll::Ready(())) => {}
+                Ok(Poll::Pending) => return Some(Started { processing, tp, generation, offset, permit }),
+                Err(_) => {
+                    panicked(&tp, offset);
+                    return None;
+                }
+            }
+            finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(tp, generation, offset, permit);
+            job = self.next(key)?;
+        }
+    }
+
+    /// The lane of `key` from an event whose processing waited, until its queue is empty.
+    async fn run_rest(&self, key: LaneKey, started: Started<'_>, finished: &Mutex<Finished>) {
+        let Started { processing, tp, generation, offset, permit } = started;
+        if AssertUnwindSafe(processing).catch_unwind().await.is_err() {
+            panicked(&tp, offset);
+            return;
+        }
+        finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(tp, generation, offset, permit);
+        if let Some(job) = self.next(key) {
+            self.run(key, job, finished).await;
+        }
+    }
+
     /// Runs the lane of `key` from `first` until its queue is empty.
     async fn run(&self, key: LaneKey, first: Job, finished: &Mutex<Finished>) {
         let mut job = first;
         loop {
-            let offset = job.incoming.meta.offset;
-            let processed = AssertUnwindSafe(self.process.process(&job.incoming, &self.pause)).catch_unwind().await;
-            if processed.is_err() {
-                // The lane stays: its key's later events wait behind an event that is never
-                // finished, which is read again after a restart (at-least-once).
-                error!(topic = %job.tp.0, partition = job.tp.1, offset, "processing panicked; the event stays unfinished");
+            let Job { tp, incoming, generation, permit } = job;
+            let offset = incoming.meta.offset;
+            if AssertUnwindSafe(self.process.process(incoming, &self.pause)).catch_unwind().await.is_err() {
+                panicked(&tp, offset);
                 return;
             }
-            finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(job.tp, job.generation, offset, job.permit);
-            let next = {
-                let mut queues = self.queues(key);
-                match queues.get_mut(&key).and_then(VecDeque::pop_front) {
-                    Some(j) => j,
-                    None => {
-                        queues.remove(&key);
-                        return;
-                    }
-                }
-            };
+            finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(tp, generation, offset, permit);
+            let Some(next) = self.next(key) else { return };
             job = next;
         }
     }
+
+    /// The next job of the lane of `key`; `None` ends the lane (its queue is empty).
+    fn next(&self, key: LaneKey) -> Option<Job> {
+        let mut queues = self.queues(key);
+        let next = queues.get_mut(&key).and_then(VecDeque::pop_front);
+        if next.is_none() {
+            queues.remove(&key);
+        }
+        next
+    }
+}
+
+/// An event whose processing was started and waits.
+struct Started<'a> {
+    processing: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    tp: Tp,
+    generation: u64,
+    offset: i64,
+    permit: OwnedSemaphorePermit,
+}
+
+/// A panic while processing an event. The lane stays: its key's later events wait behind
+/// an event that is never finished, which is read again after a restart (at-least-once).
+fn panicked(tp: &Tp, offset: i64) {
+    error!(topic = %tp.0, partition = tp.1, offset, "processing panicked; the event stays unfinished");
 }

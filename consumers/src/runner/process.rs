@@ -47,6 +47,7 @@ impl PartitionPause {
 /// be finished (the DLQ unreachable) must not return until it is, or the worker stops.
 #[async_trait]
 pub trait Process: Send + Sync + std::fmt::Debug + 'static {
-    /// Processes `msg`.
-    async fn process(&self, msg: &Incoming, blocker: &PartitionPause);
+    /// Processes `msg`. The call owns the message, so the lanes can start it and keep it
+    /// waiting without holding the message beside it.
+    async fn process(&self, msg: Incoming, blocker: &PartitionPause);
 }

@@ -50,7 +50,7 @@ struct WaitsOnCircuit {
 
 #[async_trait]
 impl Process for WaitsOnCircuit {
-    async fn process(&self, msg: &Incoming, _: &PartitionPause) {
+    async fn process(&self, msg: Incoming, _: &PartitionPause) {
         if msg.meta.key.as_deref() == Some("a") {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -206,7 +206,7 @@ struct Timeline {
 
 #[async_trait]
 impl Process for Timeline {
-    async fn process(&self, msg: &Incoming, _: &PartitionPause) {
+    async fn process(&self, msg: Incoming, _: &PartitionPause) {
         let started = Instant::now();
         tokio::time::sleep(Duration::from_millis(20)).await;
         let key = msg.meta.key.clone().unwrap_or_default();
@@ -259,7 +259,7 @@ struct Paced;
 
 #[async_trait]
 impl Process for Paced {
-    async fn process(&self, msg: &Incoming, _: &PartitionPause) {
+    async fn process(&self, msg: Incoming, _: &PartitionPause) {
         let ms = if msg.meta.key.as_deref() == Some("slow") { 10_000 } else { 10 };
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -297,7 +297,7 @@ struct Gate(tokio::sync::Notify);
 
 #[async_trait]
 impl Process for Gate {
-    async fn process(&self, msg: &Incoming, _: &PartitionPause) {
+    async fn process(&self, msg: Incoming, _: &PartitionPause) {
         if msg.meta.key.as_deref() == Some("boom") {
             panic!("a process that panics");
         }
@@ -369,5 +369,5 @@ struct Nothing;
 
 #[async_trait]
 impl Process for Nothing {
-    async fn process(&self, _: &Incoming, _: &PartitionPause) {}
+    async fn process(&self, _: Incoming, _: &PartitionPause) {}
 }
