@@ -25,6 +25,8 @@
 //! [`build_checked_fields`] reads with [`In::fields`] the first time a handler reads the
 //! map. The apache-avro path builds its maps at once.
 
+use std::sync::Arc;
+
 use apache_avro::Schema;
 use serde_json::{Map, Number, Value as Json};
 use uuid::Uuid;
@@ -59,6 +61,9 @@ pub(crate) fn layout_of(writer: &Schema) -> Option<&'static SchemaDef> {
 struct In<'a> {
     id: u32,
     buf: &'a [u8],
+    /// The whole message value `buf` is a part of, when it is shared: field maps keep a
+    /// share of it rather than a copy of their bytes.
+    shared: Option<&'a Arc<[u8]>>,
 }
 
 impl<'a> In<'a> {
@@ -218,7 +223,10 @@ impl<'a> In<'a> {
             return Ok(None);
         }
         let raw = &start[..start.len() - self.buf.len()];
-        Ok(Some(LazyFields::from_checked_avro(raw)))
+        Ok(Some(match self.shared {
+            Some(whole) => LazyFields::from_checked_shared(whole, raw),
+            None => LazyFields::from_checked_avro(raw),
+        }))
     }
 
     /// Walks a map of field values (`fields.rs`' union): `value` reads each value (`None`:
@@ -314,7 +322,7 @@ impl<'a> In<'a> {
 /// The field map of `raw`, bytes [`In::check_fields`] has accepted: building cannot fail,
 /// since it reads the same bytes with the same checks.
 pub(crate) fn build_checked_fields(raw: &[u8]) -> Fields {
-    let mut r = In { id: 0, buf: raw };
+    let mut r = In { id: 0, buf: raw, shared: None };
     let fields = r.fields().expect("a field map's bytes were validated when the event was decoded");
     debug_assert!(r.buf.is_empty(), "a field map's bytes are the map's and no more");
     fields.expect("a field map whose every value has a JSON form was validated when the event was decoded")
@@ -324,9 +332,19 @@ pub(crate) fn build_checked_fields(raw: &[u8]) -> Fields {
 /// event, resolved to the newest version of its type. The caller has established that
 /// the writer schema has this layout ([`layout_of`]).
 pub(crate) fn read_event(id: u32, writer: &SchemaDef, body: &[u8]) -> Result<DomainEvent, SchemaError> {
+    read_event_in(id, writer, body, None)
+}
+
+/// [`read_event`] of `body`, a part of the message value `whole`: the event's field maps
+/// share `whole` instead of copying their bytes.
+pub(crate) fn read_shared_event(id: u32, writer: &SchemaDef, body: &[u8], whole: &Arc<[u8]>) -> Result<DomainEvent, SchemaError> {
+    read_event_in(id, writer, body, Some(whole))
+}
+
+fn read_event_in(id: u32, writer: &SchemaDef, body: &[u8], shared: Option<&Arc<[u8]>>) -> Result<DomainEvent, SchemaError> {
     let ty = writer.event_type;
     let malformed = |field: &str| SchemaError::Malformed { event_type: ty.as_str(), field: field.to_owned() };
-    let mut r = In { id, buf: body };
+    let mut r = In { id, buf: body, shared };
     let event_id = r.uuid()?;
     let _aggregate_type = r.str_bytes()?;
     let event_type = r.str_bytes()?;

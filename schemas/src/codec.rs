@@ -338,6 +338,16 @@ impl EventCodec {
         }
         self.writer(id).await?.decode(id, body)
     }
+
+    /// [`EventCodec::decode`] of a shared value: the event's field maps keep a share of
+    /// `value` (built from it when first read) instead of a copy of their bytes.
+    pub async fn decode_shared(&self, value: &Arc<[u8]>) -> Result<DomainEvent, SchemaError> {
+        let (id, body) = split_frame(value)?;
+        if let Some(writer) = self.writers.load().get(&id) {
+            return writer.decode_shared(id, body, value);
+        }
+        self.writer(id).await?.decode_shared(id, body, value)
+    }
 }
 
 /// A writer schema as the codec keeps it: the schema, and the catalog schema whose binary
@@ -353,6 +363,14 @@ impl Writer {
     fn decode(&self, id: u32, body: &[u8]) -> Result<DomainEvent, SchemaError> {
         match self.layout {
             Some(def) => binary_decode::read_event(id, def, body),
+            None => decode_with_apache(id, &self.schema, body),
+        }
+    }
+
+    /// [`Writer::decode`] of `body`, a part of the message value `whole`.
+    fn decode_shared(&self, id: u32, body: &[u8], whole: &Arc<[u8]>) -> Result<DomainEvent, SchemaError> {
+        match self.layout {
+            Some(def) => binary_decode::read_shared_event(id, def, body, whole),
             None => decode_with_apache(id, &self.schema, body),
         }
     }

@@ -64,7 +64,7 @@ impl Default for BatchConfig {
 
 struct Pending {
     event: Event,
-    value: Vec<u8>,
+    value: Arc<[u8]>,
     blocker: PartitionPause,
     done: oneshot::Sender<()>,
 }
@@ -179,7 +179,7 @@ async fn attempt(
         .await;
     let ok = attempted.result.is_ok();
     if ok || conclude_failure {
-        let concluded: Vec<(&Event, &[u8])> = events.iter().map(|p| (&p.event, p.value.as_slice())).collect();
+        let concluded: Vec<(&Event, &[u8])> = events.iter().map(|p| (&p.event, &*p.value)).collect();
         core.conclude(name, &concluded, attempted, blocker).await;
     }
     ok

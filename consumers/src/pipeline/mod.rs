@@ -109,10 +109,10 @@ impl Pipeline {
     /// its success is not the registry's (and costs no lock of the breakers). Only a
     /// failure the registry caused enters the wait, whose calls the breaker counts.
     async fn decode(&self, msg: &Incoming) -> Result<Event, SchemaError> {
-        let event = match self.codec.decode(&msg.value).await {
+        let event = match self.codec.decode_shared(&msg.value).await {
             Ok(event) => event,
             Err(e) if e.is_retryable() => {
-                let decode = || self.codec.decode(&msg.value);
+                let decode = || self.codec.decode_shared(&msg.value);
                 wait_out(&self.breakers, &self.retry, REGISTRY, "schema registry", decode, SchemaError::is_retryable).await?
             }
             Err(e) => return Err(e),
@@ -211,7 +211,7 @@ impl Pipeline {
         let now = Utc::now();
         let dl = DeadLetter {
             original: (*msg.meta).clone(),
-            value: msg.value.clone(),
+            value: msg.value.to_vec(),
             error_class: ErrorClass::of_decode(&e),
             error_message: e.to_string(),
             attempts: 0,

@@ -53,7 +53,7 @@ pub(crate) fn incoming_of(event: &DomainEvent, offset: i64) -> Incoming {
         timestamp_ms: Some(1),
         headers: vec![("event-id", event.envelope.event_id.to_string())].into(),
     };
-    Incoming { meta: meta.into(), value }
+    Incoming { meta: meta.into(), value: value.into() }
 }
 
 /// Sample `i` and the message of it at `offset`.

@@ -325,7 +325,7 @@ impl Runner {
     fn job(&self, lanes: &Lanes, tp: state::Tp, msg: &BorrowedMessage<'_>, permit: OwnedSemaphorePermit) -> (LaneKey, Job) {
         let received = self.shared.generation();
         let meta = Meta::in_topic(msg, tp.0.clone());
-        let value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
+        let value = Arc::from(msg.payload().unwrap_or_default());
         let ordering = meta.header(ltf_schemas::Headers::ORDERING_KEY).or(meta.key.as_deref());
         let key = lanes.key(&tp, ordering, meta.offset);
         (key, Job { tp, incoming: Incoming { meta: Arc::new(meta), value }, generation: received, permit })

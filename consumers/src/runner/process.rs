@@ -13,8 +13,9 @@ use crate::Meta;
 pub struct Incoming {
     /// Kafka metadata (shared with the decoded [`crate::Event`], not copied).
     pub meta: Arc<Meta>,
-    /// The raw value.
-    pub value: Vec<u8>,
+    /// The raw value, shared: the decoded event's field maps keep a share of it rather
+    /// than copies of their bytes.
+    pub value: Arc<[u8]>,
 }
 
 /// A lane's handle on the runner: lets the pipeline stop the whole worker (the DLQ-rate

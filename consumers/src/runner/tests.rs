@@ -217,7 +217,7 @@ impl Process for Timeline {
 fn incoming(key: &str, offset: i64) -> Incoming {
     let meta =
         Meta { topic: "t".into(), partition: 0, offset, key: Some(key.into()), timestamp_ms: None, headers: Default::default() };
-    Incoming { meta: meta.into(), value: Vec::new() }
+    Incoming { meta: meta.into(), value: Arc::from([]) }
 }
 
 #[tokio::test]

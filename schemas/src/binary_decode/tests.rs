@@ -1,6 +1,7 @@
 //! The direct decoder against apache-avro: layouts, generated events, damaged bodies, the fuzz corpus.
 
 use std::mem::discriminant;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -275,6 +276,36 @@ fn lazily_decoded_maps_are_built_on_first_read_and_equal_the_eager_ones_field_fo
         assert_eq!(lazy, eager);
     }
     assert!(unbuilt > 500, "{unbuilt} maps were left to build");
+}
+
+#[test]
+fn maps_decoded_from_a_shared_value_share_it_and_equal_the_copied_ones() {
+    let mut shared_maps = 0;
+    for (writer, b, copied, eager) in decoded_both_ways(0x7a3c_19e5_0b4d_62f1, 20) {
+        // The body after a Confluent frame, as a message value holds it.
+        let whole: Arc<[u8]> = crate::codec::frame(1, &b).into();
+        let shared = read_shared_event(1, writer, &whole[5..], &whole).unwrap();
+        // Every map that is not empty holds a share of the value, none a copy.
+        let holding = lazy_maps(&shared.payload).iter().filter(|m| !m.is_empty()).count();
+        assert_eq!(Arc::strong_count(&whole), 1 + holding, "{} v{}", writer.event_type, writer.version);
+        shared_maps += holding;
+        assert_eq!(shared, copied);
+        assert_eq!(shared, eager);
+        drop(shared);
+        assert_eq!(Arc::strong_count(&whole), 1, "the maps' shares go with the event");
+    }
+    assert!(shared_maps > 100, "{shared_maps} maps shared the value");
+}
+
+#[test]
+fn a_lazy_map_of_bytes_outside_the_shared_value_is_a_copy_of_them() {
+    let updated = samples().into_iter().find(|e| e.event_type() == EventType::RecordUpdated).unwrap();
+    let body = body(&updated);
+    let other: Arc<[u8]> = vec![0u8; 16].into();
+    let copied = read_shared_event(1, catalog_def(&updated), &body, &other).unwrap();
+    assert!(lazy_maps(&copied.payload).iter().any(|m| !m.is_built()), "a map left to build");
+    assert_eq!(Arc::strong_count(&other), 1, "no map holds a value its bytes are not from");
+    assert_eq!(copied, updated);
 }
 
 #[test]

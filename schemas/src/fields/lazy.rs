@@ -12,7 +12,9 @@ use super::Fields;
 /// A field map of an event, built when first read.
 ///
 /// The direct decoder validates a map completely (every check and error of building it)
-/// but keeps only the Avro bytes of it (one allocation); the [`Fields`] are built from them
+/// but keeps only the Avro bytes of it (a share of the message's value when the codec
+/// decoded a shared value, [`crate::EventCodec::decode_shared`], else one allocation);
+/// the [`Fields`] are built from them
 /// the first time the map is read through [`Deref`] (or changed through [`DerefMut`],
 /// which drops the bytes). A worker whose handlers never read an event's fields never pays
 /// for them. Everywhere else it is the map: built from one with [`From`], compared,
@@ -21,8 +23,23 @@ use super::Fields;
 pub struct LazyFields {
     /// The Avro encoding of the map (its blocks up to the 0 that ends them), already
     /// validated by the decoder; `None` once changed, or when built from a map.
-    raw: Option<Arc<[u8]>>,
+    raw: Option<RawMap>,
     built: OnceLock<Fields>,
+}
+
+/// A map's Avro bytes: `bytes[start..end]` (the whole message value, shared, or a copy of
+/// the map's bytes alone).
+#[derive(Clone)]
+struct RawMap {
+    bytes: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl RawMap {
+    fn get(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
 }
 
 impl LazyFields {
@@ -33,7 +50,19 @@ impl LazyFields {
             // The empty map: nothing to build later.
             return LazyFields::default();
         }
-        LazyFields { raw: Some(raw.into()), built: OnceLock::new() }
+        LazyFields { raw: Some(RawMap { bytes: raw.into(), start: 0, end: raw.len() }), built: OnceLock::new() }
+    }
+
+    /// [`LazyFields::from_checked_avro`] of `raw`, a part of `whole`, which it shares
+    /// instead of copying `raw`.
+    pub(crate) fn from_checked_shared(whole: &Arc<[u8]>, raw: &[u8]) -> LazyFields {
+        let start = (raw.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+        let end = start.wrapping_add(raw.len());
+        if *raw == [0] || whole.get(start..end).is_none() {
+            // The empty map, or (never from the decoder) bytes not of `whole`: a copy.
+            return LazyFields::from_checked_avro(raw);
+        }
+        LazyFields { raw: Some(RawMap { bytes: whole.clone(), start, end }), built: OnceLock::new() }
     }
 
     /// Whether the map has been built (from the start, or by a read since decoding).
@@ -45,7 +74,7 @@ impl LazyFields {
     /// is the map's own).
     fn map(&self) -> &Fields {
         self.built.get_or_init(|| match &self.raw {
-            Some(raw) => crate::binary_decode::build_checked_fields(raw),
+            Some(raw) => crate::binary_decode::build_checked_fields(raw.get()),
             None => Fields::new(),
         })
     }
@@ -54,7 +83,7 @@ impl LazyFields {
     pub fn into_fields(self) -> Fields {
         match (self.built.into_inner(), self.raw) {
             (Some(built), _) => built,
-            (None, Some(raw)) => crate::binary_decode::build_checked_fields(&raw),
+            (None, Some(raw)) => crate::binary_decode::build_checked_fields(raw.get()),
             (None, None) => Fields::new(),
         }
     }
@@ -132,7 +161,7 @@ impl PartialEq for LazyFields {
     fn eq(&self, other: &LazyFields) -> bool {
         // The same bytes are the same map (different bytes may still be: compare maps).
         if let (Some(a), Some(b)) = (&self.raw, &other.raw) {
-            if a == b {
+            if a.get() == b.get() {
                 return true;
             }
         }
