@@ -13,6 +13,8 @@ use crate::Handler;
 #[derive(Clone, Default)]
 pub struct Router {
     handlers: Vec<Arc<dyn Handler>>,
+    /// Each handler's name, in the same order, shared by the contexts of its calls.
+    names: Vec<Arc<str>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -29,6 +31,7 @@ impl Router {
 
     /// Registers `handler` (one line per handler).
     pub fn register(mut self, handler: impl Handler) -> Router {
+        self.names.push(handler.name().into());
         self.handlers.push(Arc::new(handler));
         self
     }
@@ -41,5 +44,10 @@ impl Router {
     /// Every registered handler.
     pub fn handlers(&self) -> &[Arc<dyn Handler>] {
         &self.handlers
+    }
+
+    /// Every registered handler with its name (shared).
+    pub(crate) fn named(&self) -> impl Iterator<Item = (&Arc<dyn Handler>, &Arc<str>)> {
+        self.handlers.iter().zip(&self.names)
     }
 }

@@ -55,9 +55,6 @@ pub struct Pipeline {
     group: Arc<str>,
     codec: Arc<EventCodec>,
     router: Router,
-    /// The name of each of the router's handlers, in its order (each call's context shares
-    /// them).
-    names: Vec<Arc<str>>,
     dedup: Option<Arc<DedupStore>>,
     retry: RetryPolicy,
     breakers: Arc<Breakers>,
@@ -83,20 +80,7 @@ impl Pipeline {
     ) -> Pipeline {
         let group: String = group.into();
         let metrics = GroupMetrics::new(&group);
-        let names = router.handlers().iter().map(|h| Arc::from(h.name())).collect();
-        Pipeline {
-            group: group.into(),
-            codec,
-            router,
-            names,
-            dedup,
-            retry,
-            breakers,
-            fuse,
-            dead_letters,
-            max_park: None,
-            metrics,
-        }
+        Pipeline { group: group.into(), codec, router, dedup, retry, breakers, fuse, dead_letters, max_park: None, metrics }
     }
 
     /// The retry policy's delay before attempt `attempt + 1`.
@@ -260,8 +244,7 @@ impl Process for Pipeline {
         }
         async {
             let mut handlers = 0;
-            let named = self.router.handlers().iter().zip(&self.names);
-            for (handler, name) in named.filter(|(h, _)| h.can_handle(event.event_type())) {
+            for (handler, name) in self.router.named().filter(|(h, _)| h.can_handle(event.event_type())) {
                 self.handle(handler, name, &event, &msg.value, blocker).await;
                 handlers += 1;
             }
