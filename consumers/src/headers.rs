@@ -57,15 +57,33 @@ impl MessageHeaders {
         self.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
     }
 
-    /// The headers of a fetched message.
+    /// The headers of a fetched message. Names and values are copied into one buffer
+    /// whose text is checked in one pass (short strings checked one by one cost a call
+    /// each); only a message with a value that is not UTF-8 is read header by header.
     pub(crate) fn of(headers: &impl rdkafka::message::Headers) -> MessageHeaders {
+        let mut bytes = Vec::with_capacity(256);
+        let mut spans = SmallVec::with_capacity(headers.count());
+        let at = |n: usize| u32::try_from(n).expect("headers over 4 GiB");
+        for h in headers.iter() {
+            let start = bytes.len();
+            bytes.extend_from_slice(h.key.as_bytes());
+            let value_start = bytes.len();
+            bytes.extend_from_slice(h.value.unwrap_or_default());
+            spans.push((at(start), at(value_start), at(bytes.len())));
+        }
+        // Every name is UTF-8 and begins with no continuation byte, so the whole is UTF-8
+        // exactly when every value is, and each span starts and ends on a character.
+        match String::from_utf8(bytes) {
+            Ok(text) => MessageHeaders { text, spans },
+            Err(_) => MessageHeaders::of_lossy(headers),
+        }
+    }
+
+    /// [`MessageHeaders::of`] header by header, each value read lossily.
+    fn of_lossy(headers: &impl rdkafka::message::Headers) -> MessageHeaders {
         let mut out = MessageHeaders { text: String::with_capacity(256), spans: SmallVec::with_capacity(headers.count()) };
         for h in headers.iter() {
-            match h.value.map(std::str::from_utf8) {
-                None => out.push(h.key, ""),
-                Some(Ok(value)) => out.push(h.key, value),
-                Some(Err(_)) => out.push(h.key, &String::from_utf8_lossy(h.value.unwrap_or_default())),
-            }
+            out.push(h.key, &String::from_utf8_lossy(h.value.unwrap_or_default()));
         }
         out
     }
@@ -109,6 +127,28 @@ mod tests {
             h.to_vec(),
             vec![("bad".into(), "\u{fffd}x".into()), ("none".into(), String::new()), ("ok".into(), "rec_1".into())]
         );
+    }
+
+    #[test]
+    fn fetched_utf8_headers_read_as_they_are_and_one_bad_value_reads_only_itself_lossily() {
+        use rdkafka::message::{Header, OwnedHeaders};
+        let fetched = OwnedHeaders::new()
+            .insert(Header { key: "event-id", value: Some("é-1") })
+            .insert(Header { key: "none", value: None::<&[u8]> })
+            .insert(Header { key: "ordering-key", value: Some("rec_ü") });
+        let h = MessageHeaders::of(&fetched);
+        assert_eq!(
+            h.to_vec(),
+            vec![("event-id".into(), "é-1".into()), ("none".into(), String::new()), ("ordering-key".into(), "rec_ü".into())]
+        );
+        // A value cut inside a character: bytes that would be UTF-8 only together with the
+        // next header's are still this value's fault, read lossily, the others as they are.
+        let cut = OwnedHeaders::new()
+            .insert(Header { key: "a", value: Some(&"é".as_bytes()[..1]) })
+            .insert(Header { key: "b", value: Some(&"é".as_bytes()[1..]) })
+            .insert(Header { key: "c", value: Some("ok") });
+        let h = MessageHeaders::of(&cut);
+        assert_eq!(h.to_vec(), vec![("a".into(), "\u{fffd}".into()), ("b".into(), "\u{fffd}".into()), ("c".into(), "ok".into())]);
     }
 
     #[test]
