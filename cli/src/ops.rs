@@ -184,15 +184,18 @@ mod tests {
         });
         let grown_mib = (peak - before) / 1024;
         assert!(grown_mib < 16, "the process grew by {grown_mib} MiB: the samples were kept, not folded");
-        // Folded, not dropped: the samples are in the histogram's count. (metrics-util's
-        // bucket can lose a sample recorded at the instant it is drained, a scrape's drain
-        // as much as the upkeep's: a handful in millions, allowed for here.)
+        // Folded, not dropped: the samples are in the histogram's count. metrics-util's
+        // bucket (0.20.4, `AtomicBucket::push`) installs a new block as the tail before it
+        // links the blocks before it; a drain between the two (a scrape's drain as much as
+        // the upkeep's) reads the new block alone and loses the blocks written since the
+        // last drain. On a busy machine that lost 41,731 of the 6,000,000 in one CI run;
+        // a count short by that is the library's race, a count near zero would be ours.
         let text = handle.render();
         let count: u64 = text
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{PROCESSING_SECONDS}_count{{group=\"g\",handler=\"h\"}} ")))
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no count in {text}"));
-        assert!((5_999_000..=6_000_000).contains(&count), "{count} of 6,000,000 samples counted");
+        assert!((5_700_000..=6_000_000).contains(&count), "{count} of 6,000,000 samples counted");
     }
 }
