@@ -68,6 +68,11 @@ struct Finished {
 }
 
 impl Finished {
+    /// Adds a finished event to the task's shared record.
+    fn add_to(finished: &Mutex<Finished>, tp: Tp, generation: u64, offset: i64, permit: OwnedSemaphorePermit) {
+        finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(tp, generation, offset, permit);
+    }
+
     fn add(&mut self, tp: Tp, generation: u64, offset: i64, permit: OwnedSemaphorePermit) {
         self.events.push((tp, generation, offset));
         match &mut self.permit {
@@ -200,7 +205,7 @@ impl Lanes {
                     return None;
                 }
             }
-            finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(tp, generation, offset, permit);
+            Finished::add_to(finished, tp, generation, offset, permit);
             job = self.next(key)?;
         }
     }
@@ -212,7 +217,7 @@ impl Lanes {
             panicked(&tp, offset);
             return;
         }
-        finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(tp, generation, offset, permit);
+        Finished::add_to(finished, tp, generation, offset, permit);
         if let Some(job) = self.next(key) {
             self.run(key, job, finished).await;
         }
@@ -228,7 +233,7 @@ impl Lanes {
                 panicked(&tp, offset);
                 return;
             }
-            finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(tp, generation, offset, permit);
+            Finished::add_to(finished, tp, generation, offset, permit);
             let Some(next) = self.next(key) else { return };
             job = next;
         }
