@@ -11,6 +11,7 @@ use ltf_kafka::topics::{ensure_topics, Ensured, TopicSpec};
 use ltf_kafka::{EventPublisher, PublisherConfig};
 use ltf_schemas::registry::{self, RegistryAdmin};
 use ltf_schemas::{examples, EventCodec, EventPayload, EventType, TopicNames};
+use ltf_tests::counting_proxy::CountingProxy;
 use ltf_tests::{bootstrap, headers, read_n, registry_url, unique_prefix};
 use rdkafka::message::Message;
 
@@ -160,5 +161,68 @@ async fn a_batch_with_an_event_too_large_sends_nothing_and_within_the_limit_send
         let id = &h.iter().find(|(k, _)| k == "event-id").expect("event-id").1;
         assert_eq!(h, ltf_schemas::codec::headers_for(by_id[id]), "the contract's headers, in order");
     }
+    Ok(())
+}
+
+/// The registry URL of the stack with its host and port replaced by the proxy's.
+fn through(proxy: &CountingProxy) -> Result<String> {
+    let mut url = reqwest::Url::parse(&registry_url())?;
+    url.set_host(Some("127.0.0.1"))?;
+    url.set_port(Some(proxy.port())).map_err(|()| anyhow::anyhow!("the registry URL takes no port"))?;
+    Ok(url.to_string())
+}
+
+/// The registry's host:port of the stack.
+fn registry_address() -> Result<String> {
+    let url = reqwest::Url::parse(&registry_url())?;
+    Ok(format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port_or_known_default().unwrap_or(80)))
+}
+
+/// How many decodes of one value run at once: a worker's in-flight events at start, all
+/// of a schema id its codec has not seen.
+const CONCURRENT: usize = 64;
+
+#[tokio::test]
+async fn concurrent_decodes_of_an_unknown_schema_id_ask_the_registry_once() -> Result<()> {
+    let topics = TopicNames::new(unique_prefix("oneask"));
+    registry::register_all(&registry_url(), &topics).await?;
+    let event = &examples::samples()[2];
+    let value = EventCodec::new(&registry_url(), topics.clone())?.encode(event).await?.value;
+    let value: Arc<[u8]> = value.into();
+
+    let proxy = CountingProxy::start(&registry_address()?).await?;
+    let codec = EventCodec::new(&through(&proxy)?, topics)?;
+    let decodes = (0..CONCURRENT).map(|_| codec.decode_shared(&value));
+    let decoded = futures::future::join_all(decodes).await;
+    for d in decoded {
+        assert_eq!(&d?, event);
+    }
+    assert_eq!(proxy.requests(), 1, "{CONCURRENT} decodes of one unknown schema id: one registry call");
+    // Known now: later decodes ask nothing.
+    codec.decode_shared(&value).await?;
+    assert_eq!(proxy.requests(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_decodes_during_a_registry_outage_share_one_failed_call_and_the_next_decode_asks_again() -> Result<()> {
+    let topics = TopicNames::new(unique_prefix("oneoutage"));
+    registry::register_all(&registry_url(), &topics).await?;
+    let event = &examples::samples()[2];
+    let value: Arc<[u8]> = EventCodec::new(&registry_url(), topics.clone())?.encode(event).await?.value.into();
+
+    // A proxy to a port where nothing listens: every connection is closed unanswered.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let proxy = CountingProxy::start(&dead.to_string()).await?;
+    let codec = EventCodec::new(&through(&proxy)?, topics)?;
+    let decoded = futures::future::join_all((0..CONCURRENT).map(|_| codec.decode_shared(&value))).await;
+    for d in decoded {
+        let err = d.expect_err("the registry is down");
+        assert!(err.is_retryable(), "an outage is retryable: {err}");
+    }
+    assert_eq!(proxy.connections(), 1, "{CONCURRENT} decodes during an outage: one registry call");
+    // A failure is not remembered: the next decode asks again.
+    assert!(codec.decode_shared(&value).await.is_err());
+    assert_eq!(proxy.connections(), 2);
     Ok(())
 }

@@ -22,6 +22,7 @@ use crate::bounds;
 use crate::catalog::{self, EventType, SchemaDef};
 use crate::contract::{subject, Headers, TopicNames, CONTENT_TYPE};
 use crate::event::DomainEvent;
+use crate::single_flight::SingleFlight;
 use crate::value;
 use crate::SchemaError;
 
@@ -109,14 +110,21 @@ pub struct EventCodec {
     sr: SrSettings,
     topics: TopicNames,
     /// (topic, event type, version) -> schema id.
-    ids: RwLock<HashMap<(String, EventType, i32), u32>>,
+    ids: RwLock<HashMap<IdKey, u32>>,
     /// schema id -> writer schema: an immutable snapshot, replaced whole when an id is
     /// first seen, so decoding reads it without a lock or a reference count that the
     /// worker's threads would contend for.
     writers: ArcSwap<HashMap<u32, Writer>>,
+    /// Writer schemas being fetched: the decodes that miss one id wait for one call.
+    fetching: SingleFlight<u32, Result<Writer, SchemaError>>,
+    /// Schemas being registered: the encodes that miss one id wait for one call.
+    registering: SingleFlight<IdKey, Result<u32, SchemaError>>,
     /// The largest Kafka message an encoded event may make.
     max_message_bytes: usize,
 }
+
+/// The key of a registered schema's id: (topic, event type, version).
+type IdKey = (String, EventType, i32);
 
 /// The default of [`EventCodec::max_message_bytes`]: librdkafka's `message.max.bytes`,
 /// below the broker's default `max.message.bytes` (1048588).
@@ -214,6 +222,8 @@ impl EventCodec {
             topics,
             ids: RwLock::default(),
             writers: ArcSwap::default(),
+            fetching: SingleFlight::default(),
+            registering: SingleFlight::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         })
     }
@@ -238,17 +248,21 @@ impl EventCodec {
     }
 
     /// The registry id of `def` under `topic`; registers it on first use (the registry
-    /// returns the existing id when it already has the schema).
+    /// returns the existing id when it already has the schema). Encodes that need one
+    /// unregistered schema at once make one registry call.
     pub async fn schema_id(&self, topic: &str, def: &SchemaDef) -> Result<u32, SchemaError> {
         let key = (topic.to_owned(), def.event_type, def.version);
-        if let Some(id) = self.ids.read().expect("codec cache poisoned").get(&key) {
-            return Ok(*id);
+        let known = || self.ids.read().expect("codec cache poisoned").get(&key).copied();
+        if let Some(id) = known() {
+            return Ok(id);
         }
-        let subj = subject(topic, &def.event_type.full_name());
-        let registered = post_schema(&self.sr, subj.clone(), supplied(def)).await.map_err(|e| registry_error(&subj, e))?;
-        self.ids.write().expect("codec cache poisoned").insert(key, registered.id);
-        self.remember(registered.id, || Writer::of(def), false);
-        Ok(registered.id)
+        let (sr, subj, schema) = (self.sr.clone(), subject(topic, &def.event_type.full_name()), supplied(def));
+        let register =
+            || async move { post_schema(&sr, subj.clone(), schema).await.map(|r| r.id).map_err(|e| registry_error(&subj, e)) };
+        let id = self.registering.run(key.clone(), || known().map(Ok), register).await?;
+        self.ids.write().expect("codec cache poisoned").insert(key, id);
+        self.remember(id, || Writer::of(def), false);
+        Ok(id)
     }
 
     /// Encodes `event` for its topic: key = aggregateId, Confluent-framed Avro value, and
@@ -299,21 +313,15 @@ impl EventCodec {
         Ok(self.writer(id).await?.schema)
     }
 
-    /// The writer schema of `id` and its catalog layout, fetched once.
+    /// The writer schema of `id` and its catalog layout, fetched once (decodes that miss
+    /// it at once wait for one registry call).
     async fn writer(&self, id: u32) -> Result<Writer, SchemaError> {
-        if let Some(w) = self.writers.load().get(&id) {
-            return Ok(w.clone());
+        let known = || self.writers.load().get(&id).cloned();
+        if let Some(w) = known() {
+            return Ok(w);
         }
-        let registered = get_schema_by_id(id, &self.sr).await.map_err(|e| {
-            if e.retriable || is_server_error(&e.error) {
-                registry_error(&format!("schema id {id}"), e)
-            } else {
-                SchemaError::UnknownSchemaId { id, reason: e.to_string() }
-            }
-        })?;
-        let schema = Schema::parse_str(&registered.schema)
-            .map_err(|e| SchemaError::UnknownSchemaId { id, reason: format!("unparsable schema: {e}") })?;
-        let writer = Writer { layout: binary_decode::layout_of(&schema), schema: Arc::new(schema) };
+        let sr = self.sr.clone();
+        let writer = self.fetching.run(id, || known().map(Ok), || async move { fetch_writer(&sr, id).await }).await?;
         self.remember(id, || writer.clone(), true);
         Ok(writer)
     }
@@ -348,6 +356,20 @@ impl EventCodec {
         }
         self.writer(id).await?.decode_shared(id, body, value)
     }
+}
+
+/// The writer schema of `id` from the registry.
+async fn fetch_writer(sr: &SrSettings, id: u32) -> Result<Writer, SchemaError> {
+    let registered = get_schema_by_id(id, sr).await.map_err(|e| {
+        if e.retriable || is_server_error(&e.error) {
+            registry_error(&format!("schema id {id}"), e)
+        } else {
+            SchemaError::UnknownSchemaId { id, reason: e.to_string() }
+        }
+    })?;
+    let schema = Schema::parse_str(&registered.schema)
+        .map_err(|e| SchemaError::UnknownSchemaId { id, reason: format!("unparsable schema: {e}") })?;
+    Ok(Writer { layout: binary_decode::layout_of(&schema), schema: Arc::new(schema) })
 }
 
 /// A writer schema as the codec keeps it: the schema, and the catalog schema whose binary

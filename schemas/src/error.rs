@@ -1,7 +1,7 @@
 use thiserror::Error;
 
 /// Everything that can go wrong with the event contract: encoding, decoding, the registry.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum SchemaError {
     /// The value is not in the Confluent wire format (empty, shorter than 5 bytes, or
     /// byte 0 is not the magic byte 0).

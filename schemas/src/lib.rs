@@ -25,7 +25,9 @@
 //!   pays for them;
 //! * a value written with an older schema version is read with the newest reader schema
 //!   (e.g. RecordCreated v1 read as v2 gets `createdBy = null`);
-//! * registry look-ups are cached: one HTTP call per (subject, schema) and per schema id.
+//! * registry look-ups are cached: one HTTP call per (subject, schema) and per schema id,
+//!   also when many encodes or decodes need it at once (they wait for the one call and
+//!   share its answer; a failed call is not remembered, the next caller asks again).
 
 #![warn(missing_docs)]
 
@@ -42,6 +44,7 @@ pub mod fields;
 pub mod fuzzing;
 mod json_check;
 pub mod registry;
+mod single_flight;
 mod value;
 
 pub use catalog::{EventType, SchemaDef};

@@ -5,6 +5,7 @@
 //! unreachable fails with a message naming the service. Nothing is skipped.
 
 pub mod api;
+pub mod counting_proxy;
 pub mod platform;
 pub mod receiver;
 pub mod smtp;
