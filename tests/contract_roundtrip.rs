@@ -226,3 +226,18 @@ async fn concurrent_decodes_during_a_registry_outage_share_one_failed_call_and_t
     assert_eq!(proxy.connections(), 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn concurrent_encodes_of_an_unregistered_schema_register_it_once() -> Result<()> {
+    let topics = TopicNames::new(unique_prefix("oneregister"));
+    let event = &examples::samples()[2];
+    let proxy = CountingProxy::start(&registry_address()?).await?;
+    let codec = EventCodec::new(&through(&proxy)?, topics.clone())?;
+    let encoded = futures::future::join_all((0..CONCURRENT).map(|_| codec.encode(event))).await;
+    let values: Vec<Vec<u8>> = encoded.into_iter().map(|e| e.map(|e| e.value)).collect::<Result<_, _>>()?;
+    assert!(values.windows(2).all(|w| w[0] == w[1]), "one schema id for all");
+    assert_eq!(proxy.requests(), 1, "{CONCURRENT} encodes of one unregistered schema: one registry call");
+    // The id is the registry's: a codec of its own decodes the value.
+    assert_eq!(&EventCodec::new(&registry_url(), topics)?.decode(&values[0]).await?, event);
+    Ok(())
+}
