@@ -259,10 +259,13 @@ impl EventCodec {
         let (sr, subj, schema) = (self.sr.clone(), subject(topic, &def.event_type.full_name()), supplied(def));
         let register =
             || async move { post_schema(&sr, subj.clone(), schema).await.map(|r| r.id).map_err(|e| registry_error(&subj, e)) };
-        let id = self.registering.run(key.clone(), || known().map(Ok), register).await?;
-        self.ids.write().expect("codec cache poisoned").insert(key, id);
-        self.remember(id, || Writer::of(def), false);
-        Ok(id)
+        let keep = |r: &Result<u32, SchemaError>| {
+            if let Ok(id) = r {
+                self.ids.write().expect("codec cache poisoned").insert(key.clone(), *id);
+                self.remember(*id, || Writer::of(def), false);
+            }
+        };
+        self.registering.run(key.clone(), || known().map(Ok), register, keep).await
     }
 
     /// Encodes `event` for its topic: key = aggregateId, Confluent-framed Avro value, and
@@ -321,9 +324,13 @@ impl EventCodec {
             return Ok(w);
         }
         let sr = self.sr.clone();
-        let writer = self.fetching.run(id, || known().map(Ok), || async move { fetch_writer(&sr, id).await }).await?;
-        self.remember(id, || writer.clone(), true);
-        Ok(writer)
+        let fetch = || async move { fetch_writer(&sr, id).await };
+        let keep = |r: &Result<Writer, SchemaError>| {
+            if let Ok(w) = r {
+                self.remember(id, || w.clone(), true);
+            }
+        };
+        self.fetching.run(id, || known().map(Ok), fetch, keep).await
     }
 
     /// Adds the writer schema of `id` to the cache (replacing one there when `replace`).

@@ -31,10 +31,11 @@ impl<K, V> std::fmt::Debug for SingleFlight<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone + Send + Sync + 'static> SingleFlight<K, V> {
     /// The result of the fetch of `key` in progress, or of `fetch()` started now when none
-    /// is. `known` is asked first, under the lock: a fetch that ended (and stored its
-    /// result where `known` reads) just before is not repeated. A finished fetch is
-    /// forgotten, failed or not, so a failure is never served to a later caller.
-    pub(crate) async fn run<F, Fut>(&self, key: K, known: impl FnOnce() -> Option<V>, fetch: F) -> V
+    /// is. `known` is asked first, under the lock, and `keep` stores a fetch's result
+    /// where `known` reads it, once, under the same lock and before the fetch is
+    /// forgotten: a caller finds the result or the fetch, never neither. A finished fetch
+    /// is forgotten, failed or not, so a failure is never served to a later caller.
+    pub(crate) async fn run<F, Fut>(&self, key: K, known: impl FnOnce() -> Option<V>, fetch: F, keep: impl FnOnce(&V)) -> V
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V> + Send + 'static,
@@ -48,8 +49,10 @@ impl<K: Eq + Hash + Clone, V: Clone + Send + Sync + 'static> SingleFlight<K, V> 
         };
         let v = flight.clone().await;
         let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Another fetch of `key` may have started since this one ended: leave it.
+        // The first caller back keeps the result; another fetch of `key` may have started
+        // since this one ended (after a failure): leave it.
         if running.get(&key).is_some_and(|f| f.ptr_eq(&flight)) {
+            keep(&v);
             running.remove(&key);
         }
         v
@@ -80,9 +83,10 @@ mod tests {
     fn concurrent_callers_of_one_key_share_one_fetch_and_a_finished_fetch_is_forgotten() {
         let flights: SingleFlight<u32, u32> = SingleFlight::default();
         let (gate, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let kept = Mutex::new(Vec::new());
         let callers = (0..10).map(|i| {
             let (gate, calls) = (gate.clone(), calls.clone());
-            flights.run(7, || None, move || gated(gate, calls, i))
+            flights.run(7, || None, move || gated(gate, calls, i), |v| kept.lock().unwrap().push(*v))
         });
         let mut all = futures::future::join_all(callers);
         // Every caller is waiting: one fetch started.
@@ -90,15 +94,16 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         gate.store(1, Ordering::SeqCst);
         assert_eq!(futures::executor::block_on(all), vec![0; 10], "every caller has the first caller's fetch");
+        assert_eq!(*kept.lock().unwrap(), vec![0], "the result is kept once");
         // Finished: the next caller fetches anew (a failure is not kept either).
-        assert_eq!(futures::executor::block_on(flights.run(7, || None, || gated(gate.clone(), calls.clone(), 42))), 42);
+        assert_eq!(futures::executor::block_on(flights.run(7, || None, || gated(gate.clone(), calls.clone(), 42), |_| {})), 42);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         // What `known` finds is not fetched.
-        assert_eq!(futures::executor::block_on(flights.run(7, || Some(5), || gated(gate.clone(), calls.clone(), 1))), 5);
+        assert_eq!(futures::executor::block_on(flights.run(7, || Some(5), || gated(gate.clone(), calls.clone(), 1), |_| {})), 5);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         // Other keys fetch on their own.
-        let a = flights.run(1, || None, || gated(gate.clone(), calls.clone(), 1));
-        let b = flights.run(2, || None, || gated(gate.clone(), calls.clone(), 2));
+        let a = flights.run(1, || None, || gated(gate.clone(), calls.clone(), 1), |_| {});
+        let b = flights.run(2, || None, || gated(gate.clone(), calls.clone(), 2), |_| {});
         assert_eq!(futures::executor::block_on(futures::future::join(a, b)), (1, 2));
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
