@@ -14,6 +14,12 @@
 //! of the partitions' bookkeeping and one release of the in-flight slots per round of the
 //! task, not per event. The lanes' queues are sharded by lane key, so the poll thread and
 //! the lanes on every runtime thread seldom meet on one lock.
+//!
+//! A finished message is not dropped by the lanes: it goes back with the task's record,
+//! and the poll thread, which allocated its metadata and value, drops it on its next
+//! round ([`Lanes::drop_spent`]). Freed by another thread, each of its blocks cost an
+//! atomic hand-back in the allocator and a collection by its owner again (7 % of the
+//! worker's CPU in a no-op run; BENCHMARKS.md, "Consumer", session 32).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -65,16 +71,19 @@ struct Finished {
     events: Vec<(Tp, u64, i64)>,
     /// Their in-flight slots, merged into one.
     permit: Option<OwnedSemaphorePermit>,
+    /// Their messages, to be dropped by the poll thread ([`Lanes::drop_spent`]).
+    spent: Vec<Incoming>,
 }
 
 impl Finished {
     /// Adds a finished event to the task's shared record.
-    fn add_to(finished: &Mutex<Finished>, tp: Tp, generation: u64, offset: i64, permit: OwnedSemaphorePermit) {
-        finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(tp, generation, offset, permit);
+    fn add_to(finished: &Mutex<Finished>, tp: Tp, generation: u64, spent: Incoming, permit: OwnedSemaphorePermit) {
+        finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(tp, generation, spent, permit);
     }
 
-    fn add(&mut self, tp: Tp, generation: u64, offset: i64, permit: OwnedSemaphorePermit) {
-        self.events.push((tp, generation, offset));
+    fn add(&mut self, tp: Tp, generation: u64, spent: Incoming, permit: OwnedSemaphorePermit) {
+        self.events.push((tp, generation, spent.meta.offset));
+        self.spent.push(spent);
         match &mut self.permit {
             Some(p) => p.merge(permit),
             None => self.permit = Some(permit),
@@ -96,13 +105,18 @@ pub struct Lanes {
     process: Arc<dyn Process>,
     /// Where the lanes run (the poll loop has a runtime of its own).
     runtime: Handle,
+    /// Messages whose processing ended, for the poll thread to drop: it allocated them,
+    /// and a block freed by the thread that allocated it costs a fraction of one freed
+    /// by another (mimalloc frees a foreign block through an atomic list its owner must
+    /// collect again).
+    spent: Mutex<Vec<Incoming>>,
 }
 
 impl Lanes {
     pub fn new(shared: Arc<PartitionStates>, process: Arc<dyn Process>, runtime: Handle) -> Arc<Lanes> {
         let queues = (0..SHARDS).map(|_| Mutex::new(Queues::default())).collect();
         let pause = PartitionPause::new(shared.clone());
-        Arc::new(Lanes { queues, seed: Default::default(), shared, pause, process, runtime })
+        Arc::new(Lanes { queues, seed: Default::default(), shared, pause, process, runtime, spent: Mutex::default() })
     }
 
     /// The queues of the shard of `key`.
@@ -168,12 +182,26 @@ impl Lanes {
     /// Marks what the lanes of a task finished in the bookkeeping and releases their
     /// in-flight slots.
     fn record(&self, finished: &Mutex<Finished>) {
-        let Finished { events, permit } =
+        let Finished { events, permit, spent } =
             std::mem::take(&mut *finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         if !events.is_empty() {
             self.shared.finish_all(&events);
+            let mut all = self.spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if all.is_empty() {
+                *all = spent;
+            } else {
+                all.extend(spent);
+            }
         }
         drop(permit);
+    }
+
+    /// Drops the messages whose processing ended since the last call; the poll loop calls
+    /// it on every round, so they wait at most one round (and their number is bounded by
+    /// the in-flight slots they held and the batch fetched since).
+    pub fn drop_spent(&self) {
+        let spent = std::mem::take(&mut *self.spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        drop(spent);
     }
 
     /// Queues `job` behind earlier jobs of its key, or starts a lane for it.
@@ -195,29 +223,30 @@ impl Lanes {
     ) -> Option<Started<'a>> {
         loop {
             let Job { tp, incoming, generation, permit } = job;
-            let offset = incoming.meta.offset;
+            let spent = incoming.clone();
             let mut processing = self.process.process(incoming, &self.pause);
             match std::panic::catch_unwind(AssertUnwindSafe(|| processing.as_mut().poll(cx))) {
                 Ok(Poll::Ready(())) => {}
-                Ok(Poll::Pending) => return Some(Started { processing, tp, generation, offset, permit }),
+                Ok(Poll::Pending) => return Some(Started { processing, tp, generation, spent, permit }),
                 Err(_) => {
-                    panicked(&tp, offset);
+                    panicked(&tp, spent.meta.offset);
                     return None;
                 }
             }
-            Finished::add_to(finished, tp, generation, offset, permit);
+            drop(processing);
+            Finished::add_to(finished, tp, generation, spent, permit);
             job = self.next(key)?;
         }
     }
 
     /// The lane of `key` from an event whose processing waited, until its queue is empty.
     async fn run_rest(&self, key: LaneKey, started: Started<'_>, finished: &Mutex<Finished>) {
-        let Started { processing, tp, generation, offset, permit } = started;
+        let Started { processing, tp, generation, spent, permit } = started;
         if AssertUnwindSafe(processing).catch_unwind().await.is_err() {
-            panicked(&tp, offset);
+            panicked(&tp, spent.meta.offset);
             return;
         }
-        Finished::add_to(finished, tp, generation, offset, permit);
+        Finished::add_to(finished, tp, generation, spent, permit);
         if let Some(job) = self.next(key) {
             self.run(key, job, finished).await;
         }
@@ -228,12 +257,12 @@ impl Lanes {
         let mut job = first;
         loop {
             let Job { tp, incoming, generation, permit } = job;
-            let offset = incoming.meta.offset;
+            let spent = incoming.clone();
             if AssertUnwindSafe(self.process.process(incoming, &self.pause)).catch_unwind().await.is_err() {
-                panicked(&tp, offset);
+                panicked(&tp, spent.meta.offset);
                 return;
             }
-            Finished::add_to(finished, tp, generation, offset, permit);
+            Finished::add_to(finished, tp, generation, spent, permit);
             let Some(next) = self.next(key) else { return };
             job = next;
         }
@@ -255,7 +284,8 @@ struct Started<'a> {
     processing: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
     tp: Tp,
     generation: u64,
-    offset: i64,
+    /// The message, kept to be dropped by the poll thread.
+    spent: Incoming,
     permit: OwnedSemaphorePermit,
 }
 

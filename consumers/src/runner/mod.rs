@@ -223,6 +223,7 @@ impl Runner {
         let mut messages = consumer.stream();
         loop {
             self.shared.beat();
+            lanes.drop_spent();
             self.shared.flush_offsets();
             self.shared.report_in_flight();
             if Instant::now() >= next_positions {

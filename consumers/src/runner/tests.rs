@@ -371,3 +371,31 @@ struct Nothing;
 impl Process for Nothing {
     async fn process(&self, _: Incoming, _: &PartitionPause) {}
 }
+
+#[tokio::test]
+async fn finished_messages_are_dropped_by_the_poll_loop_not_by_the_lanes() {
+    let (states, _rec) = states();
+    let lanes = Lanes::new(states.clone(), Arc::new(Nothing), tokio::runtime::Handle::current());
+    let permits = Arc::new(Semaphore::new(16));
+    let mut kept = Vec::new();
+    let mut batch = Vec::new();
+    for offset in 0..3 {
+        let msg = incoming(&format!("key-{offset}"), offset);
+        kept.push(msg.value.clone());
+        let generation = states.start(&tp(), offset, None).expect("not paused");
+        let permit = permits.clone().acquire_owned().await.expect("permit");
+        batch.push((lanes.key(&tp(), msg.meta.key.as_deref(), offset), Job { tp: tp(), incoming: msg, generation, permit }));
+    }
+    lanes.push_batch(batch);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while states.in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every event finished");
+    assert_eq!(permits.available_permits(), 16, "their slots came back at once");
+    assert!(kept.iter().all(|v| Arc::strong_count(v) == 2), "the lanes keep each finished message for the poll loop");
+    lanes.drop_spent();
+    assert!(kept.iter().all(|v| Arc::strong_count(v) == 1), "the poll loop's call dropped them");
+}
