@@ -274,7 +274,7 @@ impl<'a> In<'a> {
             2 => self.long().map(|_| true)?,
             3 => self.double()?.is_finite(),
             4 => self.str_bytes().map(|_| true)?,
-            _ => json_check::parses(self.str()?),
+            _ => json_check::parses(self.str_bytes()?),
         })
     }
 
