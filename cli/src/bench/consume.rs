@@ -10,10 +10,11 @@
 //! * `raw`: no runner: a `StreamConsumer` with the worker's consumer settings, its message
 //!   stream read in a loop; `decode`: the same, decoding every value.
 //!
-//! The clock runs from the first message handed to the pipeline to the end of the N-th
-//! (so the group join is not measured, as Kafka's `ConsumerPerformance` reports
-//! `fetch.nMsg.sec` without its rebalance time). `--fill` first publishes realistic
-//! RecordUpdated events (as `ltf bench produce` does) until the topic holds `--events`.
+//! The clock runs from the first message handed to the pipeline (in `noop` mode: to the
+//! handler) to the end of the N-th (so the group join is not measured, as Kafka's
+//! `ConsumerPerformance` reports `fetch.nMsg.sec` without its rebalance time). `--fill`
+//! first publishes realistic RecordUpdated events (as `ltf bench produce` does) until the
+//! topic holds `--events`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -105,8 +106,9 @@ pub struct ConsumeArgs {
     pub timeout_secs: u64,
 }
 
-/// The no-op handler: counts the events it is given.
-struct Count(Arc<AtomicU64>);
+/// The no-op handler: counts the events it is given and, in `noop` mode, times them
+/// (so the bench adds no wrapper of its own around the pipeline).
+struct Count(Arc<AtomicU64>, Option<Arc<Progress>>);
 
 #[async_trait]
 impl Handler for Count {
@@ -120,6 +122,9 @@ impl Handler for Count {
 
     async fn handle(&self, _ctx: &HandlerContext, _event: &Event) -> Result<(), HandlerError> {
         self.0.fetch_add(1, Ordering::Relaxed);
+        if let Some(progress) = &self.1 {
+            progress.tick();
+        }
         Ok(())
     }
 }
@@ -143,8 +148,22 @@ struct Progress {
     reached: Notify,
 }
 
-/// Wraps the pipeline to time it: the end of `process` is the end of the event
-/// (handled and, in `dedup` mode, recorded).
+impl Progress {
+    /// Marks the start of the first event (when it is) and the end of one more.
+    fn tick(&self) {
+        self.first.get_or_init(Instant::now);
+        if self.finished.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
+            let _ = self.last.set(Instant::now());
+            self.reached.notify_one();
+        }
+    }
+}
+
+/// Wraps the pipeline to time it, in the modes where the handler's call is not the end
+/// of an event: the end of `process` is (in `dedup` mode the event is recorded after
+/// the handler's call; in `runner` mode there is no handler). In `noop` mode the handler
+/// times the events itself: this wrapper's own future per event would cost what the
+/// worker does not.
 #[derive(Debug)]
 struct Timed {
     inner: Arc<dyn Process>,
@@ -156,10 +175,7 @@ impl Process for Timed {
     async fn process(&self, msg: Incoming, blocker: &PartitionPause) {
         self.progress.first.get_or_init(Instant::now);
         self.inner.process(msg, blocker).await;
-        if self.progress.finished.fetch_add(1, Ordering::Relaxed) + 1 == self.progress.target {
-            let _ = self.progress.last.set(Instant::now());
-            self.progress.reached.notify_one();
-        }
+        self.progress.tick();
     }
 }
 
@@ -212,14 +228,6 @@ pub async fn run(common: &Common, a: ConsumeArgs) -> Result<()> {
         }
         Mode::Noop | Mode::Runner | Mode::Raw | Mode::Decode => None,
     };
-    let inner: Arc<dyn Process> = match a.mode {
-        Mode::Runner | Mode::Raw | Mode::Decode => Arc::new(Nothing),
-        Mode::Noop | Mode::Dedup => Arc::new(
-            WorkerBuilder::new(&group, codec, Router::new().register(Count(handled.clone())), publisher)
-                .dedup_opt(pool.map(|p| Arc::new(DedupStore::new(p, Duration::from_secs(86_400)))))
-                .build(),
-        ),
-    };
     let progress = Arc::new(Progress {
         target: a.events,
         finished: AtomicU64::new(0),
@@ -227,6 +235,17 @@ pub async fn run(common: &Common, a: ConsumeArgs) -> Result<()> {
         last: OnceLock::new(),
         reached: Notify::new(),
     });
+    let timed_by_handler = (a.mode == Mode::Noop).then(|| progress.clone());
+    let inner: Arc<dyn Process> = match a.mode {
+        Mode::Runner | Mode::Raw | Mode::Decode => Arc::new(Nothing),
+        Mode::Noop | Mode::Dedup => Arc::new(
+            WorkerBuilder::new(&group, codec, Router::new().register(Count(handled.clone(), timed_by_handler)), publisher)
+                .dedup_opt(pool.map(|p| Arc::new(DedupStore::new(p, Duration::from_secs(86_400)))))
+                .build(),
+        ),
+    };
+    let process: Arc<dyn Process> =
+        if a.mode == Mode::Noop { inner } else { Arc::new(Timed { inner, progress: progress.clone() }) };
     let config = WorkerConfig {
         consumer: reader_config(common, &a, &group),
         max_in_flight: a.max_in_flight,
@@ -237,7 +256,7 @@ pub async fn run(common: &Common, a: ConsumeArgs) -> Result<()> {
         side_topic_partitions: 1,
         ..WorkerConfig::default()
     };
-    let runner = Runner::new(config, vec![topic.clone()], Arc::new(Timed { inner, progress: progress.clone() }))?;
+    let runner = Runner::new(config, vec![topic.clone()], process)?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut task = tokio::spawn(runner.run(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
