@@ -102,7 +102,7 @@ impl Process for BatchPipeline {
             return;
         }
         if self.core.is_duplicate(&self.name, &event).await {
-            self.core.count(&self.name, event.event_type().as_str(), outcome::DUPLICATE);
+            self.core.count(&self.name, Some(event.event_type()), outcome::DUPLICATE);
             return;
         }
         let (done, finished) = oneshot::channel();

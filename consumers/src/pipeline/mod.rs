@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ltf_schemas::{EventCodec, SchemaError};
+use ltf_schemas::{EventCodec, EventType, SchemaError};
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::handler::guarded;
@@ -115,7 +115,7 @@ impl Pipeline {
     /// Runs one handler on one event to the end.
     async fn handle(&self, handler: &Arc<dyn Handler>, name: &Arc<str>, event: &Event, value: &[u8], blocker: &PartitionPause) {
         if self.is_duplicate(name, event).await {
-            self.count(name, event.event_type().as_str(), outcome::DUPLICATE);
+            self.count(name, Some(event.event_type()), outcome::DUPLICATE);
             return;
         }
         let attempted = self
@@ -128,7 +128,7 @@ impl Pipeline {
     }
 
     /// Counts one event's outcome.
-    pub(crate) fn count(&self, handler: &str, event_type: &'static str, outcome: &'static str) {
+    pub(crate) fn count(&self, handler: &str, event_type: Option<EventType>, outcome: &'static str) {
         self.metrics.count(handler, event_type, outcome, 1);
     }
 
@@ -159,7 +159,7 @@ impl Pipeline {
             Ok(()) => {
                 let outcome = if attempted.attempts > 1 { outcome::RETRIED } else { outcome::SUCCESS };
                 for (event, _) in events {
-                    self.count(name, event.event_type().as_str(), outcome);
+                    self.count(name, Some(event.event_type()), outcome);
                     self.fuse.record(false);
                 }
             }
@@ -177,7 +177,7 @@ impl Pipeline {
                         last_failure: Utc::now(),
                     };
                     self.dead_letter(dl).await;
-                    self.count(name, event.event_type().as_str(), outcome::DEAD_LETTERED);
+                    self.count(name, Some(event.event_type()), outcome::DEAD_LETTERED);
                     if self.fuse.record(true) {
                         blocker.stop_worker();
                     }
@@ -205,7 +205,7 @@ impl Pipeline {
             last_failure: now,
         };
         self.dead_letter(dl).await;
-        self.count(UNDECODABLE_HANDLER, "unknown", outcome::DEAD_LETTERED);
+        self.count(UNDECODABLE_HANDLER, None, outcome::DEAD_LETTERED);
         if self.fuse.record(true) {
             blocker.stop_worker();
         }
@@ -255,7 +255,7 @@ impl Process for Pipeline {
         // The clock read as the system's, without chrono's calendar conversion of `Utc::now`.
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let age_ms = now_ms - event.event.envelope.occurred_on.timestamp_millis();
-        self.metrics.end_to_end(event.event_type().as_str(), (age_ms.max(0) as f64) / 1000.0);
+        self.metrics.end_to_end(event.event_type(), (age_ms.max(0) as f64) / 1000.0);
     }
 }
 
