@@ -161,8 +161,8 @@ struct HandlerHandles {
 /// they belong to. They sit in fixed tables written once per slot (`OnceLock`): finding
 /// one is a comparison of the handler's name and an index by event type and outcome,
 /// with no hashing, no lock and no reference count that the lanes on other threads would
-/// contend for (the maps of snapshots they replaced cost an eighth of the runtime
-/// thread's time in a no-op run).
+/// contend for (with the maps of snapshots they replaced, the per-event metrics took 12 %
+/// of the runtime thread's time in a no-op run; with the tables, 4 %).
 pub(crate) struct GroupMetrics {
     group: String,
     handlers: [OnceLock<HandlerHandles>; HANDLER_SLOTS],

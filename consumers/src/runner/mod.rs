@@ -10,7 +10,8 @@
 //!   partition are processed one at a time in offset order; different keys and
 //!   partitions run concurrently, at most `max_in_flight` messages at once;
 //! * memory is bounded: librdkafka's prefetch (`consumer.prefetch_kbytes`) and the
-//!   in-flight bound;
+//!   in-flight bound; a finished message waits at most one poll round to be dropped by
+//!   the poll thread, which allocated it;
 //! * the poll loop has a thread of its own; the lanes run on the caller's runtime, so a
 //!   handler that is slow or blocks its thread never delays a poll (the worker stays in
 //!   its group and alive for its probe);
