@@ -3,7 +3,9 @@
     report.py table <dir>   prints the Markdown table of <dir>/figures.tsv
     report.py plot <dir>    writes <dir>/ratios.png (needs matplotlib)
     report.py latency <dir> writes <dir>/latency.png from <dir>/latency-<pct>.tsv, the CDF of
-                            each step of `ltf bench latency` (needs matplotlib)
+                            each step of `ltf bench latency`, and <dir>/timeline.png from
+                            <dir>/timeline-50.tsv, the 50 % step's slow events over time
+                            (needs matplotlib)
     report.py codec         reads criterion's output on stdin, prints "name<TAB>µs" lines
 
 figures.tsv: path, ours, unit, reference, reference's figure, ratio or "", target, met.
@@ -105,6 +107,32 @@ def latency(d):
         fig.suptitle(machine.read_text().strip(), fontsize=8)
     fig.tight_layout()
     fig.savefig(Path(d) / "latency.png", dpi=110)
+    timeline(d, plt)
+
+
+def timeline(d, plt):
+    """The 50 % step over time (timeline-50.tsv, per 100 ms of handling time): the share of
+    events over 10 ms and the slowest event of each window."""
+    f = Path(d) / "timeline-50.tsv"
+    if not f.exists():
+        return
+    rows_ = [l.split("\t") for l in f.read_text().splitlines()[1:] if l]
+    if not rows_:
+        return
+    t0 = int(rows_[0][0])
+    secs = [(int(r[0]) - t0) / 1000 for r in rows_]
+    fig, (share, worst) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    share.bar(secs, [100 * int(r[2]) / int(r[1]) for r in rows_], width=0.1, align="edge", color="#4c72b0")
+    share.set_ylabel("% of events > 10 ms")
+    share.set_title("The 50 % step over time, per 100 ms of handling time")
+    worst.plot(secs, [float(r[3]) for r in rows_], color="#c44e52", linewidth=0.8)
+    worst.axhline(10, color="#999999", linestyle="--", linewidth=0.8)
+    worst.set_ylabel("slowest event, ms")
+    worst.set_xlabel("seconds into the step")
+    for ax in (share, worst):
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(Path(d) / "timeline.png", dpi=110)
 
 
 def codec():

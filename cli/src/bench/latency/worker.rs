@@ -10,10 +10,14 @@
 //! * `reset` → `LTFLAT reset`: the latencies recorded so far are dropped;
 //! * `report <path>` → `LTFLAT report count=… mean_us=… p50_us=… p90_us=… p99_us=…
 //!   p999_us=… max_us=…`: the latencies since the last `reset`, their CDF written to
-//!   `<path>` (TSV: `latency_ms`, `fraction`), then dropped;
+//!   `<path>` (TSV: `latency_ms`, `fraction`) and their timeline beside it, `latency-<pct>`
+//!   named `timeline-<pct>` (TSV per 100 ms of handling time: `unix_ms`, `events`,
+//!   `over_10ms`, `max_ms`: when the slow events came, to set beside the broker's pauses),
+//!   then dropped;
 //! * end of input: the runner stops, the group's side topics are deleted, the process ends.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,7 +43,43 @@ struct Recorded {
     handled: AtomicU64,
     /// Events without a readable send time (none expected).
     unstamped: AtomicU64,
-    latency_us: Mutex<Histogram<u64>>,
+    latencies: Mutex<Latencies>,
+}
+
+/// The latencies since the last `reset`: their distribution and when they came.
+#[derive(Debug)]
+struct Latencies {
+    histogram: Histogram<u64>,
+    /// Per [`WINDOW_US`] of handling time (its start in µs since the epoch).
+    timeline: BTreeMap<u64, Window>,
+}
+
+impl Latencies {
+    fn new() -> Latencies {
+        Latencies { histogram: histogram(), timeline: BTreeMap::new() }
+    }
+
+    fn record(&mut self, handled_us: u64, latency_us: u64) {
+        self.histogram.saturating_record(latency_us);
+        let w = self.timeline.entry(handled_us - handled_us % WINDOW_US).or_default();
+        w.events += 1;
+        w.over += u64::from(latency_us > SLOW_US);
+        w.max_us = w.max_us.max(latency_us);
+    }
+}
+
+/// The timeline's resolution.
+const WINDOW_US: u64 = 100_000;
+/// A latency the timeline counts as slow: the target's p99 bound.
+const SLOW_US: u64 = 10_000;
+
+/// The events handled in one window of the timeline.
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    events: u64,
+    /// Events slower than [`SLOW_US`].
+    over: u64,
+    max_us: u64,
 }
 
 /// Microseconds from 1 µs to 10 minutes, 3 significant digits.
@@ -65,8 +105,8 @@ impl Handler for Stamp {
         let now = now_us();
         match event.meta.header(SENT_HEADER).and_then(|v| v.parse::<u64>().ok()) {
             Some(sent) => {
-                let mut h = self.0.latency_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                h.saturating_record(now.saturating_sub(sent).max(1));
+                let mut l = self.0.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                l.record(now, now.saturating_sub(sent).max(1));
             }
             None => {
                 self.0.unstamped.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +129,7 @@ pub async fn run(common: &Common, a: &LatencyArgs) -> Result<()> {
     ltf_consumers::metrics::describe();
 
     let recorded =
-        Arc::new(Recorded { handled: AtomicU64::new(0), unstamped: AtomicU64::new(0), latency_us: Mutex::new(histogram()) });
+        Arc::new(Recorded { handled: AtomicU64::new(0), unstamped: AtomicU64::new(0), latencies: Mutex::new(Latencies::new()) });
     let pipeline = WorkerBuilder::new(&group, codec, Router::new().register(Stamp(recorded.clone())), publisher).build();
     let config = WorkerConfig {
         consumer: ConsumerConfig::new(&common.bootstrap, &group),
@@ -149,15 +189,16 @@ fn answer(recorded: &Recorded, cmd: &str) -> Result<String> {
             recorded.unstamped.load(Ordering::Relaxed)
         )),
         "reset" => {
-            *recorded.latency_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = histogram();
+            *recorded.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Latencies::new();
             Ok("reset".into())
         }
         "report" if !arg.is_empty() => {
-            let h = std::mem::replace(
-                &mut *recorded.latency_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-                histogram(),
+            let Latencies { histogram: h, timeline } = std::mem::replace(
+                &mut *recorded.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                Latencies::new(),
             );
             write_cdf(&h, Path::new(arg))?;
+            write_timeline(&timeline, &timeline_path(Path::new(arg)))?;
             Ok(format!(
                 "report count={} mean_us={:.0} p50_us={} p90_us={} p99_us={} p999_us={} max_us={}",
                 h.len(),
@@ -184,4 +225,47 @@ fn write_cdf(h: &Histogram<u64>, path: &Path) -> Result<()> {
         }
     }
     std::fs::write(path, text).with_context(|| format!("writing the latency CDF to {}", path.display()))
+}
+
+/// Where the timeline of the CDF at `cdf` goes: `latency-50.tsv` → `timeline-50.tsv` (any
+/// other name gets `timeline-` before it).
+fn timeline_path(cdf: &Path) -> PathBuf {
+    let name = cdf.file_name().map_or_else(|| "latency.tsv".into(), |n| n.to_string_lossy());
+    cdf.with_file_name(format!("timeline-{}", name.strip_prefix("latency-").unwrap_or(&name)))
+}
+
+/// The timeline as `unix_ms<TAB>events<TAB>over_10ms<TAB>max_ms` lines, one per window with
+/// events, in time order (a header line first).
+fn write_timeline(timeline: &BTreeMap<u64, Window>, path: &Path) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut text = String::from("unix_ms\tevents\tover_10ms\tmax_ms\n");
+    for (start, w) in timeline {
+        let _ = writeln!(text, "{}\t{}\t{}\t{:.3}", start / 1000, w.events, w.over, w.max_us as f64 / 1000.0);
+    }
+    std::fs::write(path, text).with_context(|| format!("writing the latency timeline to {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeline_counts_each_window_s_events_slow_ones_and_maximum() {
+        let mut l = Latencies::new();
+        l.record(1_000_050_000, 2_000);
+        l.record(1_000_099_999, 12_000);
+        l.record(1_000_100_000, 10_000);
+        l.record(1_000_000_001, 30_000);
+        let dir = std::env::temp_dir().join(format!("ltf-timeline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cdf = dir.join("latency-50.tsv");
+        let path = timeline_path(&cdf);
+        assert_eq!(path, dir.join("timeline-50.tsv"));
+        assert_eq!(timeline_path(&dir.join("cdf.tsv")), dir.join("timeline-cdf.tsv"));
+        write_timeline(&l.timeline, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(text, "unix_ms\tevents\tover_10ms\tmax_ms\n1000000\t3\t2\t30.000\n1000100\t1\t0\t10.000\n");
+        assert_eq!(l.histogram.len(), 4);
+    }
 }
